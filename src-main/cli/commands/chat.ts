@@ -1,0 +1,5 @@
+import { CliError } from '../cli-error.js';
+
+export async function run(_argv: string[]): Promise<number> {
+  throw new CliError('the "chat" command is not implemented yet');
+}

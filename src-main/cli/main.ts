@@ -1,0 +1,60 @@
+/**
+ * `securechat-x` entry point: picks the command and hands it the remaining arguments.
+ * Each command lives in commands/ and parses its own flags with node:util parseArgs.
+ */
+import { CliError } from './cli-error.js';
+import { describeError } from './describe-error.js';
+
+type Command = (argv: string[]) => Promise<number>;
+
+const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }> = {
+  group: {
+    summary: 'create a group (CA + bundles) or add a member',
+    load: async () => (await import('./commands/group.js')).run,
+  },
+  inspect: {
+    summary: 'show a .p12 bundle or .pem certificate',
+    load: async () => (await import('./commands/inspect.js')).run,
+  },
+  relay: {
+    summary: 'run the relay server headless',
+    load: async () => (await import('./commands/relay.js')).run,
+  },
+  chat: { summary: 'terminal chat client', load: async () => (await import('./commands/chat.js')).run },
+};
+
+export const USAGE = `usage: securechat-x <command> [options]
+
+commands:
+${Object.entries(COMMANDS)
+  .map(([name, c]) => `  ${name.padEnd(9)} ${c.summary}`)
+  .join('\n')}
+
+Run securechat-x <command> --help for a command's options.
+Passwords are read from SECURECHAT_PASSWORD or --password-file FILE, never from arguments.
+`;
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(USAGE);
+    return name === undefined ? 2 : 0;
+  }
+  if (name === '--version') {
+    process.stdout.write('securechat-x 0.1.0\n');
+    return 0;
+  }
+  const command = COMMANDS[name];
+  if (!command) throw new CliError(`unknown command "${name}"\n\n${USAGE}`, 2);
+  return (await command.load())(rest);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`securechat-x: ${describeError(err)}\n`);
+    process.exitCode = err instanceof CliError ? err.exitCode : 1;
+  },
+);

@@ -1,0 +1,3 @@
+export * from './digital-envelope.js';
+export * from './errors.js';
+export * from './primitives.js';

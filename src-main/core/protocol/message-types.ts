@@ -1,0 +1,36 @@
+/** Wire codes of the v1 message types. Codes are never reused. */
+export const MESSAGE_TYPES = {
+  HELLO: 1,
+  CONNECTION: 2,
+  PRESENCE: 3,
+  CERT_REQUEST: 4,
+  CERT_RESPONSE: 5,
+  NONCE_REQUEST: 6,
+  NONCE_RESPONSE: 7,
+  KEY_DISTRIBUTION: 8,
+  ENCRYPTED_TEXT: 9,
+  DISCONNECT: 10,
+  ERROR: 11,
+  REKEY_REQUEST: 12,
+} as const;
+
+export type MessageType = keyof typeof MESSAGE_TYPES;
+
+const BY_CODE = new Map<number, MessageType>(
+  Object.entries(MESSAGE_TYPES).map(([name, code]) => [code, name as MessageType]),
+);
+
+export function messageTypeOf(code: number): MessageType | undefined {
+  return BY_CODE.get(code);
+}
+
+/** Types a member sends to be routed to one named member. */
+export const TARGETED_TYPES: ReadonlySet<MessageType> = new Set([
+  'NONCE_REQUEST',
+  'NONCE_RESPONSE',
+  'KEY_DISTRIBUTION',
+  'REKEY_REQUEST',
+]);
+
+/** Types only the relay may originate. */
+export const RELAY_TYPES: ReadonlySet<MessageType> = new Set(['HELLO', 'PRESENCE', 'CERT_RESPONSE', 'ERROR']);

@@ -1,0 +1,163 @@
+/**
+ * Body schemas for every message type. Bodies are UTF-8 JSON; binary fields are base64.
+ * Every schema is strict (unknown fields rejected) and every string, array and byte field bounded.
+ */
+import { z } from 'zod';
+import { IDENTITY_NAME_PATTERN } from '../pki/identity-name.js';
+import type { MessageType } from './message-types.js';
+
+export const LIMITS = {
+  members: 1024,
+  certificateBytes: 8 * 1024,
+  rsaBlockBytes: 1024,
+  keyDistributionBytes: 256 * 1024,
+  chatCiphertextBytes: 128 * 1024,
+  textChars: 16 * 1024,
+  reasonChars: 200,
+  errorMessageChars: 500,
+} as const;
+
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
+/** Base64 on the wire, a Buffer in code; `exact` or `max` bound the decoded length. */
+export function bytes(bound: { exact?: number; max?: number; min?: number }) {
+  const maxBytes = bound.exact ?? bound.max ?? 0;
+  return z
+    .string()
+    .max(Math.ceil(maxBytes / 3) * 4)
+    .regex(BASE64, 'must be base64')
+    .transform((s, ctx) => {
+      const buf = Buffer.from(s, 'base64');
+      // Reject non-canonical base64 so each byte string has exactly one encoding.
+      if (buf.toString('base64') !== s) {
+        ctx.addIssue({ code: 'custom', message: 'non-canonical base64' });
+        return z.NEVER;
+      }
+      if (bound.exact !== undefined && buf.length !== bound.exact) {
+        ctx.addIssue({ code: 'custom', message: `must be exactly ${bound.exact} bytes` });
+        return z.NEVER;
+      }
+      if (bound.min !== undefined && buf.length < bound.min) {
+        ctx.addIssue({ code: 'custom', message: `must be at least ${bound.min} bytes` });
+        return z.NEVER;
+      }
+      return buf;
+    });
+}
+
+export const IdentityName = z.string().regex(IDENTITY_NAME_PATTERN, 'invalid identity name');
+export const FingerprintHex = z
+  .string()
+  .regex(/^[0-9a-f]{64}$/, 'must be a lowercase hex SHA-256 fingerprint');
+export const Epoch = z.number().int().min(1).max(Number.MAX_SAFE_INTEGER);
+export const Counter = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+
+export const ERROR_CODES = [
+  'BadFrame',
+  'FrameTooLarge',
+  'UnsupportedVersion',
+  'UnknownType',
+  'BadSignature',
+  'SchemaViolation',
+  'NotAuthenticated',
+  'AuthFailed',
+  'AuthTimeout',
+  'CertificateRejected',
+  'SenderMismatch',
+  'UnknownTarget',
+  'NotAllowed',
+  'RateLimited',
+  'TooManyErrors',
+  'ServerFull',
+  'Replaced',
+  'SlowConsumer',
+  'ShuttingDown',
+] as const;
+export type RelayErrorCode = (typeof ERROR_CODES)[number];
+
+export const BODY_SCHEMAS = {
+  HELLO: z.strictObject({
+    challenge: bytes({ exact: 32 }),
+    relay: IdentityName,
+    maxFrameBytes: z
+      .number()
+      .int()
+      .min(1024)
+      .max(64 * 1024 * 1024),
+  }),
+  CONNECTION: z.strictObject({
+    challenge: bytes({ exact: 32 }),
+    relayFingerprint: FingerprintHex,
+  }),
+  PRESENCE: z.strictObject({
+    version: Counter,
+    members: z.array(z.strictObject({ name: IdentityName, fingerprint: FingerprintHex })).max(LIMITS.members),
+  }),
+  CERT_REQUEST: z.strictObject({
+    names: z.array(IdentityName).min(1).max(LIMITS.members),
+  }),
+  CERT_RESPONSE: z.strictObject({
+    certificates: z
+      .array(
+        z.strictObject({ name: IdentityName, certificate: bytes({ max: LIMITS.certificateBytes, min: 1 }) }),
+      )
+      .max(LIMITS.members),
+    unknown: z.array(IdentityName).max(LIMITS.members),
+  }),
+  NONCE_REQUEST: z.strictObject({
+    epoch: Epoch,
+    membershipVersion: Counter,
+    members: z.array(IdentityName).min(2).max(LIMITS.members),
+    challenge: bytes({ max: LIMITS.rsaBlockBytes, min: 1 }),
+  }),
+  NONCE_RESPONSE: z.strictObject({
+    epoch: Epoch,
+    sealed: bytes({ max: LIMITS.rsaBlockBytes, min: 1 }),
+  }),
+  KEY_DISTRIBUTION: z.strictObject({
+    epoch: Epoch,
+    wrappedKey: bytes({ max: LIMITS.rsaBlockBytes, min: 1 }),
+    iv: bytes({ exact: 12 }),
+    ciphertext: bytes({ max: LIMITS.keyDistributionBytes, min: 16 }),
+  }),
+  ENCRYPTED_TEXT: z.strictObject({
+    epoch: Epoch,
+    seq: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
+    iv: bytes({ exact: 12 }),
+    ciphertext: bytes({ max: LIMITS.chatCiphertextBytes, min: 16 }),
+  }),
+  DISCONNECT: z.strictObject({
+    reason: z.string().max(LIMITS.reasonChars),
+  }),
+  ERROR: z.strictObject({
+    code: z.enum(ERROR_CODES),
+    message: z.string().max(LIMITS.errorMessageChars),
+    fatal: z.boolean(),
+  }),
+  REKEY_REQUEST: z.strictObject({
+    minEpoch: Epoch,
+    reason: z.enum(['requested', 'stale-epoch', 'key-missing']),
+  }),
+} satisfies Record<MessageType, z.ZodType>;
+
+export type BodyOf<T extends MessageType> = z.output<(typeof BODY_SCHEMAS)[T]>;
+
+/** What travels inside KEY_DISTRIBUTION's envelope: the epoch's full nonce list. */
+export const KeyMaterialSchema = z.strictObject({
+  groupId: FingerprintHex,
+  epoch: Epoch,
+  initiator: IdentityName,
+  members: z.array(IdentityName).min(2).max(LIMITS.members),
+  nonces: z
+    .array(bytes({ exact: 32 }))
+    .min(2)
+    .max(LIMITS.members),
+});
+export type KeyMaterial = z.output<typeof KeyMaterialSchema>;
+
+/** What ENCRYPTED_TEXT's ciphertext decrypts to. */
+export const ChatPlaintextSchema = z.strictObject({
+  text: z.string().min(1).max(LIMITS.textChars),
+  sentAt: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+});
+export type ChatPlaintext = z.output<typeof ChatPlaintextSchema>;
