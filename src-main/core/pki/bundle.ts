@@ -79,7 +79,8 @@ export function readBundle(data: Uint8Array, password: string): LoadedBundle {
     const asn1 = forge.asn1.fromDer(forge.util.createBuffer(Buffer.from(data).toString('binary')));
     p12 = forge.pkcs12.pkcs12FromAsn1(asn1, true, password);
   } catch (err) {
-    const message = (err as Error).message ?? '';
+    // forge may throw non-Error values; never let that turn into a TypeError here.
+    const message = err instanceof Error ? err.message : String(err);
     if (/MAC could not be verified|Invalid password/i.test(message)) {
       throw new PkiError('WrongPassword', 'wrong password for this certificate bundle');
     }

@@ -90,6 +90,22 @@ export class FrameDecoder {
     return frames;
   }
 
+  /** True while a frame has been started (prefix or body bytes read) but not finished. */
+  get midFrame(): boolean {
+    return this.prefixFilled > 0 || this.partial !== undefined;
+  }
+
+  /**
+   * Call when the peer closes the stream: a frame cut short is a framing error, never something
+   * to wait for or to hand on half-filled.
+   */
+  end(): void {
+    if (this.failed) throw this.failed;
+    if (this.midFrame) {
+      this.fail(new ProtocolError('BadFrame', 'the stream ended in the middle of a frame', true));
+    }
+  }
+
   private check(length: number): void {
     if (length === 0) this.fail(new ProtocolError('BadFrame', 'zero-length frame', true));
     if (length > this.maxFrameBytes) {

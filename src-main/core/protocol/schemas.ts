@@ -37,6 +37,11 @@ export function bytes(bound: { exact?: number; max?: number; min?: number }) {
         ctx.addIssue({ code: 'custom', message: `must be exactly ${bound.exact} bytes` });
         return z.NEVER;
       }
+      // The string bound above allows up to 2 bytes past `max` (base64 groups of 3): check exactly.
+      if (bound.max !== undefined && buf.length > bound.max) {
+        ctx.addIssue({ code: 'custom', message: `must be at most ${bound.max} bytes` });
+        return z.NEVER;
+      }
       if (bound.min !== undefined && buf.length < bound.min) {
         ctx.addIssue({ code: 'custom', message: `must be at least ${bound.min} bytes` });
         return z.NEVER;
