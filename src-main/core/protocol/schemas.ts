@@ -26,7 +26,8 @@ export function bytes(bound: { exact?: number; max?: number; min?: number }) {
     .string()
     .max(Math.ceil(maxBytes / 3) * 4)
     .regex(BASE64, 'must be base64')
-    .transform((s, ctx) => {
+    // Typed as plain Buffer (any backing store) so callers can pass any Buffer into a body.
+    .transform((s, ctx): Buffer => {
       const buf = Buffer.from(s, 'base64');
       // Reject non-canonical base64 so each byte string has exactly one encoding.
       if (buf.toString('base64') !== s) {
