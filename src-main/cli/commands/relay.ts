@@ -1,5 +1,118 @@
+/**
+ * `securechat-x relay`: the relay server, headless. Prints exactly one line to stdout when ready,
+ * `listening on HOST:PORT`, and nothing else ever; logs are JSON lines (pino) on stderr.
+ * SIGINT / SIGTERM: members are told (ERROR ShuttingDown), the relay closes and exits 0.
+ */
+import { readFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { pino } from 'pino';
+import { LocalIdentity } from '../../core/pki/local-identity.js';
+import { DEFAULT_RELAY_LIMITS } from '../../relay/limits.js';
+import { LIMIT_FLAGS, limitsFromFlags } from '../../relay/limit-flags.js';
+import { RelayServer } from '../../relay/server.js';
 import { CliError } from '../cli-error.js';
+import { readPassword } from '../password.js';
 
-export async function run(_argv: string[]): Promise<number> {
-  throw new CliError('the "relay" command is not implemented yet');
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+export const RELAY_USAGE = `usage: securechat-x relay --bundle relay.p12 [options]
+
+Runs the relay server S. Prints "listening on HOST:PORT" on stdout when ready;
+logs JSON lines on stderr. The bundle password comes from SECURECHAT_PASSWORD or
+--password-file FILE.
+
+options:
+  --bundle FILE          the relay's certificate bundle (.p12, a relay bundle)
+  --host HOST            address to listen on (default 127.0.0.1)
+  --port PORT            TCP port (default 7443; 0 picks a free one)
+  --password-file FILE   read the bundle password from the first line of FILE
+  --log-level LEVEL      ${LOG_LEVELS.join(', ')} (default info)
+  -h, --help             this text
+
+limits (integers; rate limits: 0 = unlimited):
+${Object.entries(LIMIT_FLAGS)
+  .map(([flag, name]) => `  --${flag.padEnd(26)} default ${DEFAULT_RELAY_LIMITS[name]}`)
+  .join('\n')}
+`;
+
+function formatHost(host: string): string {
+  return host.includes(':') ? `[${host}]` : host;
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const limitOptions = Object.fromEntries(
+    Object.keys(LIMIT_FLAGS).map((f) => [f, { type: 'string' as const }]),
+  );
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      bundle: { type: 'string' },
+      host: { type: 'string', default: '127.0.0.1' },
+      port: { type: 'string', default: '7443' },
+      'password-file': { type: 'string' },
+      'log-level': { type: 'string', default: 'info' },
+      help: { type: 'boolean', short: 'h' },
+      ...limitOptions,
+    },
+    allowPositionals: false,
+    strict: true,
+  });
+  if (values.help) {
+    process.stdout.write(RELAY_USAGE);
+    return 0;
+  }
+  if (!values.bundle) throw new CliError(`--bundle is required\n\n${RELAY_USAGE}`, 2);
+  const port = Number(values.port);
+  if (!/^\d+$/.test(String(values.port)) || port > 65535) throw new CliError('--port must be 0-65535', 2);
+  const level = String(values['log-level']);
+  if (!LOG_LEVELS.includes(level))
+    throw new CliError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`, 2);
+  let limits;
+  try {
+    limits = limitsFromFlags(values);
+  } catch (err) {
+    throw new CliError((err as Error).message, 2);
+  }
+
+  const password = await readPassword(values['password-file'], 'relay bundle');
+  let data: Buffer;
+  try {
+    data = await readFile(values.bundle);
+  } catch (err) {
+    throw new CliError(`cannot read ${values.bundle}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
+  const identity = LocalIdentity.fromBundleFile(data, password, 'relay');
+
+  const logger = pino(
+    { level, base: { service: 'relay', pid: process.pid } },
+    pino.destination({ fd: 2, sync: true }),
+  );
+  let relay: RelayServer;
+  try {
+    relay = new RelayServer({ identity, limits, logger });
+  } catch (err) {
+    throw new CliError((err as Error).message, 2);
+  }
+  let address;
+  try {
+    address = await relay.listen({ host: values.host, port });
+  } catch (err) {
+    throw new CliError(`cannot listen on ${values.host}:${port}: ${(err as Error).message}`);
+  }
+  process.stdout.write(`listening on ${formatHost(address.host)}:${address.port}\n`);
+
+  return new Promise<number>((resolve) => {
+    const stop = (signal: string): void => {
+      logger.info({ event: 'signal', signal }, 'stopping');
+      relay.close(`the relay is shutting down (${signal})`).then(
+        () => resolve(0),
+        (err: unknown) => {
+          logger.error({ event: 'internal-error', err: String(err) }, 'shutdown failed');
+          resolve(1);
+        },
+      );
+    };
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
+  });
 }

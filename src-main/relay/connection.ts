@@ -1,0 +1,154 @@
+/**
+ * One TCP connection to the relay: its socket, frame decoder, authentication state, rate-limit
+ * buckets and the outbox of frames queued for it during the current read (flushed in one write).
+ */
+import type { Socket } from 'node:net';
+import type { Certificate } from '../core/pki/certificate.js';
+import { FrameDecoder } from '../core/protocol/index.js';
+import { TokenBucket, type RelayLimits } from './limits.js';
+
+export type ConnectionState =
+  /** Accepted; HELLO is being signed. Nothing is read yet. */
+  | 'hello'
+  /** HELLO sent; only CONNECTION is accepted. */
+  | 'awaiting-auth'
+  /** Authenticated: frames are routed. */
+  | 'member'
+  /** Closing: the last frames are flushing, nothing more is read or queued. */
+  | 'closing'
+  | 'closed';
+
+export class RelayConnection {
+  state: ConnectionState = 'hello';
+  challenge: Buffer | undefined;
+  certificate: Certificate | undefined;
+  readonly decoder: FrameDecoder;
+  readonly frameBucket: TokenBucket;
+  readonly byteBucket: TokenBucket;
+  authFailures = 0;
+  /** Why the connection ended, for the log. */
+  closeReason: string | undefined;
+  authTimer: NodeJS.Timeout | undefined;
+  private resumeTimer: NodeJS.Timeout | undefined;
+  private lingerTimer: NodeJS.Timeout | undefined;
+  private errors = 0;
+  private errorsAt = performance.now();
+  private outbox: Buffer[] = [];
+  private outboxBytes = 0;
+
+  constructor(
+    readonly id: number,
+    readonly socket: Socket,
+    readonly remote: string,
+    private readonly limits: RelayLimits,
+  ) {
+    this.decoder = new FrameDecoder(limits.maxPreAuthFrameBytes);
+    this.frameBucket = new TokenBucket(limits.rateFramesPerSec, limits.rateFrameBurst);
+    this.byteBucket = new TokenBucket(limits.rateBytesPerSec, limits.rateByteBurst);
+  }
+
+  get name(): string | undefined {
+    return this.certificate?.name;
+  }
+
+  get open(): boolean {
+    return this.state !== 'closing' && this.state !== 'closed';
+  }
+
+  /** Queues bytes for the next flush. Returns true if the outbox was empty (needs scheduling). */
+  queue(...parts: Buffer[]): boolean {
+    if (!this.open) return false;
+    const wasEmpty = this.outbox.length === 0;
+    for (const p of parts) {
+      this.outbox.push(p);
+      this.outboxBytes += p.length;
+    }
+    return wasEmpty;
+  }
+
+  /**
+   * Writes everything queued as one buffer (one syscall for a whole read's worth of frames).
+   * Returns the socket's pending output afterwards, for the stalled-reader check.
+   */
+  flush(): number {
+    if (this.outbox.length > 0 && !this.socket.destroyed && this.socket.writable) {
+      const [first] = this.outbox;
+      const data = this.outbox.length === 1 && first ? first : Buffer.concat(this.outbox, this.outboxBytes);
+      this.socket.write(data);
+    }
+    this.outbox = [];
+    this.outboxBytes = 0;
+    return this.socket.writableLength;
+  }
+
+  /**
+   * Counts a refused frame; the count decays by one every errorDecayMs. Returns true when the
+   * connection has reached maxProtocolErrors.
+   */
+  countError(): boolean {
+    const now = performance.now();
+    this.errors = Math.max(0, this.errors - (now - this.errorsAt) / this.limits.errorDecayMs);
+    this.errorsAt = now;
+    this.errors += 1;
+    return this.errors >= this.limits.maxProtocolErrors;
+  }
+
+  /** Charges one frame; if the connection is over its rate, stops reading until it is not. */
+  charge(frameBytes: number, cost = 1): void {
+    const wait = Math.max(this.frameBucket.take(cost), this.byteBucket.take(frameBytes + 4));
+    if (wait > 0 && this.resumeTimer === undefined && this.open) {
+      this.socket.pause();
+      this.resumeTimer = setTimeout(() => {
+        this.resumeTimer = undefined;
+        if (this.open) this.socket.resume();
+      }, wait);
+    }
+  }
+
+  /** Whether reading is paused by the rate limit. */
+  get throttled(): boolean {
+    return this.resumeTimer !== undefined;
+  }
+
+  /**
+   * Stops reading, flushes `last` (a final ERROR) after anything queued, ends the socket and
+   * destroys it if it has not closed within closeLingerMs (a stalled reader never drains).
+   */
+  close(reason: string, last?: Buffer, destroyNow = false): void {
+    if (!this.open) return;
+    this.closeReason ??= reason;
+    if (last) this.queue(last);
+    this.state = 'closing';
+    this.clearTimers();
+    this.socket.pause();
+    if (destroyNow) {
+      this.outbox = [];
+      this.socket.destroy();
+      return;
+    }
+    if (this.outbox.length > 0 && !this.socket.destroyed && this.socket.writable) {
+      const data = Buffer.concat(this.outbox, this.outboxBytes);
+      this.outbox = [];
+      this.socket.end(data);
+    } else {
+      this.socket.end();
+    }
+    this.lingerTimer = setTimeout(() => this.socket.destroy(), this.limits.closeLingerMs);
+    this.lingerTimer.unref();
+  }
+
+  /** The socket has closed: release timers. */
+  closed(): void {
+    this.state = 'closed';
+    this.clearTimers();
+    if (this.lingerTimer) clearTimeout(this.lingerTimer);
+    this.outbox = [];
+  }
+
+  private clearTimers(): void {
+    if (this.authTimer) clearTimeout(this.authTimer);
+    if (this.resumeTimer) clearTimeout(this.resumeTimer);
+    this.authTimer = undefined;
+    this.resumeTimer = undefined;
+  }
+}

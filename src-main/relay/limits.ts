@@ -1,0 +1,165 @@
+/**
+ * The relay's resource limits and the token bucket behind its rate limits. Every limit has a
+ * default (documented in docs/relay.md) and a CLI flag; 0 disables the rate limits.
+ */
+
+export interface RelayLimits {
+  /** Concurrent TCP connections, authenticated or not. More are refused with ERROR ServerFull. */
+  maxConnections: number;
+  /** Largest frame accepted from an authenticated member (bytes, without the length prefix). */
+  maxFrameBytes: number;
+  /** Largest frame accepted before authentication (a CONNECTION is a few KiB). */
+  maxPreAuthFrameBytes: number;
+  /** A connection that has not authenticated within this time gets ERROR AuthTimeout and is closed. */
+  authTimeoutMs: number;
+  /** Failed CONNECTION attempts one connection may make before it is closed. */
+  maxAuthFailures: number;
+  /** Failed CONNECTION attempts one remote address may make per minute (a token bucket). */
+  addressAuthFailuresPerMinute: number;
+  /**
+   * Refused frames (bad envelope, sender mismatch, unknown target, not allowed …) a connection may
+   * accumulate before ERROR TooManyErrors; the count decays by one every `errorDecayMs`.
+   */
+  maxProtocolErrors: number;
+  errorDecayMs: number;
+  /** Sustained frames per second one connection may send (0 = unlimited), and the burst above it. */
+  rateFramesPerSec: number;
+  rateFrameBurst: number;
+  /** Sustained bytes per second one connection may send (0 = unlimited), and the burst above it. */
+  rateBytesPerSec: number;
+  rateByteBurst: number;
+  /** Rate-limit tokens a CERT_REQUEST costs (the relay signs its answer). */
+  certRequestCost: number;
+  /**
+   * Bytes the relay may hold queued for one receiver (socket.writableLength). A receiver past it
+   * is a stalled reader and is disconnected with ERROR SlowConsumer.
+   */
+  maxOutboundBytes: number;
+  /** PRESENCE is broadcast at most once per interval; changes within it are coalesced. */
+  presenceIntervalMs: number;
+  /** How long a closing connection may take to flush its last frames before it is destroyed. */
+  closeLingerMs: number;
+}
+
+export const DEFAULT_RELAY_LIMITS: Readonly<RelayLimits> = Object.freeze({
+  maxConnections: 256,
+  maxFrameBytes: 1024 * 1024,
+  maxPreAuthFrameBytes: 16 * 1024,
+  authTimeoutMs: 10_000,
+  maxAuthFailures: 3,
+  addressAuthFailuresPerMinute: 30,
+  maxProtocolErrors: 10,
+  errorDecayMs: 60_000,
+  rateFramesPerSec: 500,
+  rateFrameBurst: 1000,
+  rateBytesPerSec: 4 * 1024 * 1024,
+  rateByteBurst: 8 * 1024 * 1024,
+  certRequestCost: 50,
+  maxOutboundBytes: 8 * 1024 * 1024,
+  presenceIntervalMs: 50,
+  closeLingerMs: 2000,
+});
+
+const BOUNDS: Record<keyof RelayLimits, [min: number, max: number]> = {
+  maxConnections: [1, 1_000_000],
+  maxFrameBytes: [1024, 64 * 1024 * 1024],
+  maxPreAuthFrameBytes: [1024, 1024 * 1024],
+  authTimeoutMs: [100, 3_600_000],
+  maxAuthFailures: [1, 1000],
+  addressAuthFailuresPerMinute: [1, 1_000_000],
+  maxProtocolErrors: [1, 1_000_000],
+  errorDecayMs: [1, 86_400_000],
+  rateFramesPerSec: [0, 100_000_000],
+  rateFrameBurst: [1, 100_000_000],
+  rateBytesPerSec: [0, 1024 ** 4],
+  rateByteBurst: [1, 1024 ** 4],
+  certRequestCost: [1, 1_000_000],
+  maxOutboundBytes: [64 * 1024, 1024 ** 4],
+  presenceIntervalMs: [0, 60_000],
+  closeLingerMs: [0, 60_000],
+};
+
+export const LIMIT_NAMES = Object.keys(BOUNDS) as (keyof RelayLimits)[];
+
+/** Defaults overlaid with `overrides`; throws a RangeError naming the first limit out of range. */
+export function resolveLimits(overrides: Partial<RelayLimits> = {}): RelayLimits {
+  const limits: RelayLimits = { ...DEFAULT_RELAY_LIMITS };
+  for (const name of LIMIT_NAMES) {
+    const value = overrides[name];
+    if (value === undefined) continue;
+    const [min, max] = BOUNDS[name];
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+      throw new RangeError(`relay limit ${name} must be an integer from ${min} to ${max}`);
+    }
+    limits[name] = value;
+  }
+  if (limits.maxPreAuthFrameBytes > limits.maxFrameBytes) {
+    throw new RangeError('relay limit maxPreAuthFrameBytes must not exceed maxFrameBytes');
+  }
+  if (limits.rateBytesPerSec > 0 && limits.rateByteBurst < limits.maxFrameBytes) {
+    // A frame larger than the whole bucket would still pass (the bucket goes into debt), so this
+    // only keeps the arithmetic honest: the burst should hold at least one largest frame.
+    limits.rateByteBurst = limits.maxFrameBytes;
+  }
+  return limits;
+}
+
+/**
+ * A token bucket that may go into debt: a frame already read is always processed, and the
+ * connection then waits (its socket paused) until the bucket is back above zero.
+ */
+export class TokenBucket {
+  private tokens: number;
+  private last: number;
+
+  constructor(
+    /** Tokens per second; 0 = unlimited. */
+    readonly rate: number,
+    readonly burst: number,
+    private readonly now: () => number = () => performance.now(),
+  ) {
+    this.tokens = burst;
+    this.last = now();
+  }
+
+  get unlimited(): boolean {
+    return this.rate === 0;
+  }
+
+  private refill(): void {
+    const t = this.now();
+    this.tokens = Math.min(this.burst, this.tokens + ((t - this.last) * this.rate) / 1000);
+    this.last = t;
+  }
+
+  /** Takes `n` tokens; returns 0 if the bucket is still non-negative, else the ms until it is. */
+  take(n: number): number {
+    if (this.rate === 0) return 0;
+    this.refill();
+    this.tokens -= n;
+    return this.tokens >= 0 ? 0 : Math.ceil((-this.tokens * 1000) / this.rate);
+  }
+
+  /** Takes one token only if one is available (for budgets that refuse rather than wait). */
+  tryTake(n = 1): boolean {
+    if (this.rate === 0) return true;
+    this.refill();
+    if (this.tokens < n) return false;
+    this.tokens -= n;
+    return true;
+  }
+
+  /** Tokens available now. */
+  get available(): number {
+    if (this.rate === 0) return Number.POSITIVE_INFINITY;
+    this.refill();
+    return this.tokens;
+  }
+
+  /** True once the bucket has refilled completely (the state is no longer worth keeping). */
+  get full(): boolean {
+    if (this.rate === 0) return true;
+    this.refill();
+    return this.tokens >= this.burst;
+  }
+}

@@ -1,0 +1,65 @@
+/**
+ * Routing by header only: where an authenticated member's frame goes, decided from its type,
+ * sender fingerprint and target, never from its body. The frame bytes are forwarded untouched.
+ */
+import { RELAY_TYPES, TARGETED_TYPES, type EnvelopeHeader } from '../core/protocol/index.js';
+import type { RelayConnection } from './connection.js';
+import { RelayRefusal } from './errors.js';
+
+export type Route =
+  /** Forward the frame, as received, to these members. */
+  | { kind: 'forward'; to: RelayConnection[] }
+  /** The relay answers it itself (after checking its signature). */
+  | { kind: 'cert-request' }
+  /** Forward to every other member, then close the sender's connection. */
+  | { kind: 'disconnect'; to: RelayConnection[] };
+
+export function route(
+  header: EnvelopeHeader,
+  from: RelayConnection,
+  members: ReadonlyMap<string, RelayConnection>,
+): Route {
+  const type = header.type;
+  if (RELAY_TYPES.has(type)) throw new RelayRefusal('NotAllowed', `only the relay may send ${type}`);
+  if (type === 'CONNECTION') throw new RelayRefusal('NotAllowed', 'this connection is already authenticated');
+  const own = from.certificate;
+  if (!own) throw new RelayRefusal('NotAuthenticated', 'send CONNECTION first');
+  if (header.sender.kind !== 'fingerprint' || !header.sender.fingerprint.equals(own.fingerprint)) {
+    throw new RelayRefusal(
+      'SenderMismatch',
+      `${type} must name this connection's identity (${own.name}) by certificate fingerprint`,
+    );
+  }
+  if (TARGETED_TYPES.has(type)) {
+    const target = header.target;
+    if (target.length === 0)
+      throw new RelayRefusal('UnknownTarget', `${type} must name the member it is for`);
+    const to = members.get(target);
+    if (!to || to === from || to.state !== 'member') {
+      throw new RelayRefusal(
+        'UnknownTarget',
+        `${type} for ${target}: no other member of that name is connected`,
+      );
+    }
+    return { kind: 'forward', to: [to] };
+  }
+  if (header.target.length > 0) {
+    throw new RelayRefusal('NotAllowed', `${type} must not name a target`);
+  }
+  switch (type) {
+    case 'ENCRYPTED_TEXT':
+      return { kind: 'forward', to: others(from, members) };
+    case 'CERT_REQUEST':
+      return { kind: 'cert-request' };
+    case 'DISCONNECT':
+      return { kind: 'disconnect', to: others(from, members) };
+    default:
+      throw new RelayRefusal('NotAllowed', `${type} is not routed by the relay`);
+  }
+}
+
+function others(from: RelayConnection, members: ReadonlyMap<string, RelayConnection>): RelayConnection[] {
+  const out: RelayConnection[] = [];
+  for (const m of members.values()) if (m !== from && m.state === 'member') out.push(m);
+  return out;
+}

@@ -1,0 +1,608 @@
+/**
+ * Relay S: accepts TCP connections, authenticates members (HELLO / CONNECTION), publishes the
+ * signed member list (PRESENCE), answers CERT_REQUEST and forwards members' frames by header.
+ * It never holds the group key and never parses a routed frame's body.
+ *
+ * Every event handler is wrapped: an exception while handling one connection closes that
+ * connection and is logged; it cannot take the process down or touch other connections.
+ */
+import { EventEmitter } from 'node:events';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { pino, type Logger } from 'pino';
+import type { Certificate } from '../core/pki/certificate.js';
+import type { LocalIdentity } from '../core/pki/local-identity.js';
+import {
+  decodeBody,
+  lengthPrefix,
+  ProtocolError,
+  readHeader,
+  verifyHeader,
+  type EnvelopeHeader,
+  type RelayErrorCode,
+} from '../core/protocol/index.js';
+import { authenticate } from './auth.js';
+import { RelayConnection } from './connection.js';
+import { RelayRefusal } from './errors.js';
+import { resolveLimits, TokenBucket, type RelayLimits } from './limits.js';
+import { RelayFrames, type PresenceMember } from './relay-frames.js';
+import { route } from './routing.js';
+
+export interface RelayServerOptions {
+  /** The relay's identity (a relay / serverAuth bundle); its CA is the group's. */
+  identity: LocalIdentity;
+  limits?: Partial<RelayLimits>;
+  /** Structured log sink; silent if omitted. Message bodies are never logged. */
+  logger?: Logger;
+}
+
+export interface RelayStats {
+  /** Open TCP connections, authenticated or not. */
+  connections: number;
+  /** Authenticated members. */
+  members: number;
+  /** Frames received from clients. */
+  framesReceived: number;
+  /** Member frames routed (each counted once, however many receivers). */
+  framesForwarded: number;
+  /** Frame copies written to receivers by forwarding. */
+  deliveries: number;
+  bytesForwarded: number;
+  /** ERROR frames sent, by code. */
+  refusals: Partial<Record<RelayErrorCode, number>>;
+  /** Current PRESENCE version. */
+  membershipVersion: number;
+}
+
+export interface RelayEvents {
+  /** The member list changed (sent as PRESENCE with this version). */
+  members: [members: PresenceMember[], version: number];
+  /** listen() succeeded. */
+  listening: [address: { host: string; port: number }];
+  /** close() finished. */
+  closed: [];
+}
+
+const ADDRESS_BUDGET_ENTRIES = 10_000;
+
+export class RelayServer extends EventEmitter<RelayEvents> {
+  readonly limits: RelayLimits;
+  private readonly identity: LocalIdentity;
+  private readonly log: Logger;
+  private readonly frames: RelayFrames;
+  private server: Server | undefined;
+  private readonly connections = new Set<RelayConnection>();
+  private readonly members = new Map<string, RelayConnection>();
+  private readonly addressBudgets = new Map<string, TokenBucket>();
+  private readonly dirty = new Set<RelayConnection>();
+  private flushScheduled = false;
+  private nextId = 1;
+  private version = 0;
+  private presenceTimer: NodeJS.Timeout | undefined;
+  private lastPresenceAt = Number.NEGATIVE_INFINITY;
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private closing: Promise<void> | undefined;
+  private readonly counters = { framesReceived: 0, framesForwarded: 0, deliveries: 0, bytesForwarded: 0 };
+  private readonly refusals: Partial<Record<RelayErrorCode, number>> = {};
+
+  constructor(options: RelayServerOptions) {
+    super();
+    if (!options.identity.certificate.serverAuth) {
+      throw new TypeError(`"${options.identity.name}" is not a relay identity (no serverAuth certificate)`);
+    }
+    this.identity = options.identity;
+    this.limits = resolveLimits(options.limits);
+    this.log = options.logger ?? pino({ level: 'silent' });
+    this.frames = new RelayFrames(this.identity, this.limits.maxFrameBytes);
+  }
+
+  /** Starts listening; `port: 0` picks a free port. Resolves with the bound address. */
+  listen(options: { host?: string; port?: number } = {}): Promise<{ host: string; port: number }> {
+    if (this.server) return Promise.reject(new Error('the relay is already listening'));
+    const server = createServer({ noDelay: true, keepAlive: true, keepAliveInitialDelay: 30_000 });
+    this.server = server;
+    server.on('connection', (socket) => this.guard(undefined, () => this.accept(socket)));
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error): void => {
+        this.server = undefined;
+        reject(err);
+      };
+      server.once('error', onError);
+      server.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? 7443 }, () => {
+        server.off('error', onError);
+        server.on('error', (err) =>
+          this.log.error({ event: 'server-error', err: err.message }, 'listener error'),
+        );
+        const address = server.address() as AddressInfo;
+        const bound = { host: address.address, port: address.port };
+        this.sweepTimer = setInterval(() => this.sweepAddressBudgets(), 60_000);
+        this.sweepTimer.unref();
+        this.log.info({ event: 'listening', ...bound, relay: this.identity.name }, 'relay listening');
+        this.emit('listening', bound);
+        resolve(bound);
+      });
+    });
+  }
+
+  /** The bound address, once listening. */
+  get address(): { host: string; port: number } | undefined {
+    const a = this.server?.address();
+    return a && typeof a === 'object' ? { host: a.address, port: a.port } : undefined;
+  }
+
+  /** Current members, sorted by name. */
+  memberList(): PresenceMember[] {
+    const list: PresenceMember[] = [];
+    for (const c of this.members.values()) {
+      if (c.certificate) list.push({ name: c.certificate.name, fingerprint: c.certificate.fingerprintHex });
+    }
+    return list.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  stats(): RelayStats {
+    return {
+      connections: this.connections.size,
+      members: this.members.size,
+      ...this.counters,
+      refusals: { ...this.refusals },
+      membershipVersion: this.version,
+    };
+  }
+
+  /**
+   * Stops accepting, tells every connection `ERROR ShuttingDown` (fatal), lets them flush for up
+   * to closeLingerMs and then closes. Idempotent.
+   */
+  close(reason = 'the relay is shutting down'): Promise<void> {
+    this.closing ??= this.shutdown(reason);
+    return this.closing;
+  }
+
+  private async shutdown(reason: string): Promise<void> {
+    this.log.info({ event: 'shutdown', reason, connections: this.connections.size }, 'relay shutting down');
+    if (this.presenceTimer) clearTimeout(this.presenceTimer);
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    const server = this.server;
+    const serverClosed = server
+      ? new Promise<void>((resolve) => server.close(() => resolve()))
+      : Promise.resolve();
+    const shutdownFrame =
+      this.connections.size > 0 ? this.frames.error('ShuttingDown', reason, true) : undefined;
+    const sockets = [...this.connections].map(
+      (c) =>
+        new Promise<void>((resolve) =>
+          c.state === 'closed' ? resolve() : c.socket.once('close', () => resolve()),
+        ),
+    );
+    for (const c of [...this.connections]) {
+      this.guard(c, () => this.drop(c, 'shutdown', c.state === 'hello' ? undefined : shutdownFrame));
+    }
+    await Promise.all([serverClosed, ...sockets]);
+    this.members.clear();
+    this.log.info({ event: 'closed' }, 'relay closed');
+    this.emit('closed');
+  }
+
+  // ---- accept and authenticate --------------------------------------------------------------
+
+  private accept(socket: Socket): void {
+    const remote = socket.remoteAddress ?? 'unknown';
+    socket.on('error', () => {
+      // ECONNRESET and friends: the 'close' handler does the cleanup.
+    });
+    if (this.closing) {
+      socket.destroy();
+      return;
+    }
+    if (this.connections.size >= this.limits.maxConnections) {
+      this.refuseAtAccept(
+        socket,
+        remote,
+        'ServerFull',
+        `the relay is full (${this.limits.maxConnections} connections)`,
+      );
+      return;
+    }
+    const budget = this.addressBudgets.get(remote);
+    if (budget && budget.available < 1) {
+      this.refuseAtAccept(
+        socket,
+        remote,
+        'AuthFailed',
+        'too many failed logins from this address; try again later',
+      );
+      return;
+    }
+    const conn = new RelayConnection(this.nextId++, socket, remote, this.limits);
+    this.connections.add(conn);
+    this.log.info({ event: 'accepted', conn: conn.id, remote }, 'connection accepted');
+    socket.setNoDelay(true);
+    socket.setKeepAlive(true, 30_000);
+    socket.on('close', () => this.guard(undefined, () => this.onClosed(conn)));
+    conn.authTimer = setTimeout(
+      () =>
+        this.guard(conn, () =>
+          this.drop(
+            conn,
+            'auth-timeout',
+            conn.state === 'hello'
+              ? undefined
+              : this.refusal(
+                  conn,
+                  'AuthTimeout',
+                  `not authenticated within ${this.limits.authTimeoutMs} ms`,
+                  true,
+                ),
+          ),
+        ),
+      this.limits.authTimeoutMs,
+    );
+    this.frames.hello().then(
+      ({ challenge, frame }) =>
+        this.guard(conn, () => {
+          if (conn.state !== 'hello') return;
+          conn.challenge = challenge;
+          conn.state = 'awaiting-auth';
+          this.send(conn, frame);
+          socket.on('data', (chunk: Buffer) => this.guard(conn, () => this.onData(conn, chunk)));
+        }),
+      (err: unknown) => {
+        this.log.error({ event: 'internal-error', conn: conn.id, err: String(err) }, 'signing HELLO failed');
+        socket.destroy();
+      },
+    );
+  }
+
+  private refuseAtAccept(socket: Socket, remote: string, code: RelayErrorCode, message: string): void {
+    this.refusals[code] = (this.refusals[code] ?? 0) + 1;
+    this.log.warn({ event: 'refused', code, remote, reason: message }, 'connection refused');
+    socket.end(Buffer.concat([this.frames.refusalHelloFrame(), this.frames.error(code, message, true)]));
+    setTimeout(() => socket.destroy(), this.limits.closeLingerMs).unref();
+  }
+
+  private onData(conn: RelayConnection, chunk: Buffer): void {
+    if (!conn.open) return;
+    let payloads: Buffer[];
+    try {
+      payloads = conn.decoder.push(chunk);
+    } catch (err) {
+      if (!(err instanceof ProtocolError)) throw err;
+      // Framing is lost: nothing after this can be trusted.
+      this.drop(conn, `framing: ${err.code}`, this.refusal(conn, refusalCode(err.code), err.message, true));
+      return;
+    }
+    for (const payload of payloads) {
+      if (!conn.open) break;
+      this.counters.framesReceived++;
+      if (conn.state === 'member') this.onMemberFrame(conn, payload);
+      else this.onLoginFrame(conn, payload);
+    }
+  }
+
+  private onLoginFrame(conn: RelayConnection, payload: Buffer): void {
+    conn.charge(payload.length);
+    let header: EnvelopeHeader;
+    try {
+      header = readHeader(payload);
+    } catch (err) {
+      if (!(err instanceof ProtocolError)) throw err;
+      this.refuseFrame(conn, refusalCode(err.code), err.message);
+      return;
+    }
+    let cert: Certificate;
+    try {
+      if (!conn.challenge) throw new Error('login frame before HELLO');
+      cert = authenticate(header, conn.challenge, this.identity);
+    } catch (err) {
+      if (!(err instanceof RelayRefusal)) throw err;
+      if (err.code === 'NotAuthenticated' || err.code === 'SchemaViolation') {
+        this.refuseFrame(conn, err.code, err.message);
+        return;
+      }
+      this.authFailed(conn, err);
+      return;
+    }
+    this.admit(conn, cert);
+  }
+
+  private authFailed(conn: RelayConnection, err: RelayRefusal): void {
+    conn.authFailures++;
+    let budget = this.addressBudgets.get(conn.remote);
+    if (!budget) {
+      const perMinute = this.limits.addressAuthFailuresPerMinute;
+      budget = new TokenBucket(perMinute / 60, perMinute);
+      this.addressBudgets.set(conn.remote, budget);
+      if (this.addressBudgets.size > ADDRESS_BUDGET_ENTRIES) this.sweepAddressBudgets(true);
+    }
+    const addressOk = budget.tryTake(1);
+    this.log.warn(
+      { event: 'auth-failed', conn: conn.id, remote: conn.remote, code: err.code, reason: err.message },
+      'login refused',
+    );
+    if (!addressOk) {
+      this.drop(
+        conn,
+        'auth-failed',
+        this.refusal(conn, err.code, `${err.message}; too many failed logins from this address`, true),
+      );
+    } else if (conn.authFailures >= this.limits.maxAuthFailures) {
+      this.drop(
+        conn,
+        'auth-failed',
+        this.refusal(
+          conn,
+          err.code,
+          `${err.message}; ${conn.authFailures} failed logins on this connection`,
+          true,
+        ),
+      );
+    } else {
+      this.send(conn, this.refusal(conn, err.code, err.message, false));
+    }
+  }
+
+  private admit(conn: RelayConnection, cert: Certificate): void {
+    conn.certificate = cert;
+    conn.state = 'member';
+    conn.decoder.maxFrameBytes = this.limits.maxFrameBytes;
+    if (conn.authTimer) clearTimeout(conn.authTimer);
+    conn.authTimer = undefined;
+    const previous = this.members.get(cert.name);
+    this.members.set(cert.name, conn);
+    if (previous && previous !== conn) {
+      this.log.info({ event: 'replaced', name: cert.name, conn: previous.id, by: conn.id }, 'login replaced');
+      previous.closeReason = 'replaced';
+      this.drop(
+        previous,
+        'replaced',
+        this.refusal(previous, 'Replaced', `${cert.name} logged in on another connection`, true),
+      );
+    }
+    this.log.info(
+      {
+        event: 'joined',
+        conn: conn.id,
+        remote: conn.remote,
+        name: cert.name,
+        fingerprint: cert.fingerprintHex,
+      },
+      'member joined',
+    );
+    this.schedulePresence();
+  }
+
+  // ---- routing -------------------------------------------------------------------------------
+
+  private onMemberFrame(conn: RelayConnection, payload: Buffer): void {
+    let header: EnvelopeHeader;
+    try {
+      header = readHeader(payload);
+    } catch (err) {
+      conn.charge(payload.length);
+      if (!(err instanceof ProtocolError)) throw err;
+      this.refuseFrame(conn, refusalCode(err.code), err.message);
+      return;
+    }
+    conn.charge(payload.length, header.type === 'CERT_REQUEST' ? this.limits.certRequestCost : 1);
+    try {
+      const r = route(header, conn, this.members);
+      switch (r.kind) {
+        case 'forward':
+          this.forward(payload, r.to);
+          return;
+        case 'cert-request':
+          this.answerCertRequest(conn, header);
+          return;
+        case 'disconnect':
+          this.verifyOwn(conn, header);
+          decodeBody('DISCONNECT', header.body);
+          this.forward(payload, r.to);
+          this.drop(conn, 'disconnect');
+          return;
+      }
+    } catch (err) {
+      if (err instanceof RelayRefusal) {
+        this.refuseFrame(conn, err.code, err.message);
+        return;
+      }
+      if (err instanceof ProtocolError) {
+        this.refuseFrame(conn, refusalCode(err.code), err.message);
+        return;
+      }
+      throw err;
+    }
+  }
+
+  private forward(payload: Buffer, to: RelayConnection[]): void {
+    if (to.length === 0) return;
+    const prefix = lengthPrefix(payload.length);
+    for (const c of to) this.send(c, prefix, payload);
+    this.counters.framesForwarded++;
+    this.counters.deliveries += to.length;
+    this.counters.bytesForwarded += (payload.length + 4) * to.length;
+  }
+
+  private verifyOwn(conn: RelayConnection, header: EnvelopeHeader): void {
+    if (!conn.certificate) throw new RelayRefusal('NotAuthenticated', 'send CONNECTION first');
+    verifyHeader(header, conn.certificate.publicKey);
+  }
+
+  private answerCertRequest(conn: RelayConnection, header: EnvelopeHeader): void {
+    this.verifyOwn(conn, header);
+    const { names } = decodeBody('CERT_REQUEST', header.body);
+    const certificates: { name: string; certificate: Buffer }[] = [];
+    const unknown: string[] = [];
+    for (const name of new Set(names)) {
+      const member = this.members.get(name)?.certificate;
+      if (member) certificates.push({ name, certificate: member.der });
+      else if (name === this.identity.name)
+        certificates.push({ name, certificate: this.identity.certificate.der });
+      else unknown.push(name);
+    }
+    this.frames.certResponse(certificates, unknown).then(
+      (frame) => this.guard(conn, () => conn.state === 'member' && this.send(conn, frame)),
+      (err: unknown) =>
+        this.log.error(
+          { event: 'internal-error', conn: conn.id, err: String(err) },
+          'signing CERT_RESPONSE failed',
+        ),
+    );
+  }
+
+  // ---- membership ----------------------------------------------------------------------------
+
+  private schedulePresence(): void {
+    if (this.presenceTimer || this.closing) return;
+    const wait = Math.max(0, this.lastPresenceAt + this.limits.presenceIntervalMs - performance.now());
+    this.presenceTimer = setTimeout(() => this.guard(undefined, () => this.broadcastPresence()), wait);
+  }
+
+  private broadcastPresence(): void {
+    this.presenceTimer = undefined;
+    if (this.closing) return;
+    this.lastPresenceAt = performance.now();
+    this.version++;
+    const members = this.memberList();
+    const frame = this.frames.presence(this.version, members);
+    for (const c of this.members.values()) this.send(c, frame);
+    this.log.info(
+      { event: 'presence', version: this.version, members: members.length },
+      'membership changed',
+    );
+    this.emit('members', members, this.version);
+  }
+
+  /** Closes a connection (optionally after a final ERROR) and removes it from the members. */
+  private drop(conn: RelayConnection, reason: string, last?: Buffer, destroyNow = false): void {
+    if (!conn.open) return;
+    this.dirty.delete(conn);
+    conn.close(reason, last, destroyNow);
+    this.leave(conn);
+  }
+
+  private leave(conn: RelayConnection): void {
+    const name = conn.name;
+    if (name !== undefined && this.members.get(name) === conn) {
+      this.members.delete(name);
+      this.log.info(
+        { event: 'left', conn: conn.id, name, reason: conn.closeReason ?? 'closed' },
+        'member left',
+      );
+      this.schedulePresence();
+    }
+  }
+
+  private onClosed(conn: RelayConnection): void {
+    if (conn.open) conn.closeReason ??= 'connection lost';
+    conn.closed();
+    this.dirty.delete(conn);
+    this.connections.delete(conn);
+    this.leave(conn);
+    this.log.info(
+      { event: 'closed', conn: conn.id, name: conn.name, reason: conn.closeReason },
+      'connection closed',
+    );
+  }
+
+  // ---- output ------------------------------------------------------------------------------
+
+  /** Queues bytes for `conn`; everything queued during one read is written at once afterwards. */
+  private send(conn: RelayConnection, ...parts: Buffer[]): void {
+    if (!conn.open) return;
+    conn.queue(...parts);
+    this.dirty.add(conn);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      queueMicrotask(() => this.flushAll());
+    }
+  }
+
+  private flushAll(): void {
+    this.flushScheduled = false;
+    const batch = [...this.dirty];
+    this.dirty.clear();
+    for (const c of batch) {
+      this.guard(c, () => {
+        const pending = c.flush();
+        if (pending > this.limits.maxOutboundBytes && c.open) {
+          this.log.warn(
+            { event: 'slow-consumer', conn: c.id, name: c.name, pendingBytes: pending },
+            'receiver is not reading',
+          );
+          this.drop(
+            c,
+            'slow-consumer',
+            this.refusal(
+              c,
+              'SlowConsumer',
+              `more than ${this.limits.maxOutboundBytes} bytes waiting; not reading`,
+              true,
+            ),
+          );
+        }
+      });
+    }
+  }
+
+  /** An ERROR frame, counted and logged (never with a message body). */
+  private refusal(conn: RelayConnection, code: RelayErrorCode, message: string, fatal: boolean): Buffer {
+    this.refusals[code] = (this.refusals[code] ?? 0) + 1;
+    this.log.warn(
+      { event: 'refused', conn: conn.id, name: conn.name, code, fatal, reason: message },
+      'refused',
+    );
+    return this.frames.error(code, message, fatal);
+  }
+
+  /** A refused frame: ERROR back, and the connection closes once it has made too many. */
+  private refuseFrame(conn: RelayConnection, code: RelayErrorCode, message: string): void {
+    if (conn.countError()) {
+      this.drop(
+        conn,
+        'too-many-errors',
+        this.refusal(conn, 'TooManyErrors', `too many refused frames; last: ${code}: ${message}`, true),
+      );
+      return;
+    }
+    this.send(conn, this.refusal(conn, code, message, false));
+  }
+
+  private sweepAddressBudgets(force = false): void {
+    for (const [address, bucket] of this.addressBudgets) {
+      if (bucket.full) this.addressBudgets.delete(address);
+    }
+    if (force) {
+      // Still over the bound: forget the oldest entries (a bounded map, whatever the traffic).
+      for (const address of this.addressBudgets.keys()) {
+        if (this.addressBudgets.size <= ADDRESS_BUDGET_ENTRIES / 2) break;
+        this.addressBudgets.delete(address);
+      }
+    }
+  }
+
+  /** Runs a handler; an exception closes only the connection it belongs to and is logged. */
+  private guard(conn: RelayConnection | undefined, fn: () => unknown): void {
+    try {
+      fn();
+    } catch (err) {
+      this.log.error(
+        {
+          event: 'internal-error',
+          conn: conn?.id,
+          err: err instanceof Error ? (err.stack ?? err.message) : String(err),
+        },
+        'handler failed',
+      );
+      if (conn) {
+        try {
+          this.drop(conn, 'internal-error', undefined, true);
+        } catch {
+          conn.socket.destroy();
+        }
+      }
+    }
+  }
+}
+
+function refusalCode(code: ProtocolError['code']): RelayErrorCode {
+  return code === 'UnknownSender' ? 'SenderMismatch' : code;
+}

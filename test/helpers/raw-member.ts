@@ -1,0 +1,313 @@
+/**
+ * A raw protocol member for relay tests: speaks the wire protocol directly with the core codec
+ * (no client engine). It validates the relay's HELLO, answers CONNECTION, records every frame it
+ * receives (verifying relay-originated ones) and can send arbitrary frames or bytes.
+ */
+import { connect, type Socket } from 'node:net';
+import { readFileSync } from 'node:fs';
+import { Certificate } from '../../src-main/core/pki/certificate.js';
+import { LocalIdentity } from '../../src-main/core/pki/local-identity.js';
+import {
+  FrameDecoder,
+  RELAY_TYPES,
+  decodeBody,
+  encodeFrame,
+  readHeader,
+  sealMessage,
+  verifyHeader,
+  type BodyOf,
+  type EnvelopeHeader,
+  type MessageType,
+  type SenderRef,
+} from '../../src-main/core/protocol/index.js';
+import { TEST_PASSWORD } from './group.js';
+
+export interface ReceivedFrame {
+  /** The frame payload exactly as received (no length prefix). */
+  raw: Buffer;
+  header: EnvelopeHeader;
+  type: MessageType;
+  /** Decoded body of relay-originated frames (after their signature verified). */
+  body?: unknown;
+  at: number;
+}
+
+/** `value`, or a test failure naming what was missing. */
+export function must<T>(value: T | undefined | null, what = 'a value'): T {
+  if (value === undefined || value === null) throw new Error(`expected ${what}`);
+  return value;
+}
+
+const identityCache = new Map<string, LocalIdentity>();
+
+/** Loads a bundle once per test file (the PKCS#12 KDF is slow on purpose). */
+export function loadIdentity(bundlePath: string, role?: 'member' | 'relay'): LocalIdentity {
+  const key = `${bundlePath}:${role ?? ''}`;
+  let id = identityCache.get(key);
+  if (!id) {
+    id = LocalIdentity.fromBundleFile(readFileSync(bundlePath), TEST_PASSWORD, role);
+    identityCache.set(key, id);
+  }
+  return id;
+}
+
+export interface RawMemberOptions {
+  port: number;
+  host?: string;
+  /** Keep received frames (default true). Benchmarks count instead. */
+  record?: boolean;
+}
+
+export class RawMember {
+  readonly frames: ReceivedFrame[] = [];
+  readonly decoder = new FrameDecoder(64 * 1024 * 1024);
+  relayCert: Certificate | undefined;
+  hello: BodyOf<'HELLO'> | undefined;
+  closed = false;
+  /** Error from the socket or an unverifiable relay frame. */
+  failure: Error | undefined;
+  received = 0;
+  private waiters: (() => void)[] = [];
+  private readonly record: boolean;
+  onFrame: ((payload: Buffer) => void) | undefined;
+
+  private constructor(
+    readonly socket: Socket,
+    readonly identity: LocalIdentity | undefined,
+    options: RawMemberOptions,
+  ) {
+    this.record = options.record ?? true;
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('error', (err) => {
+      this.failure ??= err;
+    });
+    socket.on('close', () => {
+      this.closed = true;
+      this.wake();
+    });
+  }
+
+  /** A TCP connection only: reads HELLO (and verifies it) but does not log in. */
+  static async open(identity: LocalIdentity | undefined, options: RawMemberOptions): Promise<RawMember> {
+    const socket = connect({ host: options.host ?? '127.0.0.1', port: options.port });
+    await new Promise<void>((resolve, reject) => {
+      socket.once('connect', resolve);
+      socket.once('error', reject);
+    });
+    return new RawMember(socket, identity, options);
+  }
+
+  /** Connects and logs in; resolves once a PRESENCE lists this member. */
+  static async join(identity: LocalIdentity, options: RawMemberOptions): Promise<RawMember> {
+    const m = await RawMember.open(identity, options);
+    await m.login();
+    return m;
+  }
+
+  /** This member's identity (a bare TCP client has none). */
+  get me(): LocalIdentity {
+    return must(this.identity, 'an identity');
+  }
+
+  get name(): string {
+    return this.me.name;
+  }
+
+  get fingerprint(): Buffer {
+    return this.me.certificate.fingerprint;
+  }
+
+  private onData(chunk: Buffer): void {
+    let payloads: Buffer[];
+    try {
+      payloads = this.decoder.push(chunk);
+    } catch (err) {
+      this.failure ??= err as Error;
+      this.socket.destroy();
+      return;
+    }
+    for (const raw of payloads) {
+      this.received++;
+      if (this.onFrame) {
+        this.onFrame(raw);
+        continue;
+      }
+      try {
+        this.accept(raw);
+      } catch (err) {
+        this.failure ??= err as Error;
+      }
+    }
+    this.wake();
+  }
+
+  private accept(raw: Buffer): void {
+    const header = readHeader(raw);
+    const frame: ReceivedFrame = { raw: Buffer.from(raw), header, type: header.type, at: performance.now() };
+    if (header.type === 'HELLO') {
+      if (header.sender.kind !== 'certificate') throw new Error('HELLO without the relay certificate');
+      const cert = Certificate.fromDer(header.sender.der);
+      if (this.identity) this.identity.validator.validate(cert, { role: 'relay' });
+      verifyHeader(header, cert.publicKey);
+      this.relayCert = cert;
+      this.hello = decodeBody('HELLO', header.body);
+      frame.body = this.hello;
+    } else if (RELAY_TYPES.has(header.type)) {
+      if (!this.relayCert) throw new Error(`${header.type} before HELLO`);
+      if (
+        header.sender.kind !== 'fingerprint' ||
+        !header.sender.fingerprint.equals(this.relayCert.fingerprint)
+      ) {
+        throw new Error(`${header.type} not from the relay`);
+      }
+      verifyHeader(header, this.relayCert.publicKey);
+      frame.body = decodeBody(header.type, header.body);
+    }
+    if (this.record) this.frames.push(frame);
+  }
+
+  private wake(): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) w();
+  }
+
+  /** Waits until `predicate` holds (checked on every received frame and on close). */
+  async until<T>(predicate: () => T | undefined | false, timeoutMs = 20_000, what = 'condition'): Promise<T> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const v = predicate();
+      if (v) return v;
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        throw new Error(
+          `${this.identity?.name ?? 'raw client'}: timed out waiting for ${what}; got ${this.frames
+            .map((f) => (f.type === 'ERROR' ? `ERROR(${(f.body as BodyOf<'ERROR'>).code})` : f.type))
+            .join(', ')}${this.closed ? ' [closed]' : ''}`,
+        );
+      }
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, Math.min(left, 250));
+        this.waiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+  }
+
+  /** The first received frame of `type` matching `filter`, waiting for it. */
+  waitFor<T extends MessageType>(
+    type: T,
+    filter: (f: ReceivedFrame & { body: BodyOf<T> }) => boolean = () => true,
+    timeoutMs = 20_000,
+  ): Promise<ReceivedFrame & { body: BodyOf<T> }> {
+    return this.until(
+      () =>
+        this.frames.find(
+          (f): f is ReceivedFrame & { body: BodyOf<T> } =>
+            f.type === type && filter(f as ReceivedFrame & { body: BodyOf<T> }),
+        ),
+      timeoutMs,
+      type,
+    );
+  }
+
+  errors(): BodyOf<'ERROR'>[] {
+    return this.frames.filter((f) => f.type === 'ERROR').map((f) => f.body as BodyOf<'ERROR'>);
+  }
+
+  waitForError(code: string, timeoutMs = 20_000): Promise<ReceivedFrame & { body: BodyOf<'ERROR'> }> {
+    return this.waitFor('ERROR', (f) => f.body.code === code, timeoutMs);
+  }
+
+  waitClosed(timeoutMs = 20_000): Promise<true> {
+    return this.until(() => this.closed, timeoutMs, 'close');
+  }
+
+  latestPresence(): BodyOf<'PRESENCE'> | undefined {
+    const p = this.frames.filter((f) => f.type === 'PRESENCE').at(-1);
+    return p?.body as BodyOf<'PRESENCE'> | undefined;
+  }
+
+  /** Waits for a PRESENCE whose member names are exactly `names` (any order). */
+  waitForPresence(
+    names: string[],
+    timeoutMs = 20_000,
+  ): Promise<ReceivedFrame & { body: BodyOf<'PRESENCE'> }> {
+    const want = [...names].sort().join(',');
+    return this.waitFor(
+      'PRESENCE',
+      (f) =>
+        f.body.members
+          .map((m) => m.name)
+          .sort()
+          .join(',') === want && f === this.frames.filter((x) => x.type === 'PRESENCE').at(-1),
+      timeoutMs,
+    );
+  }
+
+  /** The CONNECTION answering this connection's HELLO (or `challenge`), signed by `signer`. */
+  connectionFrame(
+    options: { challenge?: Buffer; relayFingerprint?: string; signer?: LocalIdentity } = {},
+  ): Buffer {
+    const id = this.me;
+    return sealMessage(
+      'CONNECTION',
+      { kind: 'certificate', der: id.certificate.der },
+      '',
+      {
+        challenge: options.challenge ?? must(this.hello, 'HELLO').challenge,
+        relayFingerprint: options.relayFingerprint ?? must(this.relayCert, 'HELLO').fingerprintHex,
+      },
+      (data) => (options.signer ?? id).sign(data),
+    );
+  }
+
+  async login(): Promise<void> {
+    await this.until(() => this.hello, 20_000, 'HELLO');
+    this.sendPayload(this.connectionFrame());
+    await this.waitFor('PRESENCE', (f) => f.body.members.some((m) => m.name === this.name));
+  }
+
+  /** A frame from this member (sender = own fingerprint unless overridden), signed with its key. */
+  seal<T extends MessageType>(type: T, target: string, body: BodyOf<T>, sender?: SenderRef): Buffer {
+    const id = this.me;
+    return sealMessage(
+      type,
+      sender ?? { kind: 'fingerprint', fingerprint: id.certificate.fingerprint },
+      target,
+      body,
+      (d) => id.sign(d),
+    );
+  }
+
+  sendPayload(payload: Buffer): void {
+    this.socket.write(encodeFrame(payload, Number.MAX_SAFE_INTEGER));
+  }
+
+  sendRaw(bytes: Buffer): void {
+    this.socket.write(bytes);
+  }
+
+  /** Forwarded frames of `type` received so far (raw payloads). */
+  ofType(type: MessageType): ReceivedFrame[] {
+    return this.frames.filter((f) => f.type === type);
+  }
+
+  close(): void {
+    this.socket.end();
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+}
+
+/** A schema-valid ENCRYPTED_TEXT body with a ciphertext of `size` random-ish bytes. */
+export function chatBody(seq: number, size = 64): BodyOf<'ENCRYPTED_TEXT'> {
+  const ciphertext = Buffer.alloc(Math.max(16, size), seq & 0xff);
+  ciphertext.writeUInt32BE(seq >>> 0, 0);
+  return { epoch: 1, seq, iv: Buffer.alloc(12, 7), ciphertext };
+}

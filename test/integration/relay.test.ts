@@ -1,0 +1,207 @@
+/**
+ * The relay as a real child process over TCP on 127.0.0.1: login, PRESENCE, CERT_REQUEST,
+ * routing of every member message type, replacement of a duplicate login, shutdown.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeTestGroup, type TestGroup } from '../helpers/group.js';
+import { chatBody, loadIdentity, must, RawMember } from '../helpers/raw-member.js';
+import { startRelay, type RelayProcess } from '../helpers/relay-process.js';
+import type { LocalIdentity } from '../../src-main/core/pki/local-identity.js';
+import type { BodyOf } from '../../src-main/core/protocol/index.js';
+
+let group: TestGroup;
+let relay: RelayProcess;
+const ids: Record<string, LocalIdentity> = {};
+const id = (name: string): LocalIdentity => must(ids[name], name);
+const open: RawMember[] = [];
+
+async function join(name: string): Promise<RawMember> {
+  const m = await RawMember.join(id(name), { port: relay.port });
+  open.push(m);
+  return m;
+}
+
+function leaveAll(): void {
+  for (const m of open.splice(0)) m.destroy();
+}
+
+beforeAll(async () => {
+  group = makeTestGroup(['alice', 'bob', 'carol', 'dave']);
+  for (const n of ['alice', 'bob', 'carol', 'dave']) ids[n] = loadIdentity(must(group.bundles[n]), 'member');
+  relay = await startRelay(group.relayBundle, ['--log-level', 'debug']);
+});
+
+afterAll(async () => {
+  leaveAll();
+  await relay?.stop();
+});
+
+describe('relay: sessions', () => {
+  it('prints exactly one listening line on stdout and logs JSON on stderr', () => {
+    expect(relay.stdout()).toBe(`listening on 127.0.0.1:${relay.port}\n`);
+    expect(relay.logs().some((l) => l.event === 'listening')).toBe(true);
+  });
+
+  it('sends a HELLO signed by a relay certificate of the group, with a fresh challenge', async () => {
+    const a = await RawMember.open(id('alice'), { port: relay.port });
+    const b = await RawMember.open(id('alice'), { port: relay.port });
+    open.push(a, b);
+    await a.until(() => a.hello, 10_000, 'HELLO');
+    await b.until(() => b.hello, 10_000, 'HELLO');
+    expect(must(a.relayCert).name).toBe('relay');
+    expect(must(a.hello).relay).toBe('relay');
+    expect(must(a.hello).maxFrameBytes).toBe(1024 * 1024);
+    expect(must(a.hello).challenge.equals(must(b.hello).challenge)).toBe(false);
+    leaveAll();
+  });
+
+  it('announces joins and leaves with signed PRESENCE of growing version', async () => {
+    const alice = await join('alice');
+    const p1 = await alice.waitForPresence(['alice']);
+    const bob = await join('bob');
+    const p2 = await alice.waitForPresence(['alice', 'bob']);
+    const pb = await bob.waitForPresence(['alice', 'bob']);
+    expect(p2.body.version).toBeGreaterThan(p1.body.version);
+    expect(pb.body.version).toBe(p2.body.version);
+    expect(p2.body.members).toEqual(
+      [
+        { name: 'alice', fingerprint: id('alice').certificate.fingerprintHex },
+        { name: 'bob', fingerprint: id('bob').certificate.fingerprintHex },
+      ].sort((x, y) => x.name.localeCompare(y.name)),
+    );
+    // Graceful leave: DISCONNECT is forwarded to the others, then PRESENCE without bob.
+    const disconnect = bob.seal('DISCONNECT', '', { reason: 'bye' });
+    bob.sendPayload(disconnect);
+    const fwd = await alice.waitFor('DISCONNECT');
+    expect(fwd.raw.equals(disconnect)).toBe(true);
+    const p3 = await alice.waitForPresence(['alice']);
+    expect(p3.body.version).toBeGreaterThan(p2.body.version);
+    await bob.waitClosed();
+    leaveAll();
+  });
+
+  it('answers CERT_REQUEST with the certificates of connected members and lists the rest as unknown', async () => {
+    const alice = await join('alice');
+    await join('bob');
+    await alice.waitForPresence(['alice', 'bob']);
+    alice.sendPayload(alice.seal('CERT_REQUEST', '', { names: ['bob', 'zed', 'relay'] }));
+    const res = await alice.waitFor('CERT_RESPONSE');
+    const body = res.body;
+    expect(body.unknown).toEqual(['zed']);
+    const bob = must(body.certificates.find((c) => c.name === 'bob'));
+    expect(bob.certificate.equals(id('bob').certificate.der)).toBe(true);
+    expect(
+      must(body.certificates.find((c) => c.name === 'relay')).certificate.equals(must(alice.relayCert).der),
+    ).toBe(true);
+    leaveAll();
+  });
+});
+
+describe('relay: routing', () => {
+  let alice: RawMember, bob: RawMember, carol: RawMember;
+
+  beforeAll(async () => {
+    leaveAll();
+    alice = await join('alice');
+    bob = await join('bob');
+    carol = await join('carol');
+    for (const m of [alice, bob, carol]) await m.waitForPresence(['alice', 'bob', 'carol']);
+  });
+
+  it('forwards ENCRYPTED_TEXT byte-identical to every other member, not back to the sender', async () => {
+    const frames = [1, 2, 3].map((seq) => alice.seal('ENCRYPTED_TEXT', '', chatBody(seq, 1000)));
+    for (const f of frames) alice.sendPayload(f);
+    for (const m of [bob, carol]) {
+      await m.until(() => m.ofType('ENCRYPTED_TEXT').length >= 3, 10_000, 'chat');
+      expect(m.ofType('ENCRYPTED_TEXT').map((f) => f.raw)).toEqual(frames);
+    }
+    // A marker that certainly arrives after anything the relay might have echoed back.
+    bob.sendPayload(bob.seal('ENCRYPTED_TEXT', '', chatBody(1)));
+    await alice.until(() => alice.ofType('ENCRYPTED_TEXT').length >= 1, 10_000, 'marker');
+    expect(alice.ofType('ENCRYPTED_TEXT')).toHaveLength(1);
+    expect(must(alice.ofType('ENCRYPTED_TEXT')[0]).header.sender).toMatchObject({ kind: 'fingerprint' });
+  });
+
+  it('delivers each targeted type only to its target, byte-identical', async () => {
+    const before = { carol: carol.frames.length };
+    const bodies: {
+      [K in 'NONCE_REQUEST' | 'NONCE_RESPONSE' | 'KEY_DISTRIBUTION' | 'REKEY_REQUEST']: BodyOf<K>;
+    } = {
+      NONCE_REQUEST: {
+        epoch: 2,
+        membershipVersion: 3,
+        members: ['alice', 'bob', 'carol'],
+        challenge: Buffer.alloc(256, 1),
+      },
+      NONCE_RESPONSE: { epoch: 2, sealed: Buffer.alloc(256, 2) },
+      KEY_DISTRIBUTION: {
+        epoch: 2,
+        wrappedKey: Buffer.alloc(256, 3),
+        iv: Buffer.alloc(12, 4),
+        ciphertext: Buffer.alloc(200, 5),
+      },
+      REKEY_REQUEST: { minEpoch: 3, reason: 'requested' },
+    };
+    const sent: Buffer[] = [];
+    for (const [type, body] of Object.entries(bodies)) {
+      const f = alice.seal(type as 'REKEY_REQUEST', 'bob', body as BodyOf<'REKEY_REQUEST'>);
+      sent.push(f);
+      alice.sendPayload(f);
+    }
+    await bob.until(
+      () => sent.every((s) => bob.frames.some((f) => f.raw.equals(s))),
+      10_000,
+      'targeted frames',
+    );
+    // Carol saw none of them; alice got no ERROR.
+    const marker = carol.seal('ENCRYPTED_TEXT', '', chatBody(9));
+    carol.sendPayload(marker);
+    await alice.until(() => alice.frames.some((f) => f.raw.equals(marker)), 10_000, 'marker');
+    await bob.until(() => bob.frames.some((f) => f.raw.equals(marker)), 10_000, 'marker at bob');
+    expect(carol.frames.slice(before.carol).filter((f) => sent.some((s) => s.equals(f.raw)))).toEqual([]);
+    expect(alice.errors()).toEqual([]);
+  });
+
+  it('refuses a targeted frame for a member who is not connected with UnknownTarget, and goes on', async () => {
+    alice.sendPayload(alice.seal('REKEY_REQUEST', 'dave', { minEpoch: 1, reason: 'requested' }));
+    const err = await alice.waitForError('UnknownTarget');
+    expect(err.body.fatal).toBe(false);
+    alice.sendPayload(alice.seal('REKEY_REQUEST', 'alice', { minEpoch: 1, reason: 'requested' }));
+    await alice.until(
+      () => alice.errors().filter((e) => e.code === 'UnknownTarget').length >= 2,
+      10_000,
+      '2nd error',
+    );
+    const f = alice.seal('REKEY_REQUEST', 'carol', { minEpoch: 1, reason: 'requested' });
+    alice.sendPayload(f);
+    await carol.until(() => carol.frames.some((x) => x.raw.equals(f)), 10_000, 'routed after error');
+  });
+
+  it('refuses relay-only types from a member with NotAllowed', async () => {
+    const fake = bob.seal('PRESENCE', '', { version: 99, members: [] });
+    bob.sendPayload(fake);
+    const err = await bob.waitForError('NotAllowed');
+    expect(err.body.fatal).toBe(false);
+    expect(alice.frames.some((f) => f.raw.equals(fake))).toBe(false);
+  });
+});
+
+describe('relay: duplicate login', () => {
+  it('replaces the old connection, which gets ERROR Replaced, and announces a new PRESENCE', async () => {
+    leaveAll();
+    const alice = await join('alice');
+    const dave1 = await join('dave');
+    const p1 = await alice.waitForPresence(['alice', 'dave']);
+    const dave2 = await join('dave');
+    const replaced = await dave1.waitForError('Replaced');
+    expect(replaced.body.fatal).toBe(true);
+    await dave1.waitClosed();
+    const p2 = await alice.waitFor('PRESENCE', (f) => f.body.version > p1.body.version);
+    expect(p2.body.members.map((m) => m.name)).toEqual(['alice', 'dave']);
+    // The new connection is the live one.
+    const f = alice.seal('REKEY_REQUEST', 'dave', { minEpoch: 1, reason: 'requested' });
+    alice.sendPayload(f);
+    await dave2.until(() => dave2.frames.some((x) => x.raw.equals(f)), 10_000, 'frame on the new connection');
+    leaveAll();
+  });
+});
