@@ -1,0 +1,768 @@
+/**
+ * The chat client engine: one member's session with the relay, its view of the group, the group
+ * key and the chat. Plain Node (no Electron), used by the terminal client and the desktop app.
+ *
+ *   Initialization → Connecting → CertExchange → KeyEstablishment → Chatting → Disconnecting
+ *   plus Reconnecting (waiting to retry), Disconnected (stopped) and Failed (retrying is pointless).
+ *
+ * What it checks on receive (see docs/client.md): the relay certificate against the group CA
+ * (role relay) and every relay frame's signature with it; every member frame's signature with a
+ * certificate this member validated itself; then the body schema; then epoch, sequence window and
+ * AES-GCM. Every reject is an `error` event; the connection goes on.
+ */
+import { randomUUID } from 'node:crypto';
+import { Certificate } from '../core/pki/certificate.js';
+import type { LocalIdentity } from '../core/pki/local-identity.js';
+import {
+  attachSignature,
+  buildUnsigned,
+  decodeBody,
+  readHeader,
+  sealMessageAsync,
+  SIGNATURE_LABEL,
+  verifyHeader,
+  type EnvelopeHeader,
+  type SenderRef,
+} from '../core/protocol/envelope.js';
+import { ProtocolError } from '../core/protocol/errors.js';
+import { RELAY_TYPES, TARGETED_TYPES, type MessageType } from '../core/protocol/message-types.js';
+import type { BodyOf } from '../core/protocol/schemas.js';
+import type { ConnectionState, KeyView, MemberView } from '../../src-shared/model.js';
+import { Backoff } from './backoff.js';
+import { CertificateDirectory } from './certificate-directory.js';
+import { checkOutgoingText, decodeChatPlaintext, encodeChatPlaintext } from './chat-codec.js';
+import type { ChatEngineApi, EngineEvent } from './engine-types.js';
+import { EpochKeyring } from './epoch-keyring.js';
+import { ClientError, type ClientErrorCode } from './errors.js';
+import { KeyEstablishment, type EstablishedKey } from './key-establishment.js';
+import { resolveOptions, type ChatEngineOptions, type ResolvedOptions } from './options.js';
+import { OrderedWriter } from './ordered-writer.js';
+import { Outbox, type OutgoingMessage } from './outbox.js';
+import { FramedConnection } from './transport.js';
+
+export type { ChatEngineOptions, UnsafeTestHooks } from './options.js';
+
+/** What the ordered writer carries besides the frame. */
+type WriteMeta =
+  | { kind: 'chat'; message: OutgoingMessage; epoch: number; seq: number }
+  | { kind: 'control'; type: MessageType; onWritten?: () => void };
+
+/** Relay error codes after which reconnecting would only repeat the refusal. */
+const TERMINAL_RELAY_ERRORS = new Set(['AuthFailed', 'CertificateRejected', 'Replaced']);
+
+interface Session {
+  conn: FramedConnection;
+  relay?: Certificate;
+  authenticated: boolean;
+  presenceVersion?: number;
+  /** Set when retrying is pointless; the close that follows moves to Failed. */
+  failReason?: string;
+}
+
+interface HeldChat {
+  sender: string;
+  body: BodyOf<'ENCRYPTED_TEXT'>;
+  heldAt: number;
+}
+
+export class ChatEngine implements ChatEngineApi {
+  private readonly o: ResolvedOptions;
+  private readonly identity: LocalIdentity;
+  private readonly selfRef: SenderRef;
+  private readonly listeners = new Set<(event: EngineEvent) => void>();
+  private readonly directory: CertificateDirectory;
+  private readonly keyring: EpochKeyring;
+  private readonly handshake: KeyEstablishment;
+  private readonly outbox: Outbox;
+  private readonly writer: OrderedWriter<WriteMeta>;
+  private readonly backoff: Backoff;
+
+  private currentState: ConnectionState = 'Initialization';
+  private stateReason: string | undefined;
+  private session: Session | undefined;
+  private memberList: MemberView[] = [];
+  private everHadMembers = false;
+  /** True from a new PRESENCE until a key over its members is installed: chat waits meanwhile. */
+  private needsKey = true;
+  private stopping = false;
+  private stopped = false;
+
+  /** Frames from members whose certificate is being fetched (raw, verified once it arrives). */
+  private heldForCertificate: { fingerprint: string; frame: Buffer }[] = [];
+  /** Verified chat messages for the epoch that is being established right now. */
+  private heldForKey: HeldChat[] = [];
+
+  private reconnectTimer: NodeJS.Timeout | undefined;
+  private authTimer: NodeJS.Timeout | undefined;
+  private keyTimer: NodeJS.Timeout | undefined;
+  private rekeyFallbackTimer: NodeJS.Timeout | undefined;
+  private heldSweepTimer: NodeJS.Timeout | undefined;
+
+  constructor(options: ChatEngineOptions) {
+    this.o = resolveOptions(options);
+    this.identity = options.identity;
+    this.selfRef = { kind: 'fingerprint', fingerprint: this.identity.certificate.fingerprint };
+    this.directory = new CertificateDirectory(this.identity.validator, this.identity.certificate);
+    this.keyring = new EpochKeyring(
+      this.identity.groupId,
+      this.o.retiredEpochGraceMs,
+      Date.now,
+      this.o.sequenceWindow,
+    );
+    this.outbox = new Outbox(this.o.outboxCapacity);
+    this.backoff = new Backoff(this.o.backoff);
+    this.writer = new OrderedWriter<WriteMeta>(
+      (frame, meta) => this.writeFrame(frame, meta),
+      (err, meta) => this.onSignFailure(err, meta),
+    );
+    this.handshake = new KeyEstablishment({
+      identity: this.identity,
+      certificateOf: (name) => this.directory.certificateOf(name),
+      send: (type, target, body) => this.sendControl(type, target, body),
+      heldEpoch: () => this.keyring.highestEpoch,
+      onKey: (key) => this.installKey(key),
+      onProblem: (message) => this.emitError('KeyEstablishment', message),
+    });
+  }
+
+  // ---- ChatEngineApi ----------------------------------------------------------------------------
+
+  get name(): string {
+    return this.identity.name;
+  }
+
+  get state(): ConnectionState {
+    return this.currentState;
+  }
+
+  get members(): readonly MemberView[] {
+    return this.memberList;
+  }
+
+  get key(): KeyView | undefined {
+    return this.keyring.current;
+  }
+
+  /** Messages typed but not yet handed to the socket (queued or being signed). */
+  get pending(): number {
+    return this.outbox.size + this.writer.count((m) => m.kind === 'chat');
+  }
+
+  start(): void {
+    if (this.session || this.reconnectTimer || this.stopping) return;
+    if (this.currentState === 'Failed') return;
+    this.stopped = false;
+    this.connect();
+  }
+
+  send(text: string): string {
+    checkOutgoingText(text);
+    const message: OutgoingMessage = { localId: randomUUID(), text, sentAt: Date.now() };
+    this.outbox.push(message);
+    this.emit({ event: 'outgoing', localId: message.localId, status: 'queued', text });
+    this.pump();
+    return message.localId;
+  }
+
+  requestRekey(): void {
+    const session = this.session;
+    if (!session?.authenticated || this.handshake.members.length < 2) return;
+    const before = this.keyring.currentEpoch;
+    const minEpoch = this.handshake.highestEpochSeen + 1;
+    const initiator = this.keyring.currentInitiator ?? this.handshake.expectedInitiator;
+    if (initiator === undefined || initiator === this.name || !this.handshake.members.includes(initiator)) {
+      this.handshake.startRound(minEpoch);
+    } else {
+      this.sendControl('REKEY_REQUEST', initiator, { minEpoch, reason: 'requested' });
+    }
+    // If the initiator does not act in time, run the round ourselves: any member may initiate.
+    clearTimeout(this.rekeyFallbackTimer);
+    this.rekeyFallbackTimer = setTimeout(() => {
+      if (this.session === session && this.keyring.currentEpoch === before) {
+        this.handshake.startRound(this.handshake.highestEpochSeen + 1);
+      }
+    }, this.o.keyEstablishmentTimeoutMs);
+  }
+
+  async stop(reason = 'leaving'): Promise<void> {
+    if (this.stopped || this.stopping) return;
+    this.stopping = true;
+    this.clearTimers();
+    const session = this.session;
+    if (session?.conn.isOpen && session.authenticated) {
+      this.setState('Disconnecting', reason);
+      // Everything already being signed goes out first: the writer keeps order.
+      const written = new Promise<void>((resolve) => {
+        this.sendControl('DISCONNECT', '', { reason }, resolve);
+        setTimeout(resolve, 2_000).unref();
+      });
+      await written;
+      await session.conn.end();
+    } else {
+      session?.conn.destroy('stopped');
+    }
+    this.session = undefined;
+    this.requeueUnwritten(() => true);
+    this.keyring.clear();
+    this.handshake.reset();
+    this.stopping = false;
+    this.stopped = true;
+    this.setState('Disconnected', reason);
+  }
+
+  on(listener: (event: EngineEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  // ---- connection -------------------------------------------------------------------------------
+
+  private connect(): void {
+    this.reconnectTimer = undefined;
+    this.setState('Connecting');
+    const session: Session = {
+      authenticated: false,
+      conn: new FramedConnection(
+        this.o.relay.host,
+        this.o.relay.port,
+        {
+          onConnect: () => undefined,
+          onFrame: (frame) => {
+            if (this.session === session) this.onFrame(session, frame);
+          },
+          onClose: (why) => this.onClose(session, why),
+          onDrain: () => this.pump(),
+        },
+        { maxFrameBytes: this.o.maxFrameBytes, connectTimeoutMs: this.o.connectTimeoutMs },
+      ),
+    };
+    this.session = session;
+    this.authTimer = setTimeout(
+      () => session.conn.destroy(`the relay did not complete the login within ${this.o.authTimeoutMs} ms`),
+      this.o.authTimeoutMs,
+    );
+  }
+
+  private onClose(session: Session, why: string): void {
+    if (this.session !== session) return;
+    this.session = undefined;
+    this.clearTimers();
+    this.handshake.reset();
+    this.directory.resetSession();
+    this.needsKey = true;
+    this.heldForCertificate = [];
+    this.releaseHeldForKey(true);
+    this.requeueUnwritten(() => true);
+    if (this.stopping) return; // stop() finishes the story
+    if (session.failReason !== undefined) {
+      this.setState('Failed', session.failReason);
+      return;
+    }
+    const delay = this.backoff.next();
+    this.setState('Reconnecting', why, delay);
+    this.reconnectTimer = setTimeout(() => this.connect(), delay);
+  }
+
+  private fail(session: Session, code: ClientErrorCode, reason: string): void {
+    session.failReason = reason;
+    this.emitError(code, reason);
+    session.conn.destroy(reason);
+  }
+
+  // ---- incoming frames --------------------------------------------------------------------------
+
+  private onFrame(session: Session, frame: Buffer): void {
+    let header: EnvelopeHeader;
+    try {
+      header = readHeader(frame);
+    } catch (err) {
+      this.emitError('BadFrame', `frame from the relay refused: ${(err as Error).message}`);
+      return;
+    }
+    try {
+      if (RELAY_TYPES.has(header.type)) this.onRelayFrame(session, header);
+      else this.onMemberFrame(header, frame);
+    } catch (err) {
+      // Verify-then-parse failures and anything a handler throws: one frame refused, session goes on.
+      if (err instanceof ProtocolError) this.emitError(err.code, err.message);
+      else this.emitError('BadFrame', `frame ${header.type} refused: ${(err as Error).message}`);
+    }
+  }
+
+  private onRelayFrame(session: Session, header: EnvelopeHeader): void {
+    if (header.type === 'HELLO') {
+      this.onHello(session, header);
+      return;
+    }
+    const relay = session.relay;
+    if (!relay) throw new ProtocolError('UnknownSender', `${header.type} arrived before HELLO`);
+    const fromRelay =
+      header.sender.kind === 'fingerprint'
+        ? header.sender.fingerprint.equals(relay.fingerprint)
+        : header.sender.der.equals(relay.der);
+    if (!fromRelay) throw new ProtocolError('UnknownSender', `${header.type} not sent by the relay`);
+    verifyHeader(header, relay.publicKey);
+    switch (header.type) {
+      case 'PRESENCE':
+        this.onPresence(session, decodeBody('PRESENCE', header.body));
+        return;
+      case 'CERT_RESPONSE':
+        this.onCertResponse(session, decodeBody('CERT_RESPONSE', header.body));
+        return;
+      case 'ERROR':
+        this.onRelayError(session, decodeBody('ERROR', header.body));
+        return;
+    }
+  }
+
+  private onHello(session: Session, header: EnvelopeHeader): void {
+    if (session.relay) throw new ProtocolError('BadFrame', 'a second HELLO');
+    if (header.sender.kind !== 'certificate') {
+      this.fail(session, 'RelayCertificateRejected', 'HELLO did not carry the relay certificate');
+      return;
+    }
+    let relay: Certificate;
+    try {
+      relay = this.identity.validator.validate(Certificate.fromDer(header.sender.der), { role: 'relay' });
+    } catch (err) {
+      // A relay from another group (or not a relay at all): talking to it again will not help.
+      this.fail(session, 'RelayCertificateRejected', `relay certificate refused: ${(err as Error).message}`);
+      return;
+    }
+    try {
+      verifyHeader(header, relay.publicKey);
+    } catch {
+      this.fail(
+        session,
+        'RelayCertificateRejected',
+        'HELLO signature does not verify with the relay certificate',
+      );
+      return;
+    }
+    const body = decodeBody('HELLO', header.body);
+    if (body.relay !== relay.name) {
+      this.fail(
+        session,
+        'RelayCertificateRejected',
+        `HELLO names "${body.relay}" but is signed by "${relay.name}"`,
+      );
+      return;
+    }
+    session.relay = relay;
+    session.conn.peerMaxFrameBytes = body.maxFrameBytes;
+    // CONNECTION carries the full certificate: the relay does not know us yet.
+    this.writer.enqueue(
+      sealMessageAsync(
+        'CONNECTION',
+        { kind: 'certificate', der: this.identity.certificate.der },
+        '',
+        { challenge: body.challenge, relayFingerprint: relay.fingerprintHex },
+        (d) => this.identity.signAsync(d),
+      ),
+      { kind: 'control', type: 'CONNECTION' },
+    );
+  }
+
+  private onRelayError(session: Session, body: BodyOf<'ERROR'>): void {
+    const message = `relay: ${body.message}`;
+    if (TERMINAL_RELAY_ERRORS.has(body.code)) {
+      session.failReason = `${body.code}: ${body.message}`;
+      this.emitError(body.code, message);
+      session.conn.destroy(session.failReason);
+      return;
+    }
+    this.emitError(body.code, message);
+  }
+
+  private onPresence(session: Session, body: BodyOf<'PRESENCE'>): void {
+    if (session.presenceVersion !== undefined && body.version <= session.presenceVersion) return;
+    session.presenceVersion = body.version;
+    if (!session.authenticated) {
+      session.authenticated = true;
+      clearTimeout(this.authTimer);
+      this.backoff.reset();
+    }
+    const me = body.members.find((m) => m.name === this.name);
+    if (me && me.fingerprint !== this.identity.certificate.fingerprintHex) {
+      this.emitError('CertificateRejected', 'the relay lists this member with a different certificate');
+    }
+    // A new membership: no chat under the old key until the new one is there.
+    this.needsKey = true;
+    clearTimeout(this.keyTimer);
+    this.requeueUnwritten((m) => m.kind === 'chat');
+    const missing = this.directory.applyPresence(body.members);
+    if (missing.length > 0) this.sendControl('CERT_REQUEST', '', { names: missing });
+    if (!this.directory.resolved) this.setState('CertExchange', `fetching ${missing.length} certificate(s)`);
+    this.afterCertificates(session);
+  }
+
+  private onCertResponse(session: Session, body: BodyOf<'CERT_RESPONSE'>): void {
+    for (const entry of body.certificates) {
+      let cert: Certificate;
+      try {
+        cert = Certificate.fromDer(entry.certificate);
+      } catch (err) {
+        this.emitError('CertificateRejected', `certificate of ${entry.name}: ${(err as Error).message}`);
+        this.directory.markUnknown(entry.name);
+        continue;
+      }
+      const result = this.directory.accept(entry.name, cert);
+      if (!result.ok) this.emitError('CertificateRejected', result.reason);
+    }
+    for (const name of body.unknown) this.directory.markUnknown(name);
+    this.afterCertificates(session);
+  }
+
+  /** Once every member of the latest PRESENCE is settled: publish members, then establish a key. */
+  private afterCertificates(session: Session): void {
+    if (!this.directory.resolved || session.presenceVersion === undefined) return;
+    const valid = this.directory.validMembers();
+    this.publishMembers(valid);
+    const names = valid.map((m) => m.name);
+    this.releaseHeldForCertificate(session);
+    if (!this.needsKey) return; // a late certificate answer while chatting changes nothing
+    if (names.length < 2) {
+      this.keyring.retireCurrent();
+      this.handshake.setMembership(names, session.presenceVersion);
+      this.setState('KeyEstablishment', 'waiting for other members');
+      return;
+    }
+    this.setState('KeyEstablishment', `establishing a key with ${names.length} members`);
+    this.handshake.setMembership(names, session.presenceVersion);
+    if (this.needsKey) this.armKeyTimer(session);
+  }
+
+  private armKeyTimer(session: Session): void {
+    clearTimeout(this.keyTimer);
+    this.keyTimer = setTimeout(() => {
+      if (this.session !== session || !this.needsKey) return;
+      this.handshake.nextAttempt();
+      this.setState(
+        'KeyEstablishment',
+        `attempt ${this.handshake.attempt + 1}: initiator ${this.handshake.expectedInitiator ?? '?'}`,
+      );
+      this.armKeyTimer(session);
+    }, this.o.keyEstablishmentTimeoutMs);
+  }
+
+  private onMemberFrame(header: EnvelopeHeader, frame: Buffer): void {
+    if (header.sender.kind !== 'fingerprint') {
+      throw new ProtocolError('BadFrame', `${header.type} from a member must name its sender by fingerprint`);
+    }
+    const fingerprint = header.sender.fingerprint.toString('hex');
+    const cert = this.directory.byFingerprintHex(fingerprint);
+    if (!cert) {
+      if (this.directory.isPending(fingerprint)) {
+        this.holdForCertificate(fingerprint, frame);
+        return;
+      }
+      throw new ProtocolError(
+        'UnknownSender',
+        `${header.type} from a certificate this member has not validated`,
+      );
+    }
+    if (TARGETED_TYPES.has(header.type) ? header.target !== this.name : header.target !== '') {
+      throw new ProtocolError('BadFrame', `${header.type} addressed to "${header.target}"`);
+    }
+    verifyHeader(header, cert.publicKey);
+    const sender = cert.name;
+    switch (header.type) {
+      case 'ENCRYPTED_TEXT':
+        this.onChat(sender, decodeBody('ENCRYPTED_TEXT', header.body));
+        return;
+      case 'NONCE_REQUEST':
+        this.handshake.onNonceRequest(sender, decodeBody('NONCE_REQUEST', header.body));
+        return;
+      case 'NONCE_RESPONSE':
+        this.handshake.onNonceResponse(sender, decodeBody('NONCE_RESPONSE', header.body));
+        return;
+      case 'KEY_DISTRIBUTION':
+        this.handshake.onKeyDistribution(sender, decodeBody('KEY_DISTRIBUTION', header.body));
+        return;
+      case 'REKEY_REQUEST':
+        this.handshake.onRekeyRequest(sender, decodeBody('REKEY_REQUEST', header.body));
+        return;
+      case 'DISCONNECT':
+        decodeBody('DISCONNECT', header.body); // the PRESENCE that follows tells who is left
+        return;
+      case 'CONNECTION':
+      case 'CERT_REQUEST':
+        throw new ProtocolError('UnknownType', `${header.type} is not for members`);
+    }
+  }
+
+  private onChat(sender: string, body: BodyOf<'ENCRYPTED_TEXT'>): void {
+    const current = this.keyring.currentEpoch ?? 0;
+    if (
+      !this.keyring.knows(body.epoch) &&
+      body.epoch > current &&
+      body.epoch <= this.handshake.highestEpochSeen + 1
+    ) {
+      // Another member got the new key a moment before us; keep it until ours arrives.
+      this.holdForKey({ sender, body, heldAt: Date.now() });
+      return;
+    }
+    const opened = this.keyring.open(body.epoch, sender, body.seq, body.iv, body.ciphertext);
+    if (!opened.ok) {
+      this.emitError(opened.code, `message from ${sender} refused: ${opened.message}`);
+      return;
+    }
+    const plain = decodeChatPlaintext(opened.plaintext);
+    this.emit({
+      event: 'message',
+      from: sender,
+      text: plain.text,
+      epoch: body.epoch,
+      seq: body.seq,
+      sentAt: plain.sentAt,
+    });
+  }
+
+  // ---- keys -------------------------------------------------------------------------------------
+
+  private installKey(k: EstablishedKey): void {
+    const hook = this.o.unsafeTestHooks?.onGroupKey;
+    if (hook) hook(k.epoch, Buffer.from(k.derived.key));
+    const view = this.keyring.install(k.epoch, k.derived, k.members, k.initiator);
+    // Anything signed under an older epoch but not yet written goes out again under this one.
+    this.requeueUnwritten((m) => m.kind === 'chat' && m.epoch < k.epoch);
+    this.needsKey = false;
+    clearTimeout(this.keyTimer);
+    clearTimeout(this.rekeyFallbackTimer);
+    this.emit({ event: 'key', ...view });
+    this.setState('Chatting');
+    this.releaseHeldForKey(false);
+    this.pump();
+  }
+
+  // ---- outgoing ---------------------------------------------------------------------------------
+
+  private canSend(): boolean {
+    const s = this.session;
+    return (
+      s !== undefined &&
+      s.authenticated &&
+      s.conn.isOpen &&
+      !this.needsKey &&
+      !this.stopping &&
+      this.keyring.currentEpoch !== undefined
+    );
+  }
+
+  /** Signs queued messages ahead, in parallel, bounded by the pipeline depth and the socket's buffer. */
+  private pump(): void {
+    if (!this.canSend()) return;
+    const conn = (this.session as Session).conn;
+    let inFlight = this.writer.count((m) => m.kind === 'chat');
+    while (inFlight < this.o.signPipelineDepth && conn.writableLength < this.o.writeHighWaterBytes) {
+      const message = this.outbox.shift();
+      if (!message) return;
+      const sealed = this.keyring.seal(
+        this.name,
+        encodeChatPlaintext({ text: message.text, sentAt: message.sentAt }),
+      );
+      const unsigned = buildUnsigned('ENCRYPTED_TEXT', this.selfRef, '', sealed);
+      const frame = this.identity
+        .signAsync(Buffer.concat([SIGNATURE_LABEL, unsigned]))
+        .then((sig) => attachSignature(unsigned, sig));
+      this.writer.enqueue(frame, { kind: 'chat', message, epoch: sealed.epoch, seq: sealed.seq });
+      inFlight++;
+    }
+  }
+
+  private sendControl<T extends MessageType>(
+    type: T,
+    target: string,
+    body: BodyOf<T>,
+    onWritten?: () => void,
+  ): void {
+    if (!this.session?.conn.isOpen) {
+      onWritten?.();
+      return;
+    }
+    this.writer.enqueue(
+      sealMessageAsync(type, this.selfRef, target, body, (d) => this.identity.signAsync(d)),
+      { kind: 'control', type, onWritten },
+    );
+  }
+
+  private writeFrame(frame: Buffer, meta: WriteMeta): void {
+    const conn = this.session?.conn;
+    if (!conn?.isOpen) {
+      // Cannot happen (a close cancels every entry), but never report unwritten messages as sent.
+      if (meta.kind === 'chat') this.outbox.unshiftAll([meta.message]);
+      else meta.onWritten?.();
+      return;
+    }
+    conn.write(frame);
+    if (meta.kind === 'chat') {
+      this.emit({
+        event: 'outgoing',
+        localId: meta.message.localId,
+        status: 'sent',
+        text: meta.message.text,
+        epoch: meta.epoch,
+        seq: meta.seq,
+      });
+      this.pump();
+    } else {
+      meta.onWritten?.();
+    }
+  }
+
+  private onSignFailure(err: unknown, meta: WriteMeta): void {
+    this.emitError(
+      'BadFrame',
+      `signing ${meta.kind === 'chat' ? 'a message' : meta.type} failed: ${String(err)}`,
+    );
+    if (meta.kind === 'chat') this.outbox.unshiftAll([meta.message]);
+    else meta.onWritten?.();
+  }
+
+  /** Takes unwritten entries back from the writer; chat messages return to the front of the outbox. */
+  private requeueUnwritten(predicate: (meta: WriteMeta) => boolean): void {
+    const cancelled = this.writer.cancel(predicate);
+    const messages: OutgoingMessage[] = [];
+    for (const m of cancelled) {
+      if (m.kind === 'chat') messages.push(m.message);
+      else m.onWritten?.();
+    }
+    this.outbox.unshiftAll(messages);
+  }
+
+  // ---- held frames ------------------------------------------------------------------------------
+
+  private holdForCertificate(fingerprint: string, frame: Buffer): void {
+    this.heldForCertificate.push({ fingerprint, frame: Buffer.from(frame) });
+    if (this.heldForCertificate.length > this.o.maxHeldFrames) {
+      this.heldForCertificate.shift();
+      this.emitError(
+        'HeldFramesDropped',
+        'too many frames waiting for a certificate; the oldest was dropped',
+      );
+    }
+  }
+
+  private releaseHeldForCertificate(session: Session): void {
+    const held = this.heldForCertificate;
+    if (held.length === 0) return;
+    this.heldForCertificate = [];
+    for (const h of held) {
+      if (this.directory.isPending(h.fingerprint)) this.heldForCertificate.push(h);
+      else this.onFrame(session, h.frame);
+    }
+  }
+
+  private holdForKey(held: HeldChat): void {
+    this.heldForKey.push(held);
+    if (this.heldForKey.length > this.o.maxHeldFrames) {
+      const dropped = this.heldForKey.shift() as HeldChat;
+      this.emitError(
+        'UnknownEpoch',
+        `message from ${dropped.sender} for epoch ${dropped.body.epoch} dropped: too many waiting`,
+      );
+    }
+    if (!this.heldSweepTimer) {
+      this.heldSweepTimer = setInterval(
+        () => this.sweepHeldForKey(),
+        Math.max(50, this.o.keyEstablishmentTimeoutMs / 4),
+      );
+    }
+  }
+
+  /** Messages whose key did not come within the key-establishment timeout: UnknownEpoch after all. */
+  private sweepHeldForKey(): void {
+    const limit = Date.now() - this.o.keyEstablishmentTimeoutMs;
+    const expired = this.heldForKey.filter((h) => h.heldAt <= limit);
+    this.heldForKey = this.heldForKey.filter((h) => h.heldAt > limit);
+    for (const h of expired) {
+      this.emitError(
+        'UnknownEpoch',
+        `message from ${h.sender} refused: epoch ${h.body.epoch} was never established with this member`,
+      );
+    }
+    if (this.heldForKey.length === 0) {
+      clearInterval(this.heldSweepTimer);
+      this.heldSweepTimer = undefined;
+    }
+  }
+
+  /** After a key arrived (or the session ended): process held messages again, in arrival order. */
+  private releaseHeldForKey(sessionEnded: boolean): void {
+    const held = this.heldForKey;
+    this.heldForKey = [];
+    clearInterval(this.heldSweepTimer);
+    this.heldSweepTimer = undefined;
+    for (const h of held) {
+      if (sessionEnded) {
+        this.emitError(
+          'UnknownEpoch',
+          `message from ${h.sender} for epoch ${h.body.epoch} lost with the connection`,
+        );
+        continue;
+      }
+      try {
+        this.onChat(h.sender, h.body);
+      } catch (err) {
+        this.emitError('SchemaViolation', (err as Error).message);
+      }
+    }
+  }
+
+  // ---- events -----------------------------------------------------------------------------------
+
+  private publishMembers(valid: MemberView[]): void {
+    const before = new Set(this.memberList.map((m) => m.name));
+    const after = new Set(valid.map((m) => m.name));
+    const same =
+      valid.length === this.memberList.length &&
+      valid.every(
+        (m, i) => m.name === this.memberList[i]?.name && m.fingerprint === this.memberList[i]?.fingerprint,
+      );
+    this.memberList = valid;
+    if (!same) this.emit({ event: 'members', members: valid.map((m) => ({ ...m })) });
+    if (this.everHadMembers) {
+      for (const n of after) if (!before.has(n)) this.emit({ event: 'system', kind: 'joined', name: n });
+      for (const n of before) if (!after.has(n)) this.emit({ event: 'system', kind: 'left', name: n });
+    }
+    this.everHadMembers = true;
+  }
+
+  private setState(state: ConnectionState, reason?: string, retryInMs?: number): void {
+    if (state === this.currentState && reason === this.stateReason && retryInMs === undefined) return;
+    this.currentState = state;
+    this.stateReason = reason;
+    this.emit({
+      event: 'state',
+      state,
+      ...(reason !== undefined ? { reason } : {}),
+      ...(retryInMs !== undefined ? { retryInMs } : {}),
+    });
+  }
+
+  private emitError(code: string, message: string): void {
+    this.emit({ event: 'error', code, message });
+  }
+
+  private emit(event: EngineEvent): void {
+    for (const l of this.listeners) {
+      try {
+        l(event);
+      } catch {
+        // A listener's bug must not break the protocol state machine.
+      }
+    }
+  }
+
+  private clearTimers(): void {
+    clearTimeout(this.reconnectTimer);
+    clearTimeout(this.authTimer);
+    clearTimeout(this.keyTimer);
+    clearTimeout(this.rekeyFallbackTimer);
+    clearInterval(this.heldSweepTimer);
+    this.reconnectTimer = undefined;
+    this.heldSweepTimer = undefined;
+  }
+}
+
+export { ClientError };

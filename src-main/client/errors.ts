@@ -1,0 +1,38 @@
+/**
+ * Typed reasons the engine reports through `error` events. Receive-side rejects name what was
+ * wrong with one frame; the connection always goes on after them.
+ */
+export const REJECT_CODES = [
+  'BadSignature',
+  'UnknownSender',
+  'UnknownEpoch',
+  'RetiredEpoch',
+  'Replay',
+  'SequenceOutOfWindow',
+  'DecryptFailed',
+  'SchemaViolation',
+] as const;
+export type RejectCode = (typeof REJECT_CODES)[number];
+
+export type ClientErrorCode =
+  | RejectCode
+  | 'BadFrame'
+  | 'RelayCertificateRejected'
+  | 'RelayError'
+  | 'CertificateRejected'
+  | 'KeyEstablishment'
+  | 'HeldFramesDropped'
+  | 'OutboxFull'
+  | 'MessageTooLong'
+  | 'ConnectionLost'
+  | 'Unsent';
+
+export class ClientError extends Error {
+  override readonly name = 'ClientError';
+  constructor(
+    readonly code: ClientErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}

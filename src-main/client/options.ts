@@ -1,0 +1,63 @@
+/** Tunables of the chat engine. Defaults suit people chatting; tests shorten the timeouts. */
+import type { LocalIdentity } from '../core/pki/local-identity.js';
+import { DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js';
+import type { RelayAddress } from './engine-types.js';
+import { DEFAULT_SEQUENCE_WINDOW } from './sequence-window.js';
+
+/**
+ * TEST ONLY. Lets a test observe what a real deployment must never reveal, to prove properties such
+ * as "a departed member's old key cannot read what follows". Neither the CLI nor the desktop app
+ * ever sets it; nothing else in the engine exports key material.
+ */
+export interface UnsafeTestHooks {
+  /** Receives a copy of each group key as it is installed. */
+  onGroupKey?(epoch: number, key: Buffer): void;
+}
+
+export interface ChatEngineOptions {
+  identity: LocalIdentity;
+  relay: RelayAddress;
+  /** An attempt that has produced no key by then hands over to the next initiator. */
+  keyEstablishmentTimeoutMs?: number;
+  /** How long the previous epoch stays acceptable after a re-key. */
+  retiredEpochGraceMs?: number;
+  /** From TCP connect to the first PRESENCE. */
+  authTimeoutMs?: number;
+  connectTimeoutMs?: number;
+  backoff?: Partial<BackoffOptions>;
+  /** Chat messages signed in parallel ahead of the socket (order on the wire is kept). */
+  signPipelineDepth?: number;
+  /** Frames kept while their sender's certificate, or their epoch's key, is on its way. */
+  maxHeldFrames?: number;
+  outboxCapacity?: number;
+  /** Stop signing ahead while the socket holds this many unsent bytes. */
+  writeHighWaterBytes?: number;
+  sequenceWindow?: number;
+  /** The largest frame accepted from the relay. */
+  maxFrameBytes?: number;
+  unsafeTestHooks?: UnsafeTestHooks;
+}
+
+export type ResolvedOptions = Required<Omit<ChatEngineOptions, 'unsafeTestHooks' | 'backoff'>> & {
+  backoff: BackoffOptions;
+  unsafeTestHooks: UnsafeTestHooks | undefined;
+};
+
+export function resolveOptions(o: ChatEngineOptions): ResolvedOptions {
+  return {
+    identity: o.identity,
+    relay: o.relay,
+    keyEstablishmentTimeoutMs: o.keyEstablishmentTimeoutMs ?? 5_000,
+    retiredEpochGraceMs: o.retiredEpochGraceMs ?? 10_000,
+    authTimeoutMs: o.authTimeoutMs ?? 10_000,
+    connectTimeoutMs: o.connectTimeoutMs ?? 10_000,
+    backoff: { ...DEFAULT_BACKOFF, ...o.backoff },
+    signPipelineDepth: o.signPipelineDepth ?? 16,
+    maxHeldFrames: o.maxHeldFrames ?? 1024,
+    outboxCapacity: o.outboxCapacity ?? 100_000,
+    writeHighWaterBytes: o.writeHighWaterBytes ?? 1024 * 1024,
+    sequenceWindow: o.sequenceWindow ?? DEFAULT_SEQUENCE_WINDOW,
+    maxFrameBytes: o.maxFrameBytes ?? 1024 * 1024,
+    unsafeTestHooks: o.unsafeTestHooks,
+  };
+}

@@ -1,0 +1,229 @@
+/**
+ * The key-establishment state machine of several members over an in-memory bus (no relay): bodies
+ * travel JSON-encoded and schema-decoded exactly as on the wire.
+ */
+import { beforeAll, describe, expect, it } from 'vitest';
+import { KeyEstablishment, type EstablishedKey } from '../../src-main/client/key-establishment.js';
+import { sortMembers } from '../../src-main/client/key-schedule.js';
+import type { LocalIdentity } from '../../src-main/core/pki/local-identity.js';
+import { decodeJsonBody, encodeJsonBody } from '../../src-main/core/protocol/json-body.js';
+import { BODY_SCHEMAS } from '../../src-main/core/protocol/schemas.js';
+import { makeLoadedGroup, type LoadedGroup } from '../helpers/client-identities.js';
+
+interface Wire {
+  from: string;
+  to: string;
+  type: 'NONCE_REQUEST' | 'NONCE_RESPONSE' | 'KEY_DISTRIBUTION' | 'REKEY_REQUEST';
+  bytes: Buffer;
+}
+
+class Bus {
+  queue: Wire[] = [];
+  machines = new Map<string, KeyEstablishment>();
+  keys = new Map<string, EstablishedKey[]>();
+  problems: string[] = [];
+  held = new Map<string, number>();
+  /** Return false to drop a frame in flight. */
+  filter: (w: Wire) => boolean = () => true;
+  /** Rewrites a frame's bytes in flight. */
+  tamper: (w: Wire) => Buffer = (w) => w.bytes;
+
+  constructor(identities: LocalIdentity[], randomFor?: (name: string) => (n: number) => Buffer) {
+    const certs = new Map(identities.map((i) => [i.name, i.certificate]));
+    for (const id of identities) {
+      this.keys.set(id.name, []);
+      this.held.set(id.name, 0);
+      const machine = new KeyEstablishment({
+        identity: id,
+        certificateOf: (n) => certs.get(n),
+        send: (type, target, body) => {
+          this.queue.push({ from: id.name, to: target, type, bytes: encodeJsonBody(body) });
+        },
+        heldEpoch: () => this.held.get(id.name) ?? 0,
+        onKey: (k) => {
+          this.keys.get(id.name)?.push(k);
+          this.held.set(id.name, k.epoch);
+        },
+        onProblem: (m) => this.problems.push(`${id.name}: ${m}`),
+        ...(randomFor ? { randomBytes: randomFor(id.name) } : {}),
+      });
+      this.machines.set(id.name, machine);
+    }
+  }
+
+  run(limit = 10_000): void {
+    let steps = 0;
+    while (this.queue.length > 0 && steps++ < limit) {
+      const w = this.queue.shift() as Wire;
+      if (!this.filter(w)) continue;
+      const m = this.machines.get(w.to);
+      if (!m) continue;
+      const bytes = this.tamper(w);
+      switch (w.type) {
+        case 'NONCE_REQUEST':
+          m.onNonceRequest(w.from, decodeJsonBody(BODY_SCHEMAS.NONCE_REQUEST, bytes, 'x'));
+          break;
+        case 'NONCE_RESPONSE':
+          m.onNonceResponse(w.from, decodeJsonBody(BODY_SCHEMAS.NONCE_RESPONSE, bytes, 'x'));
+          break;
+        case 'KEY_DISTRIBUTION':
+          m.onKeyDistribution(w.from, decodeJsonBody(BODY_SCHEMAS.KEY_DISTRIBUTION, bytes, 'x'));
+          break;
+        case 'REKEY_REQUEST':
+          m.onRekeyRequest(w.from, decodeJsonBody(BODY_SCHEMAS.REKEY_REQUEST, bytes, 'x'));
+          break;
+      }
+    }
+  }
+
+  setMembership(names: string[], version: number): void {
+    const m = sortMembers(names);
+    for (const n of names) this.machines.get(n)?.setMembership(m, version);
+  }
+
+  last(name: string): EstablishedKey | undefined {
+    const k = this.keys.get(name) ?? [];
+    return k[k.length - 1];
+  }
+}
+
+/** A deterministic byte source: the same seed gives the same "random" nonces. */
+function seeded(seed: number): (n: number) => Buffer {
+  let counter = 0;
+  return (n) => {
+    const out = Buffer.alloc(n);
+    for (let i = 0; i < n; i++) out[i] = (seed * 131 + counter++ * 17 + i) & 0xff;
+    return out;
+  };
+}
+
+let g: LoadedGroup;
+const ids = (...names: string[]) => names.map((n) => g.identities[n] as LocalIdentity);
+
+beforeAll(() => {
+  g = makeLoadedGroup(['alice', 'bob', 'carol', 'dave']);
+});
+
+describe('key establishment state machine', () => {
+  it('three members end with the same epoch, key and safety number; alice (M[0]) initiates', () => {
+    const bus = new Bus(ids('alice', 'bob', 'carol'));
+    bus.setMembership(['carol', 'alice', 'bob'], 1);
+    bus.run();
+    expect(bus.problems).toEqual([]);
+    const keys = ['alice', 'bob', 'carol'].map((n) => bus.last(n) as EstablishedKey);
+    for (const k of keys) {
+      expect(k.epoch).toBe(1);
+      expect(k.initiator).toBe('alice');
+      expect(k.members).toEqual(['alice', 'bob', 'carol']);
+      expect(k.derived.key.equals(keys[0]?.derived.key as Buffer)).toBe(true);
+      expect(k.derived.safetyNumber).toBe(keys[0]?.derived.safetyNumber);
+    }
+  });
+
+  it('with the same nonces two runs derive the same key and safety number; other members change it', () => {
+    const run = (names: string[]) => {
+      const bus = new Bus(ids(...names), (n) => seeded(n.charCodeAt(0)));
+      bus.setMembership(names, 1);
+      bus.run();
+      return bus.last(names[0] as string) as EstablishedKey;
+    };
+    const a = run(['alice', 'bob', 'carol']);
+    const b = run(['alice', 'bob', 'carol']);
+    expect(a.derived.key.equals(b.derived.key)).toBe(true);
+    expect(a.derived.safetyNumber).toBe(b.derived.safetyNumber);
+    const c = run(['alice', 'bob', 'dave']);
+    expect(c.derived.safetyNumber).not.toBe(a.derived.safetyNumber);
+  });
+
+  it('a target already holding a newer epoch answers stale-epoch and the initiator starts over above it', () => {
+    const bus = new Bus(ids('alice', 'bob', 'carol'));
+    bus.held.set('bob', 5);
+    bus.setMembership(['alice', 'bob', 'carol'], 1);
+    bus.run();
+    for (const n of ['alice', 'bob', 'carol']) expect(bus.last(n)?.epoch).toBe(6);
+    expect(bus.last('bob')?.derived.safetyNumber).toBe(bus.last('carol')?.derived.safetyNumber);
+  });
+
+  it('fails over to the next initiator when the first attempt produced nothing', () => {
+    const bus = new Bus(ids('alice', 'bob', 'carol'));
+    let dropAlice = true;
+    bus.filter = (w) => !(dropAlice && w.from === 'alice');
+    bus.setMembership(['alice', 'bob', 'carol'], 1);
+    bus.run();
+    expect(bus.last('bob')).toBeUndefined();
+    dropAlice = false;
+    for (const n of ['alice', 'bob', 'carol']) bus.machines.get(n)?.nextAttempt();
+    bus.run();
+    for (const n of ['alice', 'bob', 'carol']) {
+      expect(bus.last(n)?.initiator).toBe('bob');
+      expect(bus.last(n)?.epoch).toBe(1); // alice's request never arrived, so nobody saw epoch 1
+    }
+    expect(bus.last('alice')?.derived.key.equals(bus.last('carol')?.derived.key as Buffer)).toBe(true);
+  });
+
+  it('a wrong challenge echo gets no key distribution', () => {
+    const bus = new Bus(ids('alice', 'bob', 'carol'));
+    bus.tamper = (w) => {
+      if (w.type !== 'NONCE_RESPONSE' || w.from !== 'carol') return w.bytes;
+      // carol answers with a response that alice cannot open
+      const body = JSON.parse(w.bytes.toString()) as { epoch: number; sealed: string };
+      const sealed = Buffer.from(body.sealed, 'base64');
+      sealed[10] = (sealed[10] as number) ^ 1;
+      return Buffer.from(JSON.stringify({ ...body, sealed: sealed.toString('base64') }));
+    };
+    bus.setMembership(['alice', 'bob', 'carol'], 1);
+    bus.run();
+    expect(bus.last('alice')).toBeUndefined();
+    expect(bus.last('bob')).toBeUndefined();
+    expect(bus.problems.some((p) => p.startsWith('alice:') && /carol/.test(p))).toBe(true);
+  });
+
+  it('a member whose view of the membership differs does not take part', () => {
+    const bus = new Bus(ids('alice', 'bob', 'carol'));
+    bus.machines.get('carol')?.setMembership(['alice', 'carol'], 1);
+    bus.machines.get('alice')?.setMembership(['alice', 'bob', 'carol'], 1);
+    bus.machines.get('bob')?.setMembership(['alice', 'bob', 'carol'], 1);
+    bus.run();
+    expect(bus.last('carol')).toBeUndefined();
+    expect(bus.last('bob')).toBeUndefined();
+  });
+
+  it('a request for a membership version not seen yet waits for its PRESENCE', () => {
+    const bus = new Bus(ids('alice', 'bob', 'carol'));
+    bus.machines.get('alice')?.setMembership(['alice', 'bob', 'carol'], 4);
+    bus.machines.get('carol')?.setMembership(['alice', 'bob', 'carol'], 4);
+    bus.run(); // bob has no view yet: holds alice's request
+    expect(bus.last('alice')).toBeUndefined();
+    bus.machines.get('bob')?.setMembership(['alice', 'bob', 'carol'], 4);
+    bus.run();
+    for (const n of ['alice', 'bob', 'carol']) expect(bus.last(n)?.epoch).toBe(1);
+  });
+
+  it('a key distribution that leaves out the target own nonce is refused', () => {
+    const bus = new Bus(ids('alice', 'bob'));
+    bus.setMembership(['alice', 'bob'], 1);
+    // Deliver the request and the response, then replay the request to bob: bob's first answer stands.
+    bus.run();
+    const before = bus.keys.get('bob')?.length;
+    bus.machines.get('bob')?.onKeyDistribution('alice', {
+      epoch: 9,
+      wrappedKey: Buffer.alloc(256, 1),
+      iv: Buffer.alloc(12),
+      ciphertext: Buffer.alloc(32),
+    });
+    expect(bus.keys.get('bob')?.length).toBe(before);
+    expect(bus.problems.some((p) => p.startsWith('bob:'))).toBe(true);
+  });
+
+  it('REKEY_REQUEST requested makes its target start a new epoch over the same members', () => {
+    const bus = new Bus(ids('alice', 'bob', 'carol'));
+    bus.setMembership(['alice', 'bob', 'carol'], 1);
+    bus.run();
+    bus.machines.get('alice')?.onRekeyRequest('carol', { minEpoch: 2, reason: 'requested' });
+    bus.run();
+    for (const n of ['alice', 'bob', 'carol']) expect(bus.last(n)?.epoch).toBe(2);
+    expect(bus.last('alice')?.derived.key.equals(bus.keys.get('alice')?.[0]?.derived.key as Buffer)).toBe(
+      false,
+    );
+  });
+});
