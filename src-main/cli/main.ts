@@ -55,6 +55,8 @@ main(process.argv.slice(2)).then(
   },
   (err: unknown) => {
     process.stderr.write(`securechat-x: ${describeError(err)}\n`);
-    process.exitCode = err instanceof CliError ? err.exitCode : 1;
+    // A flag parseArgs refused is a usage error like any other (exit 2), whichever command threw it.
+    const usage = err instanceof Error && 'code' in err && String(err.code).startsWith('ERR_PARSE_ARGS');
+    process.exitCode = err instanceof CliError ? err.exitCode : usage ? 2 : 1;
   },
 );

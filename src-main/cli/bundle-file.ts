@@ -1,0 +1,29 @@
+/** Reading a .p12 from disk with errors that name the file and say what to do. */
+import { readFile, stat } from 'node:fs/promises';
+import { MAX_BUNDLE_BYTES, readBundle, type LoadedBundle } from '../core/pki/bundle.js';
+import { PkiError } from '../core/pki/errors.js';
+import { CliError } from './cli-error.js';
+
+export async function readInputFile(path: string, maxBytes = MAX_BUNDLE_BYTES): Promise<Buffer> {
+  try {
+    // Check the size first: a wrong path could name a huge file we should not load.
+    const info = await stat(path);
+    if (!info.isFile()) throw new CliError(`${path} is not a regular file`);
+    if (info.size > maxBytes) throw new CliError(`${path} is too large to be a certificate or bundle`);
+    return await readFile(path);
+  } catch (err) {
+    if (err instanceof CliError) throw err;
+    const code = (err as NodeJS.ErrnoException).code ?? 'error';
+    throw new CliError(code === 'ENOENT' ? `${path} does not exist` : `cannot read ${path} (${code})`);
+  }
+}
+
+export async function readBundleFile(path: string, password: string): Promise<LoadedBundle> {
+  const data = await readInputFile(path);
+  try {
+    return readBundle(data, password);
+  } catch (err) {
+    if (err instanceof PkiError) throw new CliError(`${path}: ${err.message} (${err.code})`);
+    throw err;
+  }
+}
