@@ -42,3 +42,143 @@ export interface ErrorView {
   code: string;
   message: string;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Desktop app view models (src-main/app service → renderer). Plain data, safe to structured-clone.
+// ---------------------------------------------------------------------------------------------
+
+/** The participant's own identity as the UI shows it. Never holds key material. */
+export interface IdentityView {
+  name: string;
+  /** Lowercase hex SHA-256 of the certificate. */
+  fingerprint: string;
+  /** The group CA's name (certificate issuer). */
+  issuer: string;
+  /** Lowercase hex SHA-256 of the group CA certificate. */
+  groupId: string;
+  /** ms since the Unix epoch. */
+  notBefore: number;
+  notAfter: number;
+  /** Where the bundle password lives: encrypted by the OS keystore, or only in the user's head. */
+  storage: 'safeStorage' | 'password';
+}
+
+export type IdentityState =
+  | { status: 'none' }
+  /** A bundle is kept in the app's data folder but its password is needed to open it. */
+  | { status: 'locked'; name: string; fingerprint: string; reason?: string }
+  | { status: 'ready'; identity: IdentityView };
+
+/** A member as the desktop app shows it: with the user's own verification mark. */
+export interface MemberEntry extends MemberView {
+  self: boolean;
+  /** The user compared this fingerprint out of band and marked it as verified. */
+  verified: boolean;
+  /** The member was verified with a different certificate than the one presented now. */
+  fingerprintChanged: boolean;
+  /** The fingerprint that was verified before, when it changed. */
+  previousFingerprint?: string;
+}
+
+export interface FingerprintWarning {
+  name: string;
+  previousFingerprint: string;
+  currentFingerprint: string;
+  /** ms since the Unix epoch. */
+  at: number;
+}
+
+export interface ConnectionView {
+  state: ConnectionState;
+  reason?: string;
+  retryInMs?: number;
+  address?: { host: string; port: number };
+}
+
+export type ChatLine =
+  | {
+      kind: 'message';
+      id: string;
+      from: string;
+      text: string;
+      epoch: number;
+      seq: number;
+      sentAt: number;
+      receivedAt: number;
+    }
+  | {
+      kind: 'own';
+      id: string;
+      from: string;
+      text: string;
+      status: 'queued' | 'sent';
+      epoch?: number;
+      seq?: number;
+      sentAt: number;
+    }
+  | {
+      kind: 'system';
+      id: string;
+      event: 'joined' | 'left' | 'rekey' | 'connected' | 'disconnected' | 'warning';
+      text: string;
+      name?: string;
+      epoch?: number;
+      at: number;
+    };
+
+export type RelayStatus = 'stopped' | 'starting' | 'running' | 'stopping' | 'crashed';
+
+export interface RelayView {
+  status: RelayStatus;
+  host?: string;
+  port?: number;
+  memberCount: number;
+  members: string[];
+  /** Plain-words reason when it failed or crashed. */
+  error?: string;
+}
+
+export type ThemeSetting = 'system' | 'light' | 'dark';
+
+export interface SettingsView {
+  theme: ThemeSetting;
+  notifications: boolean;
+  /** Show the message text in desktop notifications (off by default). */
+  notificationPreviews: boolean;
+  /** Last relay address used to connect. */
+  relayAddress?: { host: string; port: number };
+}
+
+export interface AppInfo {
+  name: string;
+  version: string;
+  /** The OS keystore can encrypt the bundle password at rest. */
+  secretStorageAvailable: boolean;
+  platform: string;
+}
+
+/** Everything the renderer needs to draw itself after a (re)load. */
+export interface AppSnapshot {
+  app: AppInfo;
+  identity: IdentityState;
+  connection: ConnectionView;
+  members: MemberEntry[];
+  key?: KeyView;
+  timeline: ChatLine[];
+  warnings: FingerprintWarning[];
+  relay: RelayView;
+  settings: SettingsView;
+}
+
+export interface FileChoice {
+  /** Opaque handle for a path picked in a native dialog; the renderer never names paths itself. */
+  token: string;
+  /** The file or folder's base name, for display. */
+  displayName: string;
+}
+
+export interface CreatedGroup {
+  folder: string;
+  caFingerprint: string;
+  files: string[];
+}

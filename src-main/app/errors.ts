@@ -1,0 +1,76 @@
+/**
+ * Typed failures of the app service, in plain words. Service methods throw AppFailure internally;
+ * every public method turns any failure into `{ ok: false, error }` (see toResult).
+ */
+import { PkiError } from '../core/pki/errors.js';
+import type { AppError, ErrorCode, Result } from '../../src-shared/ipc-contract.js';
+
+export class AppFailure extends Error {
+  override readonly name = 'AppFailure';
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly details?: string[],
+  ) {
+    super(message);
+  }
+}
+
+/** Maps anything thrown to an AppError a person can act on. Never leaks a stack trace. */
+export function toAppError(err: unknown, context?: 'identity' | 'relay'): AppError {
+  if (err instanceof AppFailure) {
+    return err.details
+      ? { code: err.code, message: err.message, details: err.details }
+      : { code: err.code, message: err.message };
+  }
+  if (err instanceof PkiError) {
+    switch (err.code) {
+      case 'WrongPassword':
+        return {
+          code: 'WrongPassword',
+          message: 'Wrong password: it does not open this certificate bundle.',
+        };
+      case 'CorruptBundle':
+      case 'MissingKey':
+      case 'MissingCertificate':
+      case 'KeyMismatch':
+        return {
+          code: 'NotABundle',
+          message: `This file is not a usable SecureChat-X certificate bundle (.p12): ${err.message}.`,
+        };
+      case 'WrongRole':
+        return {
+          code: 'WrongRole',
+          message:
+            context === 'relay'
+              ? 'This is a member bundle. Choose the relay’s bundle to start a relay.'
+              : 'This bundle belongs to a relay, not to a member. Choose your own member bundle.',
+        };
+      case 'Expired':
+        return { code: 'CertificateInvalid', message: `The certificate has expired: ${err.message}.` };
+      case 'NotYetValid':
+        return { code: 'CertificateInvalid', message: `The certificate is not valid yet: ${err.message}.` };
+      default:
+        return { code: 'CertificateInvalid', message: `The certificate cannot be used: ${err.message}.` };
+    }
+  }
+  const errno = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (errno === 'ENOENT') return { code: 'FileError', message: 'The file or folder no longer exists.' };
+  if (errno === 'EACCES' || errno === 'EPERM')
+    return { code: 'FileError', message: 'Permission denied: the app cannot read or write there.' };
+  if (errno === 'EEXIST') return { code: 'WouldOverwrite', message: 'A file with that name already exists.' };
+  if (errno === 'ENOSPC') return { code: 'FileError', message: 'The disk is full.' };
+  const message = err instanceof Error ? err.message : String(err);
+  return { code: 'Internal', message: `Something went wrong: ${message}` };
+}
+
+export async function toResult<T>(
+  work: () => T | Promise<T>,
+  context?: 'identity' | 'relay',
+): Promise<Result<T>> {
+  try {
+    return { ok: true, value: await work() };
+  } catch (err) {
+    return { ok: false, error: toAppError(err, context) };
+  }
+}

@@ -1,0 +1,75 @@
+/**
+ * The ports through which the app service reaches the outside world. The Electron shell
+ * (src-main/electron) implements them with Electron APIs; tests and plain Node use the
+ * implementations in node-ports.ts.
+ */
+import type { LocalIdentity } from '../core/pki/local-identity.js';
+import type { ChatEngineApi, RelayAddress } from '../client/engine-types.js';
+
+/** Native dialogs. Paths never come from the renderer: only from here. */
+export interface DialogPort {
+  /** Resolves to the chosen .p12 path, or null when cancelled. */
+  openBundle(purpose: 'identity' | 'relay'): Promise<string | null>;
+  /** Resolves to the chosen folder, or null when cancelled. */
+  chooseFolder(): Promise<string | null>;
+}
+
+/** A persistent key-value store (electron-store in the app, conf in tests). Values are untrusted on read. */
+export interface SettingsStore {
+  get(key: string): unknown;
+  set(key: string, value: unknown): void;
+  delete(key: string): void;
+}
+
+export interface NotificationPort {
+  /** Shows a desktop notification; the shell may skip it while the window has focus. */
+  notify(notification: { title: string; body: string }): void;
+}
+
+/** The OS keystore (Electron safeStorage). */
+export interface SecretStoragePort {
+  isAvailable(): boolean;
+  encryptString(plain: string): Uint8Array;
+  decryptString(encrypted: Uint8Array): string;
+}
+
+/** What the relay child process reports (src-main/relay/child-entry.ts). */
+export type RelayChildMessage =
+  | { type: 'listening'; host: string; port: number }
+  | { type: 'members'; count: number; members: string[] }
+  | { type: 'error'; message: string };
+
+export interface RelayLaunchOptions {
+  bundlePath: string;
+  password: string;
+  host: string;
+  port: number;
+}
+
+export interface RelayProcess {
+  /** Messages from the child, and its exit (code null when killed by a signal). */
+  onMessage(listener: (message: RelayChildMessage) => void): void;
+  onExit(listener: (code: number | null, signal: string | null) => void): void;
+  /** Asks the relay to stop; resolves when the process has exited. */
+  stop(): Promise<void>;
+}
+
+export interface RelayLauncher {
+  launch(options: RelayLaunchOptions): RelayProcess;
+}
+
+export type EngineFactory = (identity: LocalIdentity, address: RelayAddress) => ChatEngineApi;
+
+export interface AppServicePorts {
+  dialogs: DialogPort;
+  settings: SettingsStore;
+  notifications: NotificationPort;
+  secrets: SecretStoragePort;
+  relayLauncher: RelayLauncher;
+  engineFactory: EngineFactory;
+  /** A private folder for the kept bundle (Electron: app.getPath('userData')). */
+  dataDir: string;
+  appInfo: { name: string; version: string; platform: string };
+  /** KDF cost of bundles written by "create group" (tests lower it). */
+  kdfIterations?: number;
+}

@@ -1,0 +1,12 @@
+/// <reference types="svelte" />
+/// <reference types="vite/client" />
+import type { SecureChatApi } from '../../src-shared/ipc-contract.js';
+
+declare global {
+  interface Window {
+    /** Exposed by the preload (src-main/electron/preload.ts): exactly the IPC contract. */
+    readonly securechat?: SecureChatApi;
+  }
+}
+
+export {};
