@@ -207,7 +207,8 @@ export class ChatEngine implements ChatEngineApi {
     this.handshake.reset();
     this.stopping = false;
     this.stopped = true;
-    this.setState('Disconnected', reason);
+    // Failed stays the last word: stopping after a refusal is not a clean disconnect.
+    if (this.currentState !== 'Failed') this.setState('Disconnected', reason);
   }
 
   on(listener: (event: EngineEvent) => void): () => void {
@@ -729,6 +730,8 @@ export class ChatEngine implements ChatEngineApi {
   }
 
   private setState(state: ConnectionState, reason?: string, retryInMs?: number): void {
+    // While leaving, late PRESENCE frames must not make the state look like a fresh session.
+    if (this.stopping && state !== 'Disconnecting' && state !== 'Disconnected') return;
     if (state === this.currentState && reason === this.stateReason && retryInMs === undefined) return;
     this.currentState = state;
     this.stateReason = reason;

@@ -1,5 +1,180 @@
+/**
+ * `securechat-x chat --bundle alice.p12 --relay HOST:PORT [--json] [--password-file F]`
+ *
+ * Each line on stdin is a message (empty lines are ignored). At the end of stdin the queued
+ * messages are sent (waiting up to --drain-timeout-ms for a key if one is being established),
+ * then DISCONNECT, exit 0. SIGINT / SIGTERM leave the same way. A Failed session exits 1.
+ */
+import { readFile } from 'node:fs/promises';
+import { createInterface } from 'node:readline';
+import { parseArgs } from 'node:util';
+import { ChatEngine } from '../../client/engine.js';
+import type { EngineEvent, RelayAddress } from '../../client/engine-types.js';
+import { LocalIdentity } from '../../core/pki/local-identity.js';
+import { humanLine, jsonLine } from '../chat-output.js';
 import { CliError } from '../cli-error.js';
+import { readPassword } from '../password.js';
 
-export async function run(_argv: string[]): Promise<number> {
-  throw new CliError('the "chat" command is not implemented yet');
+export const CHAT_USAGE = `usage: securechat-x chat --bundle FILE --relay HOST:PORT [options]
+
+Terminal chat client. Each line typed is a message; end of input (Ctrl-D) sends
+what is queued and leaves. The bundle password comes from SECURECHAT_PASSWORD or
+--password-file FILE.
+
+options:
+  --bundle FILE              your member bundle (.p12)
+  --relay HOST:PORT          the relay to connect to
+  --json                     one JSON object per line on stdout (see docs/client.md)
+  --password-file FILE       read the bundle password from the first line of FILE
+  --key-timeout-ms N         key-establishment attempt timeout (default 5000)
+  --reconnect-min-ms N       first reconnect delay (default 250)
+  --reconnect-max-ms N       longest reconnect delay (default 10000)
+  --drain-timeout-ms N       at end of input, how long to wait for queued messages (default 10000)
+  -h, --help                 this text
+`;
+
+export function parseRelayAddress(text: string): RelayAddress {
+  const m = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(text);
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || !(port >= 1 && port <= 65535)) throw new CliError(`--relay must be HOST:PORT, got "${text}"`, 2);
+  return { host: (m[1] as string).replace(/^\[|\]$/g, ''), port };
+}
+
+function positiveInt(value: string | undefined, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < 1) throw new CliError(`--${flag} must be a positive integer`, 2);
+  return n;
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      bundle: { type: 'string' },
+      relay: { type: 'string' },
+      json: { type: 'boolean', default: false },
+      'password-file': { type: 'string' },
+      'key-timeout-ms': { type: 'string' },
+      'reconnect-min-ms': { type: 'string' },
+      'reconnect-max-ms': { type: 'string' },
+      'drain-timeout-ms': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    allowPositionals: false,
+    strict: true,
+  });
+  if (values.help) {
+    process.stdout.write(CHAT_USAGE);
+    return 0;
+  }
+  if (!values.bundle) throw new CliError(`--bundle is required\n\n${CHAT_USAGE}`, 2);
+  if (!values.relay) throw new CliError(`--relay is required\n\n${CHAT_USAGE}`, 2);
+  const relay = parseRelayAddress(values.relay);
+  const keyTimeout = positiveInt(values['key-timeout-ms'], 'key-timeout-ms');
+  const minMs = positiveInt(values['reconnect-min-ms'], 'reconnect-min-ms') ?? 250;
+  const maxMs = positiveInt(values['reconnect-max-ms'], 'reconnect-max-ms') ?? Math.max(10_000, minMs);
+  if (maxMs < minMs) throw new CliError('--reconnect-max-ms must not be below --reconnect-min-ms', 2);
+  const drainMs = positiveInt(values['drain-timeout-ms'], 'drain-timeout-ms') ?? 10_000;
+
+  const password = await readPassword(values['password-file']);
+  let data: Buffer;
+  try {
+    data = await readFile(values.bundle);
+  } catch (err) {
+    throw new CliError(`cannot read ${values.bundle}: ${(err as NodeJS.ErrnoException).code}`);
+  }
+  const identity = LocalIdentity.fromBundleFile(data, password, 'member');
+
+  const engine = new ChatEngine({
+    identity,
+    relay,
+    ...(keyTimeout !== undefined ? { keyEstablishmentTimeoutMs: keyTimeout } : {}),
+    backoff: { initialMs: minMs, maxMs },
+  });
+  const json = values.json === true;
+  const print = (line: string) => process.stdout.write(`${line}\n`);
+  if (!json) {
+    print(`* you are ${identity.name}  ${identity.certificate.fingerprintDisplay}`);
+    print(`* connecting to ${values.relay}`);
+  }
+  const render = (e: EngineEvent) => {
+    const line = json ? jsonLine(e) : humanLine(e, identity.name);
+    if (line !== undefined) print(line);
+  };
+  return session(engine, render, drainMs);
+}
+
+/** Runs one chat session to its end; resolves with the exit code. */
+function session(engine: ChatEngine, render: (e: EngineEvent) => void, drainMs: number): Promise<number> {
+  return new Promise<number>((resolve) => {
+    let leaving = false;
+    let failed = false;
+    const waiters = new Set<() => void>();
+    engine.on((e) => {
+      render(e);
+      if (e.event === 'state' && e.state === 'Failed') {
+        failed = true;
+        void leave('failed');
+      }
+      for (const w of waiters) w();
+    });
+
+    const stdin = createInterface({ input: process.stdin, crlfDelay: Infinity, terminal: false });
+    stdin.on('line', (line) => {
+      if (leaving || line.trim().length === 0) return;
+      try {
+        engine.send(line);
+      } catch (err) {
+        render({
+          event: 'error',
+          code: (err as { code?: string }).code ?? 'Error',
+          message: (err as Error).message,
+        });
+      }
+    });
+    stdin.on('close', () => void leave('end of input'));
+
+    /** Waits (bounded) until every queued message is written, or the session failed. */
+    const drain = () =>
+      new Promise<void>((done) => {
+        const check = () => {
+          if (engine.pending === 0 || failed) finish();
+        };
+        const timer = setTimeout(() => finish(), drainMs);
+        const finish = () => {
+          clearTimeout(timer);
+          waiters.delete(check);
+          done();
+        };
+        waiters.add(check);
+        check();
+      });
+
+    const onSignal = () => void leave('interrupted');
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+
+    async function leave(why: string): Promise<void> {
+      if (leaving) return;
+      leaving = true;
+      if (why === 'end of input') await drain();
+      const unsent = engine.pending;
+      if (unsent > 0) {
+        render({
+          event: 'error',
+          code: 'Unsent',
+          message: `${unsent} message(s) could not be sent before leaving`,
+        });
+      }
+      await engine.stop(why === 'failed' ? 'failed' : 'leaving');
+      stdin.close();
+      process.stdin.destroy();
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      resolve(failed ? 1 : 0);
+    }
+
+    engine.start();
+  });
 }

@@ -1,0 +1,83 @@
+/**
+ * How `securechat-x chat` shows engine events. `--json` is a public contract that people script
+ * against: exactly one JSON object per line on stdout, keys in the documented order (see
+ * docs/client.md), nothing else on stdout. Human mode is for people and may change.
+ */
+import { formatFingerprint } from '../core/pki/fingerprint.js';
+import type { EngineEvent } from '../client/engine-types.js';
+
+export type Line = string;
+
+/** The --json line for an event, or undefined for events outside the contract (outgoing, system). */
+export function jsonLine(e: EngineEvent): Line | undefined {
+  switch (e.event) {
+    case 'state':
+      return JSON.stringify({
+        event: 'state',
+        state: e.state,
+        ...(e.reason !== undefined ? { reason: e.reason } : {}),
+        ...(e.retryInMs !== undefined ? { retryInMs: e.retryInMs } : {}),
+      });
+    case 'members':
+      return JSON.stringify({
+        event: 'members',
+        members: e.members.map((m) => ({ name: m.name, fingerprint: m.fingerprint })),
+      });
+    case 'key':
+      return JSON.stringify({
+        event: 'key',
+        epoch: e.epoch,
+        safetyNumber: e.safetyNumber,
+        members: e.members,
+      });
+    case 'message':
+      return JSON.stringify({
+        event: 'message',
+        from: e.from,
+        text: e.text,
+        epoch: e.epoch,
+        seq: e.seq,
+        sentAt: e.sentAt,
+      });
+    case 'error':
+      return JSON.stringify({ event: 'error', code: e.code, message: e.message });
+    case 'outgoing':
+    case 'system':
+      return undefined;
+  }
+}
+
+/** Neutralises terminal control characters a sender could put in a message. */
+function printable(text: string): string {
+  // Control characters are exactly what this must match.
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, '\uFFFD');
+}
+
+export function humanLine(e: EngineEvent, self: string): Line | undefined {
+  switch (e.event) {
+    case 'state': {
+      const extra = [e.reason, e.retryInMs !== undefined ? `retry in ${e.retryInMs} ms` : undefined]
+        .filter((x) => x !== undefined)
+        .join(', ');
+      return `* ${e.state}${extra ? ` (${extra})` : ''}`;
+    }
+    case 'members':
+      return [
+        `* members (${e.members.length}):`,
+        ...e.members.map(
+          (m) => `    ${m.name === self ? `${m.name} (you)` : m.name}  ${formatFingerprint(m.fingerprint)}`,
+        ),
+      ].join('\n');
+    case 'key':
+      return `* epoch ${e.epoch} with ${e.members.join(', ')}\n* safety number: ${e.safetyNumber}`;
+    case 'message':
+      return printable(`${e.from} > ${e.text}`);
+    case 'system':
+      return `* ${e.name} ${e.kind}`;
+    case 'error':
+      return printable(`! ${e.code}: ${e.message}`);
+    case 'outgoing':
+      return undefined;
+  }
+}

@@ -1,0 +1,191 @@
+/**
+ * The relay and terminal clients as real child processes (out/node, built by global-setup), the
+ * way users run them: stdin drives a member, its --json stdout lines are parsed into events.
+ */
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { TEST_PASSWORD } from './group.js';
+
+const CLI = 'out/node/src-main/cli/main.js';
+
+function childEnv(): NodeJS.ProcessEnv {
+  return { ...process.env, SECURECHAT_PASSWORD: TEST_PASSWORD, NO_COLOR: '1' };
+}
+
+export interface RelayProcess {
+  host: string;
+  port: number;
+  address: string;
+  proc: ChildProcessWithoutNullStreams;
+  exited: Promise<number | null>;
+  kill(signal?: NodeJS.Signals): Promise<void>;
+}
+
+/** Relay flags that keep tests quick: PRESENCE not coalesced, no rate limit. */
+export const FAST_RELAY_FLAGS = ['--presence-interval-ms', '0', '--rate-frames', '0', '--log-level', 'warn'];
+
+export async function startRelay(
+  bundle: string,
+  port = 0,
+  extra: string[] = FAST_RELAY_FLAGS,
+): Promise<RelayProcess> {
+  const proc = spawn(process.execPath, [CLI, 'relay', '--bundle', bundle, '--port', String(port), ...extra], {
+    env: childEnv(),
+  });
+  let stderr = '';
+  proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  const address = await new Promise<string>((resolve, reject) => {
+    const rl = createInterface({ input: proc.stdout });
+    rl.once('line', (line) => {
+      const m = /^listening on (\S+):(\d+)$/.exec(line);
+      if (m) resolve(`${m[1]}:${m[2]}`);
+      else reject(new Error(`unexpected relay output: ${line}`));
+    });
+    void exited.then((code) => reject(new Error(`relay exited (${code}) before listening: ${stderr}`)));
+  });
+  const [host, p] = address.split(':') as [string, string];
+  return {
+    host,
+    port: Number(p),
+    address,
+    proc,
+    exited,
+    async kill(signal = 'SIGTERM') {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+      await exited;
+    },
+  };
+}
+
+/** One parsed --json line. */
+export type ChatJsonEvent = { event: string } & Record<string, unknown>;
+
+export interface ChatProcessOptions {
+  extraArgs?: string[];
+  /** Short timeouts so failover and reconnect happen quickly in tests. */
+  fast?: boolean;
+}
+
+export class ChatProcess {
+  readonly events: ChatJsonEvent[] = [];
+  /** stdout lines that were not a JSON object (the contract says there are none). */
+  readonly badLines: string[] = [];
+  stderr = '';
+  readonly exited: Promise<number | null>;
+  private readonly waiters = new Set<() => void>();
+
+  private constructor(
+    readonly name: string,
+    readonly proc: ChildProcessWithoutNullStreams,
+  ) {
+    this.exited = new Promise((resolve) => proc.once('exit', (code) => resolve(code)));
+    createInterface({ input: proc.stdout }).on('line', (line) => {
+      try {
+        const parsed: unknown = JSON.parse(line);
+        if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed))
+          throw new Error('not an object');
+        this.events.push(parsed as ChatJsonEvent);
+      } catch {
+        this.badLines.push(line);
+      }
+      for (const w of this.waiters) w();
+    });
+    proc.stderr.on('data', (d: Buffer) => (this.stderr += d.toString()));
+    void this.exited.then(() => {
+      for (const w of this.waiters) w();
+    });
+  }
+
+  static start(name: string, bundle: string, relay: string, options: ChatProcessOptions = {}): ChatProcess {
+    const fast =
+      options.fast === false
+        ? []
+        : ['--key-timeout-ms', '2000', '--reconnect-min-ms', '100', '--reconnect-max-ms', '1000'];
+    const proc = spawn(
+      process.execPath,
+      [CLI, 'chat', '--bundle', bundle, '--relay', relay, '--json', ...fast, ...(options.extraArgs ?? [])],
+      { env: childEnv() },
+    );
+    return new ChatProcess(name, proc);
+  }
+
+  send(text: string): void {
+    this.proc.stdin.write(`${text}\n`);
+  }
+
+  /** End of input: the client sends what is queued, says DISCONNECT and exits. */
+  end(): void {
+    this.proc.stdin.end();
+  }
+
+  of(kind: string): ChatJsonEvent[] {
+    return this.events.filter((e) => e.event === kind);
+  }
+
+  messages(): { from: string; text: string; epoch: number; seq: number }[] {
+    return this.of('message') as unknown as { from: string; text: string; epoch: number; seq: number }[];
+  }
+
+  lastKey(): { epoch: number; safetyNumber: string; members: string[] } | undefined {
+    const keys = this.of('key');
+    return keys[keys.length - 1] as unknown as
+      { epoch: number; safetyNumber: string; members: string[] } | undefined;
+  }
+
+  get state(): string | undefined {
+    const s = this.of('state');
+    return s[s.length - 1]?.state as string | undefined;
+  }
+
+  /** Resolves once `predicate` holds over the events so far; rejects after `timeoutMs`. */
+  waitFor(predicate: (p: ChatProcess) => boolean, what: string, timeoutMs = 20_000): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        if (predicate(this)) {
+          clearTimeout(timer);
+          this.waiters.delete(check);
+          resolve();
+        }
+      };
+      const timer = setTimeout(() => {
+        this.waiters.delete(check);
+        reject(
+          new Error(
+            `${this.name}: timed out waiting for ${what}\nevents: ${JSON.stringify(this.events.slice(-15))}\nstderr: ${this.stderr.slice(-2000)}`,
+          ),
+        );
+      }, timeoutMs);
+      this.waiters.add(check);
+      check();
+    });
+  }
+
+  /** Waits until this member chats under a key whose member list is exactly `members`. */
+  waitForKey(members: string[], timeoutMs = 20_000): Promise<void> {
+    const want = [...members].sort().join(',');
+    return this.waitFor(
+      (p) => p.state === 'Chatting' && [...(p.lastKey()?.members ?? [])].sort().join(',') === want,
+      `a key over ${want}`,
+      timeoutMs,
+    );
+  }
+
+  waitForMessage(from: string, text: string, timeoutMs = 20_000): Promise<void> {
+    return this.waitFor(
+      (p) => p.messages().some((m) => m.from === from && m.text === text),
+      `message "${text}" from ${from}`,
+      timeoutMs,
+    );
+  }
+
+  async kill(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+    if (this.proc.exitCode === null && this.proc.signalCode === null) this.proc.kill(signal);
+    return this.exited;
+  }
+}
+
+/** Stops whatever is still running at the end of a test. */
+export async function cleanup(...things: ({ kill(): Promise<unknown> } | undefined)[]): Promise<void> {
+  await Promise.all(things.map((t) => t?.kill().catch(() => undefined)));
+}
