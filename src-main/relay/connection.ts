@@ -35,6 +35,10 @@ export class RelayConnection {
   private errorsAt = performance.now();
   private outbox: Buffer[] = [];
   private outboxBytes = 0;
+  /** Bytes handed to socket.write so far, and the drain progress seen by the stall check. */
+  private written = 0;
+  private drainedAtCheck = 0;
+  private progressAt = performance.now();
 
   constructor(
     readonly id: number,
@@ -75,6 +79,7 @@ export class RelayConnection {
       const [first] = this.outbox;
       const data = this.outbox.length === 1 && first ? first : Buffer.concat(this.outbox, this.outboxBytes);
       this.socket.write(data);
+      this.written += data.length;
     }
     this.outbox = [];
     this.outboxBytes = 0;
@@ -103,6 +108,21 @@ export class RelayConnection {
         if (this.open) this.socket.resume();
       }, wait);
     }
+  }
+
+  /**
+   * The stalled-reader check, run periodically: true if output has been waiting and the peer has
+   * not accepted a single byte of it for `stallMs`.
+   */
+  stalled(now: number, stallMs: number): boolean {
+    const pending = this.socket.writableLength;
+    const drained = this.written - pending;
+    if (pending === 0 || drained > this.drainedAtCheck) {
+      this.drainedAtCheck = drained;
+      this.progressAt = now;
+      return false;
+    }
+    return now - this.progressAt > stallMs;
   }
 
   /** Whether reading is paused by the rate limit. */

@@ -20,6 +20,7 @@ export const LIMIT_FLAGS: Record<string, keyof RelayLimits> = {
   'rate-byte-burst': 'rateByteBurst',
   'cert-request-cost': 'certRequestCost',
   'max-outbound-bytes': 'maxOutboundBytes',
+  'stall-timeout-ms': 'stallTimeoutMs',
   'presence-interval-ms': 'presenceIntervalMs',
   'close-linger-ms': 'closeLingerMs',
 };

@@ -31,10 +31,15 @@ export interface RelayLimits {
   /** Rate-limit tokens a CERT_REQUEST costs (the relay signs its answer). */
   certRequestCost: number;
   /**
-   * Bytes the relay may hold queued for one receiver (socket.writableLength). A receiver past it
-   * is a stalled reader and is disconnected with ERROR SlowConsumer.
+   * Bytes the relay may hold queued for one receiver (socket.writableLength, i.e. beyond what the
+   * kernel has accepted). A receiver past it is disconnected at once with ERROR SlowConsumer.
    */
   maxOutboundBytes: number;
+  /**
+   * A receiver with output waiting that has not accepted a single byte for this long is a
+   * stalled reader and is disconnected with ERROR SlowConsumer, whatever the amount.
+   */
+  stallTimeoutMs: number;
   /** PRESENCE is broadcast at most once per interval; changes within it are coalesced. */
   presenceIntervalMs: number;
   /** How long a closing connection may take to flush its last frames before it is destroyed. */
@@ -55,7 +60,8 @@ export const DEFAULT_RELAY_LIMITS: Readonly<RelayLimits> = Object.freeze({
   rateBytesPerSec: 4 * 1024 * 1024,
   rateByteBurst: 8 * 1024 * 1024,
   certRequestCost: 50,
-  maxOutboundBytes: 8 * 1024 * 1024,
+  maxOutboundBytes: 16 * 1024 * 1024,
+  stallTimeoutMs: 10_000,
   presenceIntervalMs: 50,
   closeLingerMs: 2000,
 });
@@ -75,6 +81,7 @@ const BOUNDS: Record<keyof RelayLimits, [min: number, max: number]> = {
   rateByteBurst: [1, 1024 ** 4],
   certRequestCost: [1, 1_000_000],
   maxOutboundBytes: [64 * 1024, 1024 ** 4],
+  stallTimeoutMs: [100, 3_600_000],
   presenceIntervalMs: [0, 60_000],
   closeLingerMs: [0, 60_000],
 };

@@ -80,6 +80,7 @@ export class RelayServer extends EventEmitter<RelayEvents> {
   private presenceTimer: NodeJS.Timeout | undefined;
   private lastPresenceAt = Number.NEGATIVE_INFINITY;
   private sweepTimer: NodeJS.Timeout | undefined;
+  private stallTimer: NodeJS.Timeout | undefined;
   private closing: Promise<void> | undefined;
   private readonly counters = { framesReceived: 0, framesForwarded: 0, deliveries: 0, bytesForwarded: 0 };
   private readonly refusals: Partial<Record<RelayErrorCode, number>> = {};
@@ -116,6 +117,11 @@ export class RelayServer extends EventEmitter<RelayEvents> {
         const bound = { host: address.address, port: address.port };
         this.sweepTimer = setInterval(() => this.sweepAddressBudgets(), 60_000);
         this.sweepTimer.unref();
+        this.stallTimer = setInterval(
+          () => this.guard(undefined, () => this.checkStalled()),
+          Math.min(1000, Math.max(50, this.limits.stallTimeoutMs / 4)),
+        );
+        this.stallTimer.unref();
         this.log.info({ event: 'listening', ...bound, relay: this.identity.name }, 'relay listening');
         this.emit('listening', bound);
         resolve(bound);
@@ -161,6 +167,7 @@ export class RelayServer extends EventEmitter<RelayEvents> {
     this.log.info({ event: 'shutdown', reason, connections: this.connections.size }, 'relay shutting down');
     if (this.presenceTimer) clearTimeout(this.presenceTimer);
     if (this.sweepTimer) clearInterval(this.sweepTimer);
+    if (this.stallTimer) clearInterval(this.stallTimer);
     const server = this.server;
     const serverClosed = server
       ? new Promise<void>((resolve) => server.close(() => resolve()))
@@ -524,23 +531,29 @@ export class RelayServer extends EventEmitter<RelayEvents> {
       this.guard(c, () => {
         const pending = c.flush();
         if (pending > this.limits.maxOutboundBytes && c.open) {
-          this.log.warn(
-            { event: 'slow-consumer', conn: c.id, name: c.name, pendingBytes: pending },
-            'receiver is not reading',
-          );
-          this.drop(
-            c,
-            'slow-consumer',
-            this.refusal(
-              c,
-              'SlowConsumer',
-              `more than ${this.limits.maxOutboundBytes} bytes waiting; not reading`,
-              true,
-            ),
-          );
+          this.slowConsumer(c, `more than ${this.limits.maxOutboundBytes} bytes waiting`);
         }
       });
     }
+  }
+
+  /** Disconnects receivers that have not read anything for stallTimeoutMs while output waits. */
+  private checkStalled(): void {
+    const now = performance.now();
+    for (const c of this.connections) {
+      if (c.open && c.state !== 'hello' && c.stalled(now, this.limits.stallTimeoutMs)) {
+        this.guard(c, () => this.slowConsumer(c, `nothing read for ${this.limits.stallTimeoutMs} ms`));
+      }
+    }
+  }
+
+  private slowConsumer(c: RelayConnection, why: string): void {
+    const pendingBytes = c.socket.writableLength;
+    this.log.warn(
+      { event: 'slow-consumer', conn: c.id, name: c.name, pendingBytes, why },
+      'receiver is not reading',
+    );
+    this.drop(c, 'slow-consumer', this.refusal(c, 'SlowConsumer', `disconnected: ${why}`, true));
   }
 
   /** An ERROR frame, counted and logged (never with a message body). */

@@ -36,7 +36,7 @@ afterAll(async () => {
   await relay?.stop();
 });
 
-describe('relay: sessions', () => {
+describe('relay: sessions', { timeout: 120_000 }, () => {
   it('prints exactly one listening line on stdout and logs JSON on stderr', () => {
     expect(relay.stdout()).toBe(`listening on 127.0.0.1:${relay.port}\n`);
     expect(relay.logs().some((l) => l.event === 'listening')).toBe(true);
@@ -97,7 +97,7 @@ describe('relay: sessions', () => {
   });
 });
 
-describe('relay: routing', () => {
+describe('relay: routing', { timeout: 120_000 }, () => {
   let alice: RawMember, bob: RawMember, carol: RawMember;
 
   beforeAll(async () => {
@@ -186,7 +186,7 @@ describe('relay: routing', () => {
   });
 });
 
-describe('relay: duplicate login', () => {
+describe('relay: duplicate login', { timeout: 120_000 }, () => {
   it('replaces the old connection, which gets ERROR Replaced, and announces a new PRESENCE', async () => {
     leaveAll();
     const alice = await join('alice');
@@ -203,5 +203,23 @@ describe('relay: duplicate login', () => {
     alice.sendPayload(f);
     await dave2.until(() => dave2.frames.some((x) => x.raw.equals(f)), 10_000, 'frame on the new connection');
     leaveAll();
+  });
+});
+
+describe('relay: shutdown', { timeout: 120_000 }, () => {
+  it('tells members ShuttingDown on SIGTERM and exits 0', async () => {
+    leaveAll();
+    const alice = await join('alice');
+    const bob = await join('bob');
+    await alice.waitForPresence(['alice', 'bob']);
+    const code = await relay.stop('SIGTERM');
+    expect(code).toBe(0);
+    for (const m of [alice, bob]) {
+      const err = await m.waitForError('ShuttingDown');
+      expect(err.body.fatal).toBe(true);
+      await m.waitClosed();
+    }
+    expect(relay.stdout()).toBe(`listening on 127.0.0.1:${relay.port}\n`);
+    expect(relay.logs().some((l) => l.event === 'shutdown')).toBe(true);
   });
 });
