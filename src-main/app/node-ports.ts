@@ -35,6 +35,7 @@ export function forkRelayLauncher(entryPath: string, options: { silent?: boolean
         for (const w of exitWaiters.splice(0)) w();
       });
       return {
+        pid: child.pid,
         onMessage: (l) => void messageListeners.push(l),
         onExit: (l) => void exitListeners.push(l),
         stop: () =>

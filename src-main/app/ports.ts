@@ -47,6 +47,8 @@ export interface RelayLaunchOptions {
 }
 
 export interface RelayProcess {
+  /** OS process id, when known (shown nowhere; lets tests and logs name the process). */
+  readonly pid: number | undefined;
   /** Messages from the child, and its exit (code null when killed by a signal). */
   onMessage(listener: (message: RelayChildMessage) => void): void;
   onExit(listener: (code: number | null, signal: string | null) => void): void;

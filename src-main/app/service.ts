@@ -703,6 +703,11 @@ export class AppService implements ServiceApi {
     }, 'relay');
   }
 
+  /** The relay child's process id while one runs (for logs and tests). */
+  get relayProcessId(): number | undefined {
+    return this.#relayProcess?.pid;
+  }
+
   #onRelayMessage(proc: RelayProcess, message: RelayChildMessage): void {
     if (proc !== this.#relayProcess) return;
     switch (message.type) {

@@ -133,6 +133,9 @@ export function utilityRelayLauncher(
         exitWaiters = [];
       });
       return {
+        get pid() {
+          return child.pid;
+        },
         onMessage: (l) => void messageListeners.push(l),
         onExit: (l) => void exitListeners.push(l),
         stop: () =>

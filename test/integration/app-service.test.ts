@@ -1,0 +1,413 @@
+/**
+ * The desktop app's service under plain Node, against a real relay child process and real chat
+ * engines: identity import and keeping, connect, members with verified marks, safety numbers,
+ * chat both ways, leave + re-key, fingerprint-change warnings, relay start/stop/crash, group
+ * creation.
+ */
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readBundle } from '../../src-main/core/pki/bundle.js';
+import { Certificate } from '../../src-main/core/pki/certificate.js';
+import type { ChatLine } from '../../src-shared/model.js';
+import { makeTestGroup, TEST_PASSWORD, type TestGroup } from '../helpers/group.js';
+import {
+  createTestApp,
+  importBundle,
+  memorySecretStorage,
+  startRelay,
+  until,
+  unwrap,
+  type TestApp,
+} from './app-harness.js';
+
+const messages = (app: TestApp): Extract<ChatLine, { kind: 'message' }>[] =>
+  app.service
+    .snapshot()
+    .timeline.filter((l): l is Extract<ChatLine, { kind: 'message' }> => l.kind === 'message');
+
+function required<T>(value: T | null | undefined, what: string): T {
+  if (value === null || value === undefined) throw new Error(`missing ${what}`);
+  return value;
+}
+
+const bundleOf = (group: TestGroup, name: string): string =>
+  required(group.bundles[name], `bundle of ${name}`);
+
+const fingerprintOf = (path: string): string =>
+  readBundle(readFileSync(path), TEST_PASSWORD).certificate.fingerprintHex;
+
+describe('app service: identity', () => {
+  let group: TestGroup;
+  beforeAll(() => {
+    group = makeTestGroup(['alice']);
+  });
+
+  it('refuses a wrong password, a relay bundle and a file that is not a bundle, in plain words', async () => {
+    const app = await createTestApp();
+    const wrong = await importBundle(app, bundleOf(group, 'alice'), 'not the password');
+    expect(wrong).toMatchObject({ ok: false, error: { code: 'WrongPassword' } });
+    if (!wrong.ok) expect(wrong.error.message).toMatch(/wrong password/i);
+
+    const relay = await importBundle(app, group.relayBundle, TEST_PASSWORD);
+    expect(relay).toMatchObject({ ok: false, error: { code: 'WrongRole' } });
+
+    const junk = join(group.dir, 'notes.p12');
+    writeFileSync(junk, 'this is not a PKCS#12 file');
+    const notBundle = await importBundle(app, junk, TEST_PASSWORD);
+    expect(notBundle).toMatchObject({ ok: false, error: { code: 'NotABundle' } });
+
+    const empty = join(group.dir, 'empty.p12');
+    writeFileSync(empty, '');
+    expect(await importBundle(app, empty, TEST_PASSWORD)).toMatchObject({
+      ok: false,
+      error: { code: 'NotABundle' },
+    });
+
+    expect(app.service.snapshot().identity).toEqual({ status: 'none' });
+  });
+
+  it('refuses a token that no dialog produced', async () => {
+    const app = await createTestApp();
+    const result = await app.service.importIdentity({ token: 'A'.repeat(24), password: TEST_PASSWORD });
+    expect(result).toMatchObject({ ok: false, error: { code: 'ChoiceExpired' } });
+    app.dialogs.bundles.push(null);
+    expect(await app.service.chooseBundle({ purpose: 'identity' })).toEqual({ ok: true, value: null });
+  });
+
+  it('imports a bundle: name, issuer, validity, fingerprint; keeps only the protected .p12 without a keystore', async () => {
+    const app = await createTestApp();
+    const view = unwrap(await importBundle(app, bundleOf(group, 'alice'), TEST_PASSWORD));
+    expect(view.name).toBe('alice');
+    expect(view.issuer).toBe('Test Group CA');
+    expect(view.fingerprint).toBe(fingerprintOf(bundleOf(group, 'alice')));
+    expect(view.groupId).toBe(group.ca.certificate.fingerprintHex);
+    expect(view.notAfter).toBeGreaterThan(Date.now());
+    expect(view.storage).toBe('password');
+    expect(app.events.some((e) => e.type === 'identity')).toBe(true);
+
+    // The kept copy is the password-protected bundle itself; the password is stored nowhere.
+    const kept = readFileSync(join(app.dataDir, 'identity.p12'));
+    expect(kept.equals(readFileSync(bundleOf(group, 'alice')))).toBe(true);
+    const stored = JSON.stringify(readFileSync(join(app.settingsDir, 'settings.json'), 'utf8'));
+    expect(stored).not.toContain(TEST_PASSWORD);
+
+    // Restart: locked until the password is given again.
+    const again = await createTestApp({ dataDir: app.dataDir, settingsDir: app.settingsDir });
+    expect(again.service.snapshot().identity).toMatchObject({ status: 'locked', name: 'alice' });
+    expect(await again.service.connect({ host: '127.0.0.1', port: 1 })).toMatchObject({
+      ok: false,
+      error: { code: 'IdentityLocked' },
+    });
+    expect(await again.service.unlockIdentity({ password: 'nope' })).toMatchObject({
+      ok: false,
+      error: { code: 'WrongPassword' },
+    });
+    expect(unwrap(await again.service.unlockIdentity({ password: TEST_PASSWORD })).name).toBe('alice');
+
+    unwrap(await again.service.removeIdentity());
+    expect(existsSync(join(app.dataDir, 'identity.p12'))).toBe(false);
+    expect(again.service.snapshot().identity).toEqual({ status: 'none' });
+  });
+
+  it('with a keystore, keeps the password encrypted by it and reopens the identity at start', async () => {
+    const secrets = memorySecretStorage();
+    const app = await createTestApp({ secrets });
+    expect(unwrap(await importBundle(app, bundleOf(group, 'alice'), TEST_PASSWORD)).storage).toBe(
+      'safeStorage',
+    );
+    const settingsText = readFileSync(join(app.settingsDir, 'settings.json'), 'utf8');
+    expect(settingsText).not.toContain(TEST_PASSWORD);
+    expect(settingsText).toContain('encryptedPassword');
+
+    const again = await createTestApp({ secrets, dataDir: app.dataDir, settingsDir: app.settingsDir });
+    expect(again.service.snapshot().identity).toMatchObject({ status: 'ready', identity: { name: 'alice' } });
+
+    // A keystore that cannot decrypt (another machine / user): asks for the password, says why.
+    const other = await createTestApp({
+      secrets: memorySecretStorage(),
+      dataDir: app.dataDir,
+      settingsDir: app.settingsDir,
+    });
+    const state = other.service.snapshot().identity;
+    expect(state.status).toBe('locked');
+  });
+});
+
+describe('app service: a chat through the bundled relay', () => {
+  let group: TestGroup;
+  let host: TestApp;
+  let alice: TestApp;
+  let bob: TestApp;
+  let carol: TestApp;
+  let port: number;
+
+  beforeAll(async () => {
+    group = makeTestGroup(['alice', 'bob', 'carol']);
+    host = await createTestApp();
+    const relay = unwrap(await startRelay(host, group.relayBundle, TEST_PASSWORD));
+    expect(relay.status).toBe('running');
+    expect(relay.host).toBe('127.0.0.1');
+    port = required(relay.port, 'relay port');
+    expect(port).toBeGreaterThan(0);
+    [alice, bob, carol] = await Promise.all([createTestApp(), createTestApp(), createTestApp()]);
+    unwrap(await importBundle(alice, bundleOf(group, 'alice'), TEST_PASSWORD));
+    unwrap(await importBundle(bob, bundleOf(group, 'bob'), TEST_PASSWORD));
+    unwrap(await importBundle(carol, bundleOf(group, 'carol'), TEST_PASSWORD));
+  }, 60_000);
+
+  afterAll(async () => {
+    await Promise.all([alice, bob, carol, host].filter(Boolean).map((a) => a.service.dispose()));
+  });
+
+  it('connects three members: Chatting, each other’s fingerprints, one safety number, relay count', async () => {
+    for (const app of [alice, bob, carol]) unwrap(await app.service.connect({ host: '127.0.0.1', port }));
+    for (const app of [alice, bob, carol]) {
+      await until(
+        () =>
+          app.service.snapshot().connection.state === 'Chatting' &&
+          app.service.snapshot().key?.members.length === 3,
+        'three members chatting',
+      );
+    }
+    const states = alice.events
+      .filter((e) => e.type === 'state')
+      .map((e) => (e.type === 'state' ? e.state : ''));
+    expect(states).toContain('Connecting');
+    expect(states).toContain('KeyEstablishment');
+    expect(states.at(-1)).toBe('Chatting');
+
+    await until(
+      () => new Set([alice, bob, carol].map((a) => a.service.snapshot().key?.safetyNumber)).size === 1,
+      'one safety number',
+    );
+    const members = alice.service.snapshot().members;
+    expect(members.map((m) => m.name).sort()).toEqual(['alice', 'bob', 'carol']);
+    expect(members.find((m) => m.name === 'bob')?.fingerprint).toBe(fingerprintOf(bundleOf(group, 'bob')));
+    expect(members.find((m) => m.name === 'alice')?.self).toBe(true);
+    expect(members.every((m) => !m.verified)).toBe(true);
+    await until(() => host.service.snapshot().relay.memberCount === 3, 'relay counts three members');
+    expect(alice.service.snapshot().settings.relayAddress).toEqual({ host: '127.0.0.1', port });
+  });
+
+  it('chats both ways; own messages go queued → sent; notifications carry no content by default', async () => {
+    const { localId } = unwrap(await alice.service.send({ text: 'hello from alice' }));
+    expect(localId).toBeTruthy();
+    await until(() => messages(bob).some((m) => m.text === 'hello from alice'), 'bob receives');
+    await until(() => messages(carol).some((m) => m.text === 'hello from alice'), 'carol receives');
+    const received = messages(bob).find((m) => m.text === 'hello from alice');
+    expect(received?.from).toBe('alice');
+    expect(received?.epoch).toBe(bob.service.snapshot().key?.epoch);
+
+    unwrap(await bob.service.send({ text: 'hi alice,\nbob here' }));
+    await until(() => messages(alice).some((m) => m.text === 'hi alice,\nbob here'), 'alice receives');
+
+    await until(
+      () => alice.service.snapshot().timeline.some((l) => l.kind === 'own' && l.status === 'sent'),
+      'own line sent',
+    );
+    const own = alice.service.snapshot().timeline.find((l) => l.kind === 'own');
+    expect(own).toMatchObject({ kind: 'own', text: 'hello from alice', status: 'sent', from: 'alice' });
+    // Every own line event: first queued, then sent, same id.
+    const ownEvents = alice.events.flatMap((e) =>
+      e.type === 'line' && e.line.kind === 'own' ? [e.line] : [],
+    );
+    expect(ownEvents.map((l) => (l.kind === 'own' ? l.status : ''))).toEqual(['queued', 'sent']);
+
+    expect(alice.notifications.length).toBeGreaterThan(0);
+    for (const n of alice.notifications) expect(n.body).not.toContain('bob here');
+    unwrap(await alice.service.updateSettings({ notificationPreviews: true }));
+    unwrap(await bob.service.send({ text: 'preview me' }));
+    await until(
+      () => alice.notifications.some((n) => n.body === 'preview me'),
+      'a notification with preview',
+    );
+  });
+
+  it('marks a member verified (persisted name → fingerprint) and unmarks', async () => {
+    const bobFp = fingerprintOf(bundleOf(group, 'bob'));
+    const members = unwrap(
+      await alice.service.setVerified({ name: 'bob', fingerprint: bobFp, verified: true }),
+    );
+    expect(members.find((m) => m.name === 'bob')?.verified).toBe(true);
+    expect(alice.settings.get('verified')).toEqual({ bob: bobFp });
+    // The fingerprint must be the one presented now.
+    expect(
+      await alice.service.setVerified({ name: 'carol', fingerprint: 'ab'.repeat(32), verified: true }),
+    ).toMatchObject({ ok: false, error: { code: 'InvalidArgument' } });
+    unwrap(
+      await alice.service.setVerified({
+        name: 'carol',
+        fingerprint: fingerprintOf(bundleOf(group, 'carol')),
+        verified: true,
+      }),
+    );
+    unwrap(
+      await alice.service.setVerified({
+        name: 'carol',
+        fingerprint: fingerprintOf(bundleOf(group, 'carol')),
+        verified: false,
+      }),
+    );
+    expect(alice.settings.get('verified')).toEqual({ bob: bobFp });
+  });
+
+  it('a member leaves: the others see it and re-key to a new epoch without them', async () => {
+    const before = required(alice.service.snapshot().key, 'key').epoch;
+    unwrap(await carol.service.disconnect());
+    expect(carol.service.snapshot().connection.state).toBe('Disconnected');
+    for (const app of [alice, bob]) {
+      await until(
+        () =>
+          (app.service.snapshot().key?.epoch ?? 0) > before &&
+          app.service.snapshot().key?.members.length === 2,
+        'a new epoch for two',
+      );
+      const lines = app.service.snapshot().timeline;
+      expect(lines.some((l) => l.kind === 'system' && l.event === 'left' && l.name === 'carol')).toBe(true);
+      expect(lines.some((l) => l.kind === 'system' && l.event === 'rekey' && (l.epoch ?? 0) > before)).toBe(
+        true,
+      );
+    }
+    await until(
+      () => alice.service.snapshot().key?.safetyNumber === bob.service.snapshot().key?.safetyNumber,
+      'same safety number for two',
+    );
+    await until(() => host.service.snapshot().relay.memberCount === 2, 'relay counts two');
+    unwrap(await alice.service.send({ text: 'carol has gone' }));
+    await until(() => messages(bob).some((m) => m.text === 'carol has gone'), 'bob receives after re-key');
+    expect(messages(carol).some((m) => m.text === 'carol has gone')).toBe(false);
+  });
+
+  it('warns prominently when a verified member’s certificate changes, and clears the mark', async () => {
+    // bob gets a new certificate (same name) and comes back with it.
+    const newBundle = group.addMember('bob');
+    unwrap(await bob.service.disconnect());
+    unwrap(await importBundle(bob, newBundle, TEST_PASSWORD));
+    unwrap(await bob.service.connect({ host: '127.0.0.1', port }));
+    await until(
+      () => alice.events.some((e) => e.type === 'fingerprint-changed' && e.name === 'bob'),
+      'a warning',
+    );
+    const warning = alice.events.find((e) => e.type === 'fingerprint-changed');
+    expect(warning).toMatchObject({ name: 'bob', currentFingerprint: fingerprintOf(newBundle) });
+    const entry = alice.service.snapshot().members.find((m) => m.name === 'bob');
+    expect(entry).toMatchObject({ verified: false, fingerprintChanged: true });
+    expect(alice.settings.get('verified')).toEqual({});
+    expect(alice.service.snapshot().warnings.map((w) => w.name)).toEqual(['bob']);
+    // Re-verifying the new certificate clears the warning.
+    unwrap(
+      await alice.service.setVerified({ name: 'bob', fingerprint: fingerprintOf(newBundle), verified: true }),
+    );
+    expect(alice.service.snapshot().warnings).toEqual([]);
+    expect(alice.service.snapshot().members.find((m) => m.name === 'bob')).toMatchObject({
+      verified: true,
+      fingerprintChanged: false,
+    });
+  });
+
+  it('stops the relay: members lose the connection, the app goes on', async () => {
+    const view = unwrap(await host.service.stopRelay());
+    expect(view.status).toBe('stopped');
+    await until(() => alice.service.snapshot().connection.state !== 'Chatting', 'alice notices');
+    expect(await host.service.stopRelay()).toMatchObject({ ok: false, error: { code: 'RelayNotRunning' } });
+  });
+});
+
+describe('app service: relay launcher and failures', () => {
+  let group: TestGroup;
+  beforeAll(() => {
+    group = makeTestGroup(['alice']);
+  });
+
+  it('refuses a wrong relay password and a member bundle before starting anything', async () => {
+    const app = await createTestApp();
+    expect(await startRelay(app, group.relayBundle, 'wrong')).toMatchObject({
+      ok: false,
+      error: { code: 'WrongPassword' },
+    });
+    const member = await startRelay(app, bundleOf(group, 'alice'), TEST_PASSWORD);
+    expect(member).toMatchObject({ ok: false, error: { code: 'WrongRole' } });
+    expect(app.service.snapshot().relay.status).toBe('stopped');
+  });
+
+  it('reports a relay crash as an event and keeps working', async () => {
+    const app = await createTestApp();
+    const relay = unwrap(await startRelay(app, group.relayBundle, TEST_PASSWORD));
+    expect(relay.status).toBe('running');
+    expect(await startRelay(app, group.relayBundle, TEST_PASSWORD)).toMatchObject({
+      ok: false,
+      error: { code: 'RelayAlreadyRunning' },
+    });
+    const pid = app.service.relayProcessId;
+    if (pid === undefined) throw new Error('no relay pid');
+    process.kill(pid, 'SIGKILL');
+    await until(() => app.service.snapshot().relay.status === 'crashed', 'crash reported');
+    const error = app.events.find((e) => e.type === 'error' && e.error.code === 'RelayFailed');
+    expect(error).toBeDefined();
+    if (error?.type === 'error') expect(error.error.message).toMatch(/killed|stopped unexpectedly/);
+    // The service still answers, and the relay can be started again.
+    expect(unwrap(await app.service.getSnapshot()).relay.status).toBe('crashed');
+    expect(unwrap(await startRelay(app, group.relayBundle, TEST_PASSWORD)).status).toBe('running');
+    await app.service.dispose();
+  });
+
+  it('says plainly when the relay is unreachable, and keeps retrying', async () => {
+    const app = await createTestApp();
+    unwrap(await importBundle(app, bundleOf(group, 'alice'), TEST_PASSWORD));
+    // Port 1 on loopback: nothing listens there.
+    unwrap(await app.service.connect({ host: '127.0.0.1', port: 1 }));
+    await until(
+      () => app.events.some((e) => e.type === 'error' && e.error.code === 'RelayUnreachable'),
+      'unreachable',
+    );
+    const error = app.events.find((e) => e.type === 'error');
+    if (error?.type === 'error') expect(error.error.message).toMatch(/unreachable.*127\.0\.0\.1:1/i);
+    expect(app.service.snapshot().connection.state).toMatch(/Reconnecting|Connecting|Initialization/);
+    expect(await app.service.connect({ host: '127.0.0.1', port: 1 })).toMatchObject({
+      ok: false,
+      error: { code: 'AlreadyConnected' },
+    });
+    unwrap(await app.service.disconnect());
+    expect(app.service.snapshot().connection.state).toBe('Disconnected');
+  });
+});
+
+describe('app service: create a group', () => {
+  it('writes the CA and bundles into the chosen folder, never overwriting without confirmation', async () => {
+    const app = await createTestApp();
+    const folder = mkdtempSync(join(tmpdir(), 'scx-newgroup-'));
+    app.dialogs.folders.push(folder);
+    const choice = required(unwrap(await app.service.chooseFolder()), 'folder choice');
+    const args = {
+      folderToken: choice.token,
+      groupName: 'Book club',
+      members: ['ann', 'ben'],
+      relayName: 'relay',
+      password: 'a long enough password',
+      overwrite: false,
+    };
+    const created = unwrap(await app.service.createGroup(args));
+    expect(created.files).toEqual(['ca.pem', 'ca.p12', 'ann.p12', 'ben.p12', 'relay.p12']);
+    const ca = Certificate.fromPem(readFileSync(join(folder, 'ca.pem'), 'utf8'));
+    expect(ca.fingerprintHex).toBe(created.caFingerprint);
+    const ann = readBundle(readFileSync(join(folder, 'ann.p12')), 'a long enough password');
+    expect(ann.certificate.name).toBe('ann');
+    expect(ann.ca.fingerprintHex).toBe(ca.fingerprintHex);
+    expect(
+      readBundle(readFileSync(join(folder, 'relay.p12')), 'a long enough password').certificate.serverAuth,
+    ).toBe(true);
+
+    const before = readFileSync(join(folder, 'ann.p12'));
+    const again = await app.service.createGroup(args);
+    expect(again).toMatchObject({ ok: false, error: { code: 'WouldOverwrite' } });
+    if (!again.ok)
+      expect(again.error.details).toEqual(['ca.pem', 'ca.p12', 'ann.p12', 'ben.p12', 'relay.p12']);
+    expect(readFileSync(join(folder, 'ann.p12')).equals(before)).toBe(true);
+
+    unwrap(await app.service.createGroup({ ...args, overwrite: true }));
+    expect(readFileSync(join(folder, 'ann.p12')).equals(before)).toBe(false);
+  });
+});
