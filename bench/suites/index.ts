@@ -1,4 +1,5 @@
 import type { BenchSuite } from '../harness.js';
+import { cryptoSuite } from './crypto.js';
 
 /** Every suite `npm run bench` runs, in order. Add a suite by importing it here. */
-export const SUITES: BenchSuite[] = [];
+export const SUITES: BenchSuite[] = [cryptoSuite];
