@@ -164,6 +164,17 @@ describe('issued certificates', () => {
     expect(skew).toBeLessThan(10 * 60_000);
   });
 
+  it('refuses to issue from a participant certificate or an expired CA', () => {
+    expectPkiError(() => issueCertificate(alice, { name: 'bob', role: 'member' }), 'IssuerNotCa');
+    const expiredCa: Credential = {
+      privateKeyPem: ca.privateKeyPem,
+      certificate: Object.create(ca.certificate, {
+        notAfter: { value: new Date(Date.now() - 1000) },
+      }) as Certificate,
+    };
+    expectPkiError(() => issueCertificate(expiredCa, { name: 'bob', role: 'member' }), 'Expired');
+  });
+
   it('refuses out-of-range validity and unsupported key sizes', () => {
     expectPkiError(
       () => issueCertificate(ca, { name: 'bob', role: 'member', validityDays: 0 }),
@@ -449,6 +460,16 @@ describe('Certificate parsing and fingerprints', () => {
     expectPkiError(() => Certificate.fromDer(Buffer.alloc(0)), 'BadCertificate');
     expectPkiError(() => Certificate.fromPem('hello'), 'BadCertificate');
     expectPkiError(() => Certificate.fromPem(alice.privateKeyPem), 'BadCertificate');
+  });
+
+  it('gives one certificate exactly one fingerprint: trailing bytes and non-canonical DER are refused', () => {
+    const der = alice.certificate.der;
+    expectPkiError(() => Certificate.fromDer(Buffer.concat([der, Buffer.of(0)])), 'BadCertificate');
+    // The outer SEQUENCE's length re-encoded in a longer (BER, non-DER) form: same certificate,
+    // different bytes, hence a second fingerprint if it were accepted.
+    expect(der[1]).toBe(0x82);
+    const longForm = Buffer.concat([Buffer.of(0x30, 0x83, 0x00), der.subarray(2)]);
+    expectPkiError(() => Certificate.fromDer(longForm), 'BadCertificate');
   });
 
   it('round-trips PEM and DER to the same certificate', () => {

@@ -44,6 +44,11 @@ export class Certificate {
     } catch (err) {
       throw new PkiError('BadCertificate', `not a readable X.509 certificate: ${(err as Error).message}`);
     }
+    // Fingerprints are identities: a re-encoding of the same certificate (e.g. a long-form length)
+    // would parse to the same key under a second fingerprint. Only canonical DER is accepted.
+    if (!this.x509.raw.equals(der)) {
+      throw new PkiError('BadCertificate', 'certificate is not in canonical DER encoding');
+    }
     const cn = cert.subject.getField('CN') as { value: string } | null;
     if (!cn || typeof cn.value !== 'string')
       throw new PkiError('BadCertificate', 'certificate has no common name');

@@ -94,6 +94,13 @@ export function createGroupCa(options: CaOptions = {}): Credential {
 
 export function issueCertificate(ca: Credential, options: IssueOptions): Credential {
   assertValidIdentityName(options.name);
+  if (!ca.certificate.isCa || !ca.certificate.keyUsage?.keyCertSign) {
+    throw new PkiError('IssuerNotCa', `"${ca.certificate.name}" is not a certificate authority`);
+  }
+  // Its certificates would be clamped to a past date: invalid from the moment they are issued.
+  if (Date.now() >= ca.certificate.notAfter.getTime()) {
+    throw new PkiError('Expired', `the group CA "${ca.certificate.name}" has expired; create a new group`);
+  }
   const { privateKeyPem, publicKey } = newKeyPair(options.keyBits ?? 2048);
   const caCert = forge.pki.certificateFromPem(ca.certificate.pem);
   const cert = forge.pki.createCertificate();
