@@ -1,4 +1,5 @@
 import type { BenchSuite } from '../harness.js';
+import { relaySuite } from './relay.js';
 import { cryptoSuite } from './crypto.js';
 
 /** Every suite `npm run bench` runs, in order. Add a suite by importing it here. */
