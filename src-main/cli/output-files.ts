@@ -30,6 +30,7 @@ export async function checkTargets(paths: readonly string[], force: boolean): Pr
       existing.push(path);
     } catch (err) {
       if (err instanceof CliError) throw err;
+      if (errnoOf(err) === 'ENOTDIR') throw new CliError(`${dirname(path)} exists and is not a folder`);
       if (errnoOf(err) !== 'ENOENT') throw new CliError(`cannot check ${path} (${errnoOf(err)})`);
     }
   }

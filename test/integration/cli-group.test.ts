@@ -109,6 +109,14 @@ describe('securechat-x group create', () => {
     expect(readFileSync(join(d, 'bob.p12'), 'utf8')).toBe('keep me');
   });
 
+  it('refuses an --out that is a file', async () => {
+    const file = join(tempDir(), 'not-a-folder');
+    writeFileSync(file, 'x');
+    const r = await runCli(['group', 'create', '--out', file, '--members', 'alice', ...FAST_KDF]);
+    expect(r.code).toBe(1);
+    expect(oneLineError(r)).toMatch(/exists and is not a folder/);
+  });
+
   it('replaces everything with --force, restoring private modes', async () => {
     const d = tempDir();
     expect((await runCli(['group', 'create', '--out', d, '--members', 'alice', ...FAST_KDF])).code).toBe(0);

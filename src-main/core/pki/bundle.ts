@@ -86,10 +86,7 @@ export function readBundle(data: Uint8Array, password: string): LoadedBundle {
     }
     throw new PkiError('CorruptBundle', 'this file is not a readable certificate bundle (.p12)');
   }
-  const keyBags = [
-    ...bagsOf(p12, forge.pki.oids.pkcs8ShroudedKeyBag),
-    ...bagsOf(p12, forge.pki.oids.keyBag),
-  ];
+  const keyBags = [...bagsOf(p12, forge.pki.oids.pkcs8ShroudedKeyBag), ...bagsOf(p12, forge.pki.oids.keyBag)];
   const key = keyBags.find((b) => b.key)?.key;
   if (!key) throw new PkiError('MissingKey', 'the bundle holds no private key');
 
