@@ -22,35 +22,33 @@ const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 /** Base64 on the wire, a Buffer in code; `exact` or `max` bound the decoded length. */
 export function bytes(bound: { exact?: number; max?: number; min?: number }) {
   const maxBytes = bound.exact ?? bound.max ?? 0;
-  return (
-    z
-      .string()
-      .max(Math.ceil(maxBytes / 3) * 4)
-      .regex(BASE64, 'must be base64')
-      // Typed as plain Buffer (any backing store) so callers can pass any Buffer into a body.
-      .transform((s, ctx): Buffer => {
-        const buf = Buffer.from(s, 'base64');
-        // Reject non-canonical base64 so each byte string has exactly one encoding.
-        if (buf.toString('base64') !== s) {
-          ctx.addIssue({ code: 'custom', message: 'non-canonical base64' });
-          return z.NEVER;
-        }
-        if (bound.exact !== undefined && buf.length !== bound.exact) {
-          ctx.addIssue({ code: 'custom', message: `must be exactly ${bound.exact} bytes` });
-          return z.NEVER;
-        }
-        // The string bound above allows up to 2 bytes past `max` (base64 groups of 3): check exactly.
-        if (bound.max !== undefined && buf.length > bound.max) {
-          ctx.addIssue({ code: 'custom', message: `must be at most ${bound.max} bytes` });
-          return z.NEVER;
-        }
-        if (bound.min !== undefined && buf.length < bound.min) {
-          ctx.addIssue({ code: 'custom', message: `must be at least ${bound.min} bytes` });
-          return z.NEVER;
-        }
-        return buf;
-      })
-  );
+  // The transform is typed as plain Buffer (any backing store) so any Buffer can go into a body.
+  return z
+    .string()
+    .max(Math.ceil(maxBytes / 3) * 4)
+    .regex(BASE64, 'must be base64')
+    .transform((s, ctx): Buffer => {
+      const buf = Buffer.from(s, 'base64');
+      // Reject non-canonical base64 so each byte string has exactly one encoding.
+      if (buf.toString('base64') !== s) {
+        ctx.addIssue({ code: 'custom', message: 'non-canonical base64' });
+        return z.NEVER;
+      }
+      if (bound.exact !== undefined && buf.length !== bound.exact) {
+        ctx.addIssue({ code: 'custom', message: `must be exactly ${bound.exact} bytes` });
+        return z.NEVER;
+      }
+      // The string bound above allows up to 2 bytes past `max` (base64 groups of 3): check exactly.
+      if (bound.max !== undefined && buf.length > bound.max) {
+        ctx.addIssue({ code: 'custom', message: `must be at most ${bound.max} bytes` });
+        return z.NEVER;
+      }
+      if (bound.min !== undefined && buf.length < bound.min) {
+        ctx.addIssue({ code: 'custom', message: `must be at least ${bound.min} bytes` });
+        return z.NEVER;
+      }
+      return buf;
+    });
 }
 
 export const IdentityName = z.string().regex(IDENTITY_NAME_PATTERN, 'invalid identity name');
