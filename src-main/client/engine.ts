@@ -435,6 +435,9 @@ export class ChatEngine implements ChatEngineApi {
 
   private armKeyTimer(session: Session): void {
     clearTimeout(this.keyTimer);
+    // Each full turn through the members waits longer: on a loaded machine rounds may simply be slow.
+    const turns = Math.floor(this.handshake.attempt / Math.max(1, this.handshake.members.length));
+    const timeout = this.o.keyEstablishmentTimeoutMs * Math.min(4, 1 + turns);
     this.keyTimer = setTimeout(() => {
       if (this.session !== session || !this.needsKey) return;
       this.handshake.nextAttempt();
@@ -443,7 +446,7 @@ export class ChatEngine implements ChatEngineApi {
         `attempt ${this.handshake.attempt + 1}: initiator ${this.handshake.expectedInitiator ?? '?'}`,
       );
       this.armKeyTimer(session);
-    }, this.o.keyEstablishmentTimeoutMs);
+    }, timeout);
   }
 
   private onMemberFrame(header: EnvelopeHeader, frame: Buffer): void {
@@ -522,6 +525,7 @@ export class ChatEngine implements ChatEngineApi {
   // ---- keys -------------------------------------------------------------------------------------
 
   private installKey(k: EstablishedKey): void {
+    if (k.epoch <= this.keyring.highestEpoch) return; // never go back to an older epoch
     const hook = this.o.unsafeTestHooks?.onGroupKey;
     if (hook) hook(k.epoch, Buffer.from(k.derived.key));
     const view = this.keyring.install(k.epoch, k.derived, k.members, k.initiator);

@@ -71,6 +71,7 @@ interface AnsweredRequest {
 }
 
 const MAX_ANSWERED = 8;
+const MAX_ROUNDS = 3;
 const MAX_FUTURE_REQUESTS = 16;
 /** Stale-epoch restarts one round may make before it waits for the failover timer instead. */
 const MAX_RESTARTS = 4;
@@ -85,7 +86,12 @@ export class KeyEstablishment {
   private attemptNo = 0;
   /** The highest epoch seen anywhere (held, requested, distributed, asked for). */
   private highestSeen = 0;
-  private round: InitiatorRound | undefined;
+  /**
+   * Rounds this member runs as initiator, by epoch. A round survives failover: on a slow machine it
+   * may finish after the timeout, and the first round to finish wins (a later one only supersedes
+   * it with a higher epoch). Discarding it instead could livelock when every round is slow.
+   */
+  private readonly rounds = new Map<number, InitiatorRound>();
   /** Targets' side: requests answered, by initiator and epoch, until their key arrives. */
   private readonly answered = new Map<string, AnsweredRequest>();
   /** NONCE_REQUESTs for a membership version this member has not seen yet (PRESENCE still on its way). */
@@ -123,7 +129,7 @@ export class KeyEstablishment {
   }
 
   get initiating(): boolean {
-    return this.round !== undefined;
+    return this.rounds.size > 0;
   }
 
   /**
@@ -135,7 +141,7 @@ export class KeyEstablishment {
     this.view = { members, version };
     if (changed) {
       this.attemptNo = 0;
-      this.round = undefined;
+      this.rounds.clear();
     }
     const waiting = this.futureRequests;
     this.futureRequests = [];
@@ -146,7 +152,7 @@ export class KeyEstablishment {
   /** The session ended: nothing in flight can complete. */
   reset(): void {
     this.view = undefined;
-    this.round = undefined;
+    this.rounds.clear();
     this.answered.clear();
     this.futureRequests = [];
     this.attemptNo = 0;
@@ -155,15 +161,13 @@ export class KeyEstablishment {
   /** Failover: the attempt produced no key in time; the next member in M takes over. */
   nextAttempt(): void {
     this.attemptNo++;
-    this.round = undefined;
     if (this.expectedInitiator === this.self) this.startRound();
   }
 
   /** Starts a round with this member as initiator (its attempt, a failover, or a requested re-key). */
-  startRound(minEpoch = 0): boolean {
+  startRound(minEpoch = 0, restarts = 0): boolean {
     const view = this.view;
     if (!view || view.members.length < 2 || !view.members.includes(this.self)) return false;
-    const restarts = this.round?.restarts ?? 0;
     const epoch = Math.max(this.highestEpochSeen + 1, minEpoch);
     this.highestSeen = Math.max(this.highestSeen, epoch);
     const round: InitiatorRound = {
@@ -178,7 +182,6 @@ export class KeyEstablishment {
       const cert = this.deps.certificateOf(t);
       if (!cert) {
         this.deps.onProblem(`cannot start epoch ${epoch}: no validated certificate for ${t}`);
-        this.round = undefined;
         return false;
       }
       const challenge = this.random(NONCE_BYTES);
@@ -195,7 +198,8 @@ export class KeyEstablishment {
         challenge: sealed,
       });
     }
-    this.round = round;
+    this.rounds.set(epoch, round);
+    for (const e of this.rounds.keys()) if (this.rounds.size > MAX_ROUNDS) this.rounds.delete(e);
     return true;
   }
 
@@ -259,8 +263,8 @@ export class KeyEstablishment {
 
   /** Initiator side, step 3. */
   onNonceResponse(sender: string, body: BodyOf<'NONCE_RESPONSE'>): void {
-    const round = this.round;
-    if (!round || round.epoch !== body.epoch) return; // from an abandoned round
+    const round = this.rounds.get(body.epoch);
+    if (!round) return; // from an abandoned round
     const challenge = round.challenges.get(sender);
     if (!challenge || round.nonces.has(sender)) return;
     let opened: Buffer;
@@ -280,7 +284,12 @@ export class KeyEstablishment {
     }
     round.nonces.set(sender, Buffer.from(opened.subarray(NONCE_BYTES)));
     opened.fill(0);
-    if (round.nonces.size === round.challenges.size) this.distribute(round);
+    if (round.nonces.size < round.challenges.size) return;
+    if (round.epoch <= this.deps.heldEpoch()) {
+      this.rounds.delete(round.epoch); // finished too late: a newer key is already in use
+      return;
+    }
+    this.distribute(round);
   }
 
   /** Target side, step 4. */
@@ -333,14 +342,14 @@ export class KeyEstablishment {
   onRekeyRequest(sender: string, body: BodyOf<'REKEY_REQUEST'>): void {
     this.highestSeen = Math.max(this.highestSeen, body.minEpoch - 1);
     if (body.reason === 'stale-epoch') {
-      const round = this.round;
-      if (!round || !round.challenges.has(sender) || body.minEpoch <= round.epoch) return;
-      if (round.restarts >= MAX_RESTARTS) {
-        this.round = undefined;
-        return;
+      let stale: InitiatorRound | undefined;
+      for (const r of this.rounds.values()) {
+        if (r.epoch >= body.minEpoch) return; // a round at or above it is already running
+        if (r.challenges.has(sender)) stale = r;
       }
-      round.restarts++;
-      this.startRound(body.minEpoch);
+      if (!stale) return;
+      this.rounds.delete(stale.epoch);
+      if (stale.restarts < MAX_RESTARTS) this.startRound(body.minEpoch, stale.restarts + 1);
       return;
     }
     // requested / key-missing: the sender wants a fresh epoch over the current members.
@@ -349,7 +358,8 @@ export class KeyEstablishment {
   }
 
   private distribute(round: InitiatorRound): void {
-    this.round = undefined;
+    // This round's key supersedes every older round of ours.
+    for (const e of [...this.rounds.keys()]) if (e <= round.epoch) this.rounds.delete(e);
     const ownNonce = this.random(NONCE_BYTES);
     const nonces = round.members.map((m) => (m === this.self ? ownNonce : (round.nonces.get(m) as Buffer)));
     const plaintext = encodeJsonBody({

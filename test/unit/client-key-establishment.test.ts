@@ -161,6 +161,30 @@ describe('key establishment state machine', () => {
     expect(bus.last('alice')?.derived.key.equals(bus.last('carol')?.derived.key as Buffer)).toBe(true);
   });
 
+  it('a slow round still completes after failover moved on (no livelock), and the newer epoch wins', () => {
+    const bus = new Bus(ids('alice', 'bob', 'carol'));
+    bus.setMembership(['alice', 'bob', 'carol'], 1);
+    // Let the requests and the responses travel, but hold the responses back from alice.
+    const late: Wire[] = [];
+    bus.filter = (w) => {
+      if (w.type === 'NONCE_RESPONSE' && w.to === 'alice') {
+        late.push(w);
+        return false;
+      }
+      return true;
+    };
+    bus.run();
+    for (const n of ['alice', 'bob', 'carol']) bus.machines.get(n)?.nextAttempt(); // bob's turn
+    bus.filter = () => true;
+    bus.queue.unshift(...late); // alice's slow round finishes first
+    bus.run();
+    const finals = ['alice', 'bob', 'carol'].map((n) => bus.last(n) as EstablishedKey);
+    expect(finals.map((k) => k.epoch)).toEqual([2, 2, 2]);
+    expect(finals.every((k) => k.initiator === 'bob')).toBe(true);
+    expect(new Set(finals.map((k) => k.derived.safetyNumber)).size).toBe(1);
+    expect(bus.keys.get('carol')?.[0]?.epoch).toBe(1); // alice's late round did complete
+  });
+
   it('a wrong challenge echo gets no key distribution', () => {
     const bus = new Bus(ids('alice', 'bob', 'carol'));
     bus.tamper = (w) => {

@@ -1,0 +1,76 @@
+/**
+ * An in-process ChatEngine for tests that must look inside a member: it is constructed with the
+ * TEST-ONLY `unsafeTestHooks` option (never used by the CLI or the app) to keep copies of the group
+ * keys it installs, so a test can show what an old key can and cannot decrypt.
+ */
+import { ChatEngine } from '../../src-main/client/engine.js';
+import type { EngineEvent } from '../../src-main/client/engine-types.js';
+import type { ChatEngineOptions } from '../../src-main/client/options.js';
+import type { LocalIdentity } from '../../src-main/core/pki/local-identity.js';
+
+export class TestMember {
+  readonly events: EngineEvent[] = [];
+  /** TEST ONLY: copies of every group key this member installed, by epoch. */
+  readonly keys = new Map<number, Buffer>();
+  readonly engine: ChatEngine;
+  private readonly waiters = new Set<() => void>();
+
+  constructor(identity: LocalIdentity, port: number, options: Partial<ChatEngineOptions> = {}) {
+    this.engine = new ChatEngine({
+      identity,
+      relay: { host: '127.0.0.1', port },
+      keyEstablishmentTimeoutMs: 2000,
+      backoff: { initialMs: 100, maxMs: 1000 },
+      ...options,
+      unsafeTestHooks: { onGroupKey: (epoch, key) => this.keys.set(epoch, key) },
+    });
+    this.engine.on((e) => {
+      this.events.push(e);
+      for (const w of this.waiters) w();
+    });
+  }
+
+  get name(): string {
+    return this.engine.name;
+  }
+
+  of<K extends EngineEvent['event']>(kind: K): Extract<EngineEvent, { event: K }>[] {
+    return this.events.filter((e): e is Extract<EngineEvent, { event: K }> => e.event === kind);
+  }
+
+  waitFor(predicate: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        if (predicate()) {
+          clearTimeout(timer);
+          this.waiters.delete(check);
+          resolve();
+        }
+      };
+      const timer = setTimeout(() => {
+        this.waiters.delete(check);
+        reject(
+          new Error(
+            `${this.name}: timed out waiting for ${what}; last events ${JSON.stringify(this.events.slice(-10))}`,
+          ),
+        );
+      }, timeoutMs);
+      this.waiters.add(check);
+      check();
+    });
+  }
+
+  waitForKey(members: string[], timeoutMs = 20_000): Promise<void> {
+    const want = [...members].sort().join(',');
+    return this.waitFor(
+      () =>
+        this.engine.state === 'Chatting' && [...(this.engine.key?.members ?? [])].sort().join(',') === want,
+      `a key over ${want}`,
+      timeoutMs,
+    );
+  }
+
+  async kill(): Promise<void> {
+    await this.engine.stop('test over');
+  }
+}
