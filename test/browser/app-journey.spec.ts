@@ -1,0 +1,330 @@
+/// <reference lib="dom" />
+/**
+ * The desktop app's whole journey in a real browser: the built renderer (served from 127.0.0.1,
+ * under its strict CSP) in three Chromium pages, each bridged to its OWN real app service in this
+ * Node process through the preload's contract; one real relay started from bob's window (a child
+ * process through the service's relay launcher). Screenshots of each step: test-results/browser/.
+ */
+import { chromium, expect, test, type Browser, type BrowserContext, type Page } from '@playwright/test';
+import { readFileSync } from 'node:fs';
+import { readBundle } from '../../src-main/core/pki/bundle.js';
+import { groupFingerprint } from '../../src-shared/format.js';
+import { makeTestGroup, TEST_PASSWORD, type TestGroup } from '../helpers/group.js';
+import { createTestApp, type TestApp } from '../integration/app-harness.js';
+import {
+  assertBuilt,
+  bridgePage,
+  chromiumPath,
+  CHROMIUM_ARGS,
+  screenshot,
+  serveRenderer,
+} from './support.js';
+
+interface Member {
+  name: 'alice' | 'bob' | 'carol';
+  app: TestApp;
+  context: BrowserContext;
+  page: Page;
+  unbridge: () => void;
+}
+
+let browser: Browser;
+let server: Awaited<ReturnType<typeof serveRenderer>>;
+let group: TestGroup;
+const members: Record<string, Member> = {};
+let relayPort = 0;
+const consoleErrors: string[] = [];
+
+function member(name: string): Member {
+  const m = members[name];
+  if (!m) throw new Error(`no member ${name}`);
+  return m;
+}
+
+function fingerprintOf(path: string): string {
+  return readBundle(readFileSync(path), TEST_PASSWORD).certificate.fingerprintHex;
+}
+
+function bundle(name: string): string {
+  const path = group.bundles[name];
+  if (!path) throw new Error(`no bundle for ${name}`);
+  return path;
+}
+
+test.describe.configure({ mode: 'serial' });
+
+test.beforeAll(async () => {
+  assertBuilt();
+  browser = await chromium.launch({ executablePath: chromiumPath(), headless: true, args: CHROMIUM_ARGS });
+  server = await serveRenderer();
+  group = makeTestGroup(['alice', 'bob', 'carol']);
+  for (const name of ['alice', 'bob', 'carol'] as const) {
+    const app = await createTestApp();
+    const context = await browser.newContext({
+      viewport: { width: 1360, height: 860 },
+      colorScheme: 'light',
+    });
+    const page = await context.newPage();
+    page.on('console', (msg) => {
+      if (msg.type() === 'error') consoleErrors.push(`${name}: ${msg.text()}`);
+    });
+    page.on('pageerror', (err) => consoleErrors.push(`${name}: ${err.message}`));
+    const unbridge = await bridgePage(page, app.service);
+    await page.goto(server.url);
+    members[name] = { name, app, context, page, unbridge };
+  }
+});
+
+test.afterAll(async () => {
+  for (const m of Object.values(members)) {
+    m.unbridge();
+    await m.app.service.dispose().catch(() => undefined);
+  }
+  await browser?.close();
+  await server?.close();
+});
+
+async function importThroughUi(m: Member, password: string): Promise<void> {
+  const { page, app } = m;
+  app.dialogs.bundles.push(bundle(m.name));
+  const form = page.getByTestId('import-form').first();
+  await form.getByRole('button', { name: 'Choose file…' }).click();
+  await expect(form.getByTestId('import-file')).toHaveText(`${m.name}.p12`);
+  await form.getByTestId('import-password').fill(password);
+  await form.getByTestId('import-submit').click();
+}
+
+test('onboarding, and a wrong bundle password is refused in plain words', async () => {
+  const alice = member('alice');
+  await expect(alice.page.getByRole('heading', { name: 'Import your certificate bundle' })).toBeVisible();
+  await expect(alice.page.getByRole('heading', { name: 'Create a new group' })).toBeVisible();
+  await screenshot(alice.page, '01-onboarding');
+
+  await importThroughUi(alice, 'definitely not it');
+  const error = alice.page.getByTestId('import-error');
+  await expect(error).toContainText('Wrong password');
+  await expect(error).toHaveAttribute('role', 'alert');
+  await screenshot(alice.page, '02-wrong-password');
+  expect(alice.app.service.snapshot().identity.status).toBe('none');
+});
+
+test('each member imports their bundle and sees their identity and fingerprint', async () => {
+  // alice retries with the same chosen file.
+  const alice = member('alice');
+  await alice.page.getByTestId('import-password').fill(TEST_PASSWORD);
+  await alice.page.getByTestId('import-submit').click();
+  for (const name of ['bob', 'carol']) await importThroughUi(member(name), TEST_PASSWORD);
+  for (const name of ['alice', 'bob', 'carol']) {
+    const { page } = member(name);
+    await expect(page.getByTestId('identity-name')).toHaveText(name);
+    await expect(page.getByTestId('identity-fingerprint')).toHaveText(
+      groupFingerprint(fingerprintOf(bundle(name))),
+    );
+  }
+  await expect(alice.page.getByTestId('stepper')).toHaveAttribute('data-state', 'Disconnected');
+  await screenshot(alice.page, '03-identity-imported');
+});
+
+test('bob starts the bundled relay from his window: address and member count shown', async () => {
+  const bob = member('bob');
+  bob.app.dialogs.bundles.push(group.relayBundle);
+  await bob.page.getByTestId('relay-start-open').click();
+  const dialog = bob.page.getByTestId('relay-dialog');
+  await expect(dialog).toBeVisible();
+  await dialog.getByRole('button', { name: 'Choose file…' }).click();
+  await expect(dialog.getByText('relay.p12')).toBeVisible();
+  await dialog.getByTestId('relay-password').fill(TEST_PASSWORD);
+  await dialog.getByTestId('relay-port').fill('0');
+  await dialog.getByTestId('relay-start').click();
+  await expect(bob.page.getByTestId('relay-status')).toHaveText('running');
+  const address = (await bob.page.getByTestId('relay-address').textContent()) ?? '';
+  expect(address).toMatch(/^127\.0\.0\.1:\d+$/);
+  relayPort = Number(address.split(':')[1]);
+  expect(relayPort).toBeGreaterThan(0);
+  await expect(bob.page.getByTestId('relay-count')).toHaveText('0');
+  await screenshot(bob.page, '04-relay-running');
+});
+
+test('all three connect: the stepper reaches Chatting, fingerprints and one safety number', async () => {
+  for (const name of ['alice', 'bob', 'carol']) {
+    const { page } = member(name);
+    await page.getByTestId('connect-host').fill('127.0.0.1');
+    await page.getByTestId('connect-port').fill(String(relayPort));
+    await page.getByTestId('connect').click();
+  }
+  const numbers: string[] = [];
+  for (const name of ['alice', 'bob', 'carol']) {
+    const { page } = member(name);
+    await expect(page.getByTestId('stepper')).toHaveAttribute('data-state', 'Chatting');
+    await expect(page.getByTestId('member')).toHaveCount(3);
+    await expect(page.getByTestId('safety-number')).toBeVisible();
+    for (const other of ['alice', 'bob', 'carol']) {
+      await expect(
+        page.locator(`[data-testid="member"][data-name="${other}"] [data-testid="member-fingerprint"]`),
+      ).toHaveText(groupFingerprint(fingerprintOf(bundle(other))));
+    }
+  }
+  // The same safety number in every window (once the last key is in).
+  await expect
+    .poll(async () => {
+      numbers.length = 0;
+      for (const name of ['alice', 'bob', 'carol']) {
+        numbers.push((await member(name).page.getByTestId('safety-number').getAttribute('aria-label')) ?? '');
+      }
+      return new Set(numbers).size;
+    })
+    .toBe(1);
+  expect(numbers[0]).toMatch(/\d{5}/);
+  await expect(member('bob').page.getByTestId('relay-count')).toHaveText('3');
+  await screenshot(member('alice').page, '05-connected-alice');
+});
+
+test('chat both ways: Enter sends, Shift+Enter adds a line, own messages show sent', async () => {
+  const alice = member('alice');
+  const bob = member('bob');
+  const carol = member('carol');
+  const composer = alice.page.getByTestId('composer');
+  await composer.click();
+  await composer.fill('Hello team! The relay is up.');
+  await composer.press('Enter');
+  await expect(composer).toHaveValue('');
+  const own = alice.page.getByTestId('own-message').last();
+  await expect(own).toContainText('Hello team! The relay is up.');
+  await expect(own).toHaveAttribute('data-status', 'sent');
+
+  for (const m of [bob, carol]) {
+    await expect(m.page.locator('[data-testid="message"][data-from="alice"]').last()).toContainText(
+      'Hello team! The relay is up.',
+    );
+  }
+
+  const bobComposer = bob.page.getByTestId('composer');
+  await bobComposer.click();
+  await bobComposer.pressSequentially('Hi alice!');
+  await bobComposer.press('Shift+Enter');
+  await bobComposer.pressSequentially('Both lines arrive together.');
+  await expect(bobComposer).toHaveValue('Hi alice!\nBoth lines arrive together.');
+  await bobComposer.press('Enter');
+  const received = alice.page.locator('[data-testid="message"][data-from="bob"]').last();
+  await expect(received).toContainText('Hi alice!');
+  await expect(received).toContainText('Both lines arrive together.');
+  await carol.page.getByTestId('composer').fill('Carol here — reading you both.');
+  await carol.page.getByTestId('composer').press('Enter');
+  await expect(alice.page.locator('[data-testid="message"][data-from="carol"]').last()).toContainText(
+    'Carol here',
+  );
+  // The polite live region announces the latest message, not every one.
+  await expect(alice.page.getByTestId('live-polite')).toContainText('carol');
+  await screenshot(alice.page, '06-chat-alice');
+  await screenshot(bob.page, '06-chat-bob');
+});
+
+test('alice marks bob and carol verified', async () => {
+  const alice = member('alice');
+  for (const name of ['bob', 'carol']) {
+    const row = alice.page.locator(`[data-testid="member"][data-name="${name}"]`);
+    await row.getByTestId('verify-toggle').click();
+    await expect(row).toHaveAttribute('data-verified', 'true');
+    await expect(row.getByTestId('verified-badge')).toBeVisible();
+    await expect(row.getByTestId('verify-toggle')).toHaveAttribute('aria-pressed', 'true');
+  }
+  expect(alice.app.settings.get('verified')).toEqual({
+    bob: fingerprintOf(bundle('bob')),
+    carol: fingerprintOf(bundle('carol')),
+  });
+  await screenshot(alice.page, '07-verified');
+});
+
+test('carol leaves: alice and bob see her go and the group re-key', async () => {
+  const alice = member('alice');
+  const bob = member('bob');
+  const carol = member('carol');
+  const epochBefore = Number(
+    ((await alice.page.getByTestId('epoch').textContent()) ?? '').replace(/\D/g, ''),
+  );
+  await carol.page.getByTestId('disconnect').click();
+  await expect(carol.page.getByTestId('stepper')).toHaveAttribute('data-state', 'Disconnected');
+  for (const m of [alice, bob]) {
+    await expect(m.page.locator('[data-testid="system-line"][data-event="left"]').last()).toContainText(
+      'carol left the chat',
+    );
+    await expect(m.page.getByTestId('member')).toHaveCount(2);
+    await expect
+      .poll(async () => Number(((await m.page.getByTestId('epoch').textContent()) ?? '').replace(/\D/g, '')))
+      .toBeGreaterThan(epochBefore);
+    await expect(m.page.locator('[data-testid="system-line"][data-event="rekey"]').last()).toContainText(
+      'New group key',
+    );
+  }
+  await expect
+    .poll(async () => [
+      await alice.page.getByTestId('safety-number').getAttribute('aria-label'),
+      await bob.page.getByTestId('safety-number').getAttribute('aria-label'),
+    ])
+    .toEqual([
+      await bob.page.getByTestId('safety-number').getAttribute('aria-label'),
+      await bob.page.getByTestId('safety-number').getAttribute('aria-label'),
+    ]);
+  await expect(bob.page.getByTestId('relay-count')).toHaveText('2');
+  await screenshot(alice.page, '08-rekey-after-leave');
+});
+
+test('carol comes back with a new certificate: alice gets a prominent warning', async () => {
+  const alice = member('alice');
+  const carol = member('carol');
+  const newBundle = group.addMember('carol');
+  // The app menu's "Import certificate bundle…" opens the import dialog in carol's window.
+  carol.app.service.requestMenuAction('import-identity');
+  const dialog = carol.page.getByTestId('import-dialog');
+  await expect(dialog).toBeVisible();
+  carol.app.dialogs.bundles.push(newBundle);
+  await dialog.getByRole('button', { name: 'Choose file…' }).click();
+  await dialog.getByTestId('import-password').fill(TEST_PASSWORD);
+  await dialog.getByTestId('import-submit').click();
+  await expect(dialog).toBeHidden();
+  await expect(carol.page.getByTestId('identity-fingerprint')).toHaveText(
+    groupFingerprint(fingerprintOf(newBundle)),
+  );
+  await carol.page.getByTestId('connect').click();
+
+  const warning = alice.page.getByTestId('fingerprint-warning');
+  await expect(warning).toBeVisible();
+  await expect(warning).toHaveAttribute('role', 'alert');
+  await expect(warning).toContainText('carol’s certificate has changed');
+  const row = alice.page.locator('[data-testid="member"][data-name="carol"]');
+  await expect(row).toHaveAttribute('data-verified', 'false');
+  await expect(row).toContainText('Certificate changed');
+  await screenshot(alice.page, '09-fingerprint-changed');
+});
+
+test('dark theme and keyboard focus', async () => {
+  const bob = member('bob');
+  await bob.page.getByTestId('theme-toggle').click(); // system → light
+  await bob.page.getByTestId('theme-toggle').click(); // light → dark
+  await expect(bob.page.locator('html')).toHaveAttribute('data-theme', 'dark');
+  const bg = await bob.page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+  expect(bg).not.toBe('rgb(244, 245, 248)');
+  await screenshot(bob.page, '10-dark-theme-bob');
+  // The dark theme on the onboarding screen too (a fresh window).
+  await member('alice').page.emulateMedia({ colorScheme: 'dark' });
+  await screenshot(member('alice').page, '11-alice-system-dark');
+});
+
+test('a reload restores the window from the service; keyboard users start at the skip link', async () => {
+  const carol = member('carol');
+  const linesBefore = await carol.page.getByTestId('system-line').count();
+  await carol.page.reload();
+  await expect(carol.page.getByTestId('identity-name')).toHaveText('carol');
+  await expect(carol.page.getByTestId('stepper')).toHaveAttribute('data-state', 'Chatting');
+  await expect(carol.page.getByTestId('system-line')).toHaveCount(linesBefore);
+  await carol.page.keyboard.press('Tab');
+  const skip = carol.page.getByRole('link', { name: 'Skip to the message box' });
+  await expect(skip).toBeFocused();
+  await expect.poll(async () => (await skip.boundingBox())?.y ?? -1).toBeGreaterThanOrEqual(0);
+  await carol.page.keyboard.press('Tab');
+  await expect(carol.page.getByTestId('theme-toggle')).toBeFocused();
+});
+
+test('no errors in the page console (CSP violations included)', () => {
+  expect(consoleErrors).toEqual([]);
+});

@@ -1,0 +1,130 @@
+/**
+ * Packaging, offline: electron-builder `--linux dir` with a placeholder Electron distribution
+ * (the real binary cannot be downloaded here). The placeholder carries an Electron fuse wire
+ * (sentinel + version + 8 fuses at Electron's defaults) so the configured fuses are really
+ * flipped and can be checked. Then app.asar is read with @electron/asar: the built app and its
+ * runtime dependencies are in, sources, tests, benchmarks and docs are not.
+ */
+import { execFileSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import asar from '@electron/asar';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const ROOT = resolve(import.meta.dirname, '../..');
+const SENTINEL = 'dL7pKGdnNz796PbbjQWNKmHXBZaB9tsX';
+// Electron's defaults, in fuse order: RunAsNode, EnableCookieEncryption, EnableNodeOptionsEnvironmentVariable,
+// EnableNodeCliInspectArguments, EnableEmbeddedAsarIntegrityValidation, OnlyLoadAppFromAsar,
+// LoadBrowserProcessSpecificV8Snapshot, GrantFileProtocolExtraPrivileges.
+const DEFAULT_WIRE = '10110001';
+const EXPECTED_WIRE = '01001100';
+
+let work: string;
+let entries: string[];
+let asarPath: string;
+
+beforeAll(() => {
+  if (!existsSync(join(ROOT, 'out/main/index.js')) || !existsSync(join(ROOT, 'out/renderer/index.html'))) {
+    execFileSync(process.execPath, [join(ROOT, 'node_modules/electron-vite/bin/electron-vite.js'), 'build'], {
+      cwd: ROOT,
+      stdio: 'pipe',
+    });
+  }
+  work = mkdtempSync(join(tmpdir(), 'scx-pack-'));
+  const electronDist = join(work, 'electron-dist');
+  execFileSync('mkdir', ['-p', electronDist]);
+  const placeholder = join(electronDist, 'electron');
+  writeFileSync(
+    placeholder,
+    Buffer.concat([
+      Buffer.from('placeholder, not Electron\n'),
+      Buffer.from(SENTINEL),
+      Buffer.from([1, DEFAULT_WIRE.length]),
+      Buffer.from(DEFAULT_WIRE),
+      Buffer.from('\n'),
+    ]),
+  );
+  chmodSync(placeholder, 0o755);
+  execFileSync(
+    process.execPath,
+    [
+      join(ROOT, 'node_modules/electron-builder/cli.js'),
+      '--linux',
+      'dir',
+      `-c.electronDist=${electronDist}`,
+      `-c.directories.output=${join(work, 'dist')}`,
+      '--publish',
+      'never',
+    ],
+    { cwd: ROOT, stdio: 'pipe', env: { ...process.env, NO_COLOR: '1', CI: '1' } },
+  );
+  asarPath = join(work, 'dist/linux-unpacked/resources/app.asar');
+  entries = asar.listPackage(asarPath, { isPack: false });
+}, 240_000);
+
+afterAll(() => {
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+describe('electron-builder --linux dir (offline, placeholder Electron)', () => {
+  it('packs the built main, preload and renderer and package.json', () => {
+    for (const file of [
+      '/package.json',
+      '/out/main/index.js',
+      '/out/main/relay-child.js',
+      '/out/preload/index.cjs',
+      '/out/renderer/index.html',
+    ]) {
+      expect(entries, file).toContain(file);
+    }
+    expect(entries.some((e) => /^\/out\/renderer\/assets\/index-[\w-]+\.js$/.test(e))).toBe(true);
+    expect(entries.some((e) => /^\/out\/renderer\/assets\/index-[\w-]+\.css$/.test(e))).toBe(true);
+    const pkg = JSON.parse(asar.extractFile(asarPath, 'package.json').toString('utf8')) as { main: string };
+    expect(pkg.main).toBe('out/main/index.js');
+  });
+
+  it('packs the runtime dependencies and no development tools', () => {
+    for (const dep of ['node-forge', 'zod', 'pino', 'electron-store']) {
+      expect(entries, dep).toContain(`/node_modules/${dep}/package.json`);
+    }
+    for (const dev of [
+      'electron',
+      'vitest',
+      '@playwright',
+      'svelte',
+      'vite',
+      'typescript',
+      'electron-builder',
+    ]) {
+      expect(
+        entries.some((e) => e === `/node_modules/${dev}` || e.startsWith(`/node_modules/${dev}/`)),
+        dev,
+      ).toBe(false);
+    }
+  });
+
+  it('holds nothing of the sources, tests, benchmarks, docs or the Node build', () => {
+    const outsideModules = entries.filter((e) => !e.startsWith('/node_modules'));
+    for (const e of outsideModules) {
+      expect(e).not.toMatch(
+        /^\/(src-main|src-shared|src-renderer|test|bench|docs|resources|out\/node)(\/|$)/,
+      );
+      expect(e).not.toMatch(/\.(ts|svelte|map|md)$/);
+    }
+    expect(outsideModules.every((e) => e === '/package.json' || e.startsWith('/out'))).toBe(true);
+  });
+
+  it('the sandboxed preload requires nothing but electron (everything else is bundled)', () => {
+    const preload = asar.extractFile(asarPath, 'out/preload/index.cjs').toString('utf8');
+    const requires = [...preload.matchAll(/require\(["']([^"']+)["']\)/g)].map((m) => m[1]);
+    expect(new Set(requires)).toEqual(new Set(['electron']));
+  });
+
+  it('sets every Electron fuse as configured', () => {
+    const binary = readFileSync(join(work, 'dist/linux-unpacked/securechat-x'));
+    const at = binary.indexOf(SENTINEL) + SENTINEL.length;
+    expect(binary[at]).toBe(1);
+    expect(binary.subarray(at + 2, at + 2 + 8).toString('latin1')).toBe(EXPECTED_WIRE);
+  });
+});
