@@ -93,7 +93,7 @@ export class AppService implements ServiceApi {
   #engine: ChatEngineApi | undefined;
   #engineOff: (() => void) | undefined;
   #connection: ConnectionView = { state: 'Disconnected' };
-  #everChatting = false;
+  #loggedIn = false;
   #reportedUnreachable = false;
   #rawMembers: MemberView[] = [];
   #members: MemberEntry[] = [];
@@ -358,7 +358,7 @@ export class AppService implements ServiceApi {
       const address = { host: arg.host, port: arg.port };
       this.#settings.set('relayAddress', address);
       this.#emit({ type: 'settings', settings: this.#settings.view() });
-      this.#everChatting = false;
+      this.#loggedIn = false;
       this.#reportedUnreachable = false;
       this.#key = undefined;
       this.#rawMembers = [];
@@ -418,8 +418,9 @@ export class AppService implements ServiceApi {
           ...(event.retryInMs !== undefined ? { retryInMs: event.retryInMs } : {}),
           ...(address ? { address } : {}),
         });
-        if (event.state === 'Chatting' && !this.#everChatting) {
-          this.#everChatting = true;
+        // Logged in to the relay (certificates next): say so once per connect.
+        if (['CertExchange', 'KeyEstablishment', 'Chatting'].includes(event.state) && !this.#loggedIn) {
+          this.#loggedIn = true;
           this.#addSystem(
             'connected',
             `Connected to ${address ? `${address.host}:${address.port}` : 'the relay'}.`,
@@ -427,7 +428,7 @@ export class AppService implements ServiceApi {
         }
         if (
           (event.state === 'Reconnecting' || event.state === 'Failed') &&
-          !this.#everChatting &&
+          !this.#loggedIn &&
           !this.#reportedUnreachable &&
           reason !== undefined
         ) {
