@@ -2,10 +2,45 @@
  * Runs the built CLI (out/node, built once by test/global-setup.ts) as a real child process,
  * the way a user or a script runs it.
  */
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import { cpSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-export const CLI = join(process.cwd(), 'out', 'node', 'src-main', 'cli', 'main.js');
+const BUILT = join(process.cwd(), 'out', 'node');
+
+/**
+ * A private copy of the build under test. Other suites (and people) rebuild out/node while these
+ * tests run; a child process that loads a file mid-rewrite fails for reasons unrelated to the CLI.
+ * The copy is checked by loading every module the tests use, and taken again if it was torn.
+ */
+function snapshotBuild(): string {
+  let lastError: unknown;
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const dir = mkdtempSync(join(tmpdir(), 'scx-cli-build-'));
+    cpSync(BUILT, dir, { recursive: true });
+    // ESM scope and package resolution, as the build has inside the project.
+    writeFileSync(join(dir, 'package.json'), '{"type":"module"}\n');
+    symlinkSync(join(process.cwd(), 'node_modules'), join(dir, 'node_modules'), 'dir');
+    const main = join(dir, 'src-main', 'cli', 'main.js');
+    try {
+      for (const args of [
+        ['group', 'create', '--help'],
+        ['group', 'add-member', '--help'],
+        ['inspect', '--help'],
+      ]) {
+        execFileSync(process.execPath, [main, ...args], { stdio: 'pipe' });
+      }
+      return main;
+    } catch (err) {
+      lastError = err;
+      execFileSync('sleep', ['1']);
+    }
+  }
+  throw new Error(`cannot get a working copy of the CLI build: ${String(lastError)}`);
+}
+
+export const CLI = snapshotBuild();
 export const PASSWORD = 'integration test password';
 /** The lowest allowed cost: node-forge derives bundle keys in JavaScript. */
 export const FAST_KDF = ['--kdf-iterations', '10000'];

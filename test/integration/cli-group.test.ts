@@ -184,7 +184,7 @@ describe('securechat-x group create', () => {
   ])('rejects %s with a usage error and writes nothing', async (_why, args, pattern) => {
     const d = join(tempDir(), 'g');
     const r = await runCli(['group', 'create', '--out', d, ...args, ...FAST_KDF]);
-    expect(r.code).toBe(2);
+    expect(r.code, r.stderr).toBe(2);
     expect(oneLineError(r)).toMatch(pattern);
     expect(existsSync(d)).toBe(false);
   });
@@ -200,7 +200,7 @@ describe('securechat-x group create', () => {
     [['--out', 'x', '--members', 'a', 'extra'], /positional/i],
   ])('rejects bad flags %j with exit 2', async (args, pattern) => {
     const r = await runCli(['group', 'create', ...args]);
-    expect(r.code).toBe(2);
+    expect(r.code, r.stderr).toBe(2);
     expect(oneLineError(r)).toMatch(pattern);
   });
 
@@ -241,7 +241,7 @@ describe('securechat-x group create', () => {
       ['inspect', '--help'],
     ]) {
       const r = await runCli(args);
-      expect(r.code, args.join(' ')).toBe(0);
+      expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(0);
       expect(r.stdout).toMatch(/^usage: securechat-x /);
     }
     const bare = await runCli(['group']);
