@@ -35,6 +35,9 @@ export class RelayConnection {
   private errorsAt = performance.now();
   private outbox: Buffer[] = [];
   private outboxBytes = 0;
+  private runBuffer: ArrayBufferLike | undefined;
+  private runStart = 0;
+  private runEnd = 0;
   /** Bytes handed to socket.write so far, and the drain progress seen by the stall check. */
   private written = 0;
   private drainedAtCheck = 0;
@@ -59,27 +62,48 @@ export class RelayConnection {
     return this.state !== 'closing' && this.state !== 'closed';
   }
 
-  /** Queues bytes for the next flush. Returns true if the outbox was empty (needs scheduling). */
-  queue(...parts: Buffer[]): boolean {
-    if (!this.open) return false;
-    const wasEmpty = this.outbox.length === 0;
-    for (const p of parts) {
-      this.outbox.push(p);
-      this.outboxBytes += p.length;
+  /**
+   * Queues bytes for the next flush. Bytes that directly follow the previously queued ones in
+   * memory (consecutive frames of one read, forwarded to the same receiver) extend one run, so a
+   * read full of chat frames goes out as a single view of the read buffer: no copy at all.
+   */
+  queue(data: Buffer): void {
+    if (!this.open) return;
+    this.outboxBytes += data.length;
+    if (this.runBuffer === data.buffer && this.runEnd === data.byteOffset) {
+      this.runEnd += data.length;
+      return;
     }
-    return wasEmpty;
+    this.closeRun();
+    this.runBuffer = data.buffer;
+    this.runStart = data.byteOffset;
+    this.runEnd = data.byteOffset + data.length;
+  }
+
+  private closeRun(): void {
+    if (this.runBuffer) {
+      this.outbox.push(Buffer.from(this.runBuffer, this.runStart, this.runEnd - this.runStart));
+      this.runBuffer = undefined;
+    }
   }
 
   /**
-   * Writes everything queued as one buffer (one syscall for a whole read's worth of frames).
-   * Returns the socket's pending output afterwards, for the stalled-reader check.
+   * Writes everything queued at once: one write, or several corked into one writev (no copy), so a
+   * whole read's worth of frames costs one syscall per receiver. Returns the socket's pending
+   * output afterwards, for the stalled-reader check.
    */
   flush(): number {
-    if (this.outbox.length > 0 && !this.socket.destroyed && this.socket.writable) {
-      const [first] = this.outbox;
-      const data = this.outbox.length === 1 && first ? first : Buffer.concat(this.outbox, this.outboxBytes);
-      this.socket.write(data);
-      this.written += data.length;
+    this.closeRun();
+    const socket = this.socket;
+    if (this.outbox.length > 0 && !socket.destroyed && socket.writable) {
+      if (this.outbox.length === 1) {
+        socket.write(this.outbox[0] as Buffer);
+      } else {
+        socket.cork();
+        for (const b of this.outbox) socket.write(b);
+        socket.uncork();
+      }
+      this.written += this.outboxBytes;
     }
     this.outbox = [];
     this.outboxBytes = 0;
@@ -99,8 +123,8 @@ export class RelayConnection {
   }
 
   /** Charges one frame; if the connection is over its rate, stops reading until it is not. */
-  charge(frameBytes: number, cost = 1): void {
-    const wait = Math.max(this.frameBucket.take(cost), this.byteBucket.take(frameBytes + 4));
+  charge(frameBytes: number, cost = 1, now = performance.now()): void {
+    const wait = Math.max(this.frameBucket.take(cost, now), this.byteBucket.take(frameBytes + 4, now));
     if (wait > 0 && this.resumeTimer === undefined && this.open) {
       this.socket.pause();
       this.resumeTimer = setTimeout(() => {
@@ -138,17 +162,20 @@ export class RelayConnection {
     if (!this.open) return;
     this.closeReason ??= reason;
     if (last) this.queue(last);
+    this.closeRun();
     this.state = 'closing';
     this.clearTimers();
     this.socket.pause();
     if (destroyNow) {
       this.outbox = [];
+      this.outboxBytes = 0;
       this.socket.destroy();
       return;
     }
     if (this.outbox.length > 0 && !this.socket.destroyed && this.socket.writable) {
       const data = Buffer.concat(this.outbox, this.outboxBytes);
       this.outbox = [];
+      this.outboxBytes = 0;
       this.socket.end(data);
     } else {
       this.socket.end();
@@ -163,6 +190,8 @@ export class RelayConnection {
     this.clearTimers();
     if (this.lingerTimer) clearTimeout(this.lingerTimer);
     this.outbox = [];
+    this.outboxBytes = 0;
+    this.runBuffer = undefined;
   }
 
   private clearTimers(): void {

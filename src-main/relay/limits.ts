@@ -133,16 +133,15 @@ export class TokenBucket {
     return this.rate === 0;
   }
 
-  private refill(): void {
-    const t = this.now();
+  private refill(t = this.now()): void {
     this.tokens = Math.min(this.burst, this.tokens + ((t - this.last) * this.rate) / 1000);
     this.last = t;
   }
 
   /** Takes `n` tokens; returns 0 if the bucket is still non-negative, else the ms until it is. */
-  take(n: number): number {
+  take(n: number, now?: number): number {
     if (this.rate === 0) return 0;
-    this.refill();
+    this.refill(now);
     this.tokens -= n;
     return this.tokens >= 0 ? 0 : Math.ceil((-this.tokens * 1000) / this.rate);
   }

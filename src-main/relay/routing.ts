@@ -7,12 +7,14 @@ import type { RelayConnection } from './connection.js';
 import { RelayRefusal } from './errors.js';
 
 export type Route =
-  /** Forward the frame, as received, to these members. */
-  | { kind: 'forward'; to: RelayConnection[] }
+  /** Forward the frame, as received, to this member. */
+  | { kind: 'forward'; to: RelayConnection }
+  /** Forward the frame, as received, to every other member. */
+  | { kind: 'broadcast' }
   /** The relay answers it itself (after checking its signature). */
   | { kind: 'cert-request' }
   /** Forward to every other member, then close the sender's connection. */
-  | { kind: 'disconnect'; to: RelayConnection[] };
+  | { kind: 'disconnect' };
 
 export function route(
   header: EnvelopeHeader,
@@ -41,25 +43,19 @@ export function route(
         `${type} for ${target}: no other member of that name is connected`,
       );
     }
-    return { kind: 'forward', to: [to] };
+    return { kind: 'forward', to };
   }
   if (header.target.length > 0) {
     throw new RelayRefusal('NotAllowed', `${type} must not name a target`);
   }
   switch (type) {
     case 'ENCRYPTED_TEXT':
-      return { kind: 'forward', to: others(from, members) };
+      return { kind: 'broadcast' };
     case 'CERT_REQUEST':
       return { kind: 'cert-request' };
     case 'DISCONNECT':
-      return { kind: 'disconnect', to: others(from, members) };
+      return { kind: 'disconnect' };
     default:
       throw new RelayRefusal('NotAllowed', `${type} is not routed by the relay`);
   }
-}
-
-function others(from: RelayConnection, members: ReadonlyMap<string, RelayConnection>): RelayConnection[] {
-  const out: RelayConnection[] = [];
-  for (const m of members.values()) if (m !== from && m.state === 'member') out.push(m);
-  return out;
 }

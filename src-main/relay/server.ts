@@ -13,6 +13,7 @@ import type { Certificate } from '../core/pki/certificate.js';
 import type { LocalIdentity } from '../core/pki/local-identity.js';
 import {
   decodeBody,
+  LENGTH_PREFIX_BYTES,
   lengthPrefix,
   ProtocolError,
   readHeader,
@@ -72,6 +73,8 @@ export class RelayServer extends EventEmitter<RelayEvents> {
   private server: Server | undefined;
   private readonly connections = new Set<RelayConnection>();
   private readonly members = new Map<string, RelayConnection>();
+  /** The members as an array, rebuilt on membership changes (broadcast iterates it per frame). */
+  private memberArray: RelayConnection[] = [];
   private readonly addressBudgets = new Map<string, TokenBucket>();
   private readonly dirty = new Set<RelayConnection>();
   private flushScheduled = false;
@@ -185,6 +188,7 @@ export class RelayServer extends EventEmitter<RelayEvents> {
     }
     await Promise.all([serverClosed, ...sockets]);
     this.members.clear();
+    this.memberArray = [];
     this.log.info({ event: 'closed' }, 'relay closed');
     this.emit('closed');
   }
@@ -277,10 +281,11 @@ export class RelayServer extends EventEmitter<RelayEvents> {
       this.drop(conn, `framing: ${err.code}`, this.refusal(conn, refusalCode(err.code), err.message, true));
       return;
     }
+    const now = performance.now();
     for (const payload of payloads) {
       if (!conn.open) break;
       this.counters.framesReceived++;
-      if (conn.state === 'member') this.onMemberFrame(conn, payload);
+      if (conn.state === 'member') this.onMemberFrame(conn, payload, chunk, now);
       else this.onLoginFrame(conn, payload);
     }
   }
@@ -355,6 +360,7 @@ export class RelayServer extends EventEmitter<RelayEvents> {
     conn.authTimer = undefined;
     const previous = this.members.get(cert.name);
     this.members.set(cert.name, conn);
+    this.memberArray = [...this.members.values()];
     if (previous && previous !== conn) {
       this.log.info({ event: 'replaced', name: cert.name, conn: previous.id, by: conn.id }, 'login replaced');
       previous.closeReason = 'replaced';
@@ -379,22 +385,26 @@ export class RelayServer extends EventEmitter<RelayEvents> {
 
   // ---- routing -------------------------------------------------------------------------------
 
-  private onMemberFrame(conn: RelayConnection, payload: Buffer): void {
+  private onMemberFrame(conn: RelayConnection, payload: Buffer, chunk: Buffer, now: number): void {
     let header: EnvelopeHeader;
     try {
       header = readHeader(payload);
     } catch (err) {
-      conn.charge(payload.length);
+      conn.charge(payload.length, 1, now);
       if (!(err instanceof ProtocolError)) throw err;
       this.refuseFrame(conn, refusalCode(err.code), err.message);
       return;
     }
-    conn.charge(payload.length, header.type === 'CERT_REQUEST' ? this.limits.certRequestCost : 1);
+    conn.charge(payload.length, header.type === 'CERT_REQUEST' ? this.limits.certRequestCost : 1, now);
     try {
       const r = route(header, conn, this.members);
       switch (r.kind) {
+        case 'broadcast':
+          this.broadcast(conn, payload, chunk);
+          return;
         case 'forward':
-          this.forward(payload, r.to);
+          this.sendFrame(r.to, payload, chunk);
+          this.counted(payload, 1);
           return;
         case 'cert-request':
           this.answerCertRequest(conn, header);
@@ -402,7 +412,7 @@ export class RelayServer extends EventEmitter<RelayEvents> {
         case 'disconnect':
           this.verifyOwn(conn, header);
           decodeBody('DISCONNECT', header.body);
-          this.forward(payload, r.to);
+          this.broadcast(conn, payload, chunk);
           this.drop(conn, 'disconnect');
           return;
       }
@@ -419,13 +429,37 @@ export class RelayServer extends EventEmitter<RelayEvents> {
     }
   }
 
-  private forward(payload: Buffer, to: RelayConnection[]): void {
-    if (to.length === 0) return;
-    const prefix = lengthPrefix(payload.length);
-    for (const c of to) this.send(c, prefix, payload);
+  /** Forwards a frame, bytes as received, to every member but `from`. */
+  private broadcast(from: RelayConnection, payload: Buffer, chunk: Buffer): void {
+    const whole = frameView(payload, chunk);
+    const prefix = whole ? undefined : lengthPrefix(payload.length);
+    let n = 0;
+    for (const c of this.memberArray) {
+      if (c !== from && c.state === 'member') {
+        if (whole) this.send(c, whole);
+        else if (prefix) {
+          this.send(c, prefix);
+          this.send(c, payload);
+        }
+        n++;
+      }
+    }
+    this.counted(payload, n);
+  }
+
+  private sendFrame(to: RelayConnection, payload: Buffer, chunk: Buffer): void {
+    const whole = frameView(payload, chunk);
+    if (whole) this.send(to, whole);
+    else {
+      this.send(to, lengthPrefix(payload.length));
+      this.send(to, payload);
+    }
+  }
+
+  private counted(payload: Buffer, receivers: number): void {
     this.counters.framesForwarded++;
-    this.counters.deliveries += to.length;
-    this.counters.bytesForwarded += (payload.length + 4) * to.length;
+    this.counters.deliveries += receivers;
+    this.counters.bytesForwarded += (payload.length + LENGTH_PREFIX_BYTES) * receivers;
   }
 
   private verifyOwn(conn: RelayConnection, header: EnvelopeHeader): void {
@@ -490,6 +524,7 @@ export class RelayServer extends EventEmitter<RelayEvents> {
     const name = conn.name;
     if (name !== undefined && this.members.get(name) === conn) {
       this.members.delete(name);
+      this.memberArray = [...this.members.values()];
       this.log.info(
         { event: 'left', conn: conn.id, name, reason: conn.closeReason ?? 'closed' },
         'member left',
@@ -513,9 +548,9 @@ export class RelayServer extends EventEmitter<RelayEvents> {
   // ---- output ------------------------------------------------------------------------------
 
   /** Queues bytes for `conn`; everything queued during one read is written at once afterwards. */
-  private send(conn: RelayConnection, ...parts: Buffer[]): void {
+  private send(conn: RelayConnection, data: Buffer): void {
     if (!conn.open) return;
-    conn.queue(...parts);
+    conn.queue(data);
     this.dirty.add(conn);
     if (!this.flushScheduled) {
       this.flushScheduled = true;
@@ -614,6 +649,23 @@ export class RelayServer extends EventEmitter<RelayEvents> {
       }
     }
   }
+}
+
+/**
+ * The frame as received, length prefix included, if it arrived whole inside one read: then it is
+ * a view of that read's buffer, preceded there by its own prefix, and is forwarded without a copy.
+ * Undefined for a frame assembled across reads.
+ */
+function frameView(payload: Buffer, chunk: Buffer): Buffer | undefined {
+  const at = payload.byteOffset - LENGTH_PREFIX_BYTES;
+  if (
+    payload.buffer === chunk.buffer &&
+    at >= chunk.byteOffset &&
+    payload.byteOffset + payload.length <= chunk.byteOffset + chunk.length
+  ) {
+    return Buffer.from(payload.buffer, at, payload.length + LENGTH_PREFIX_BYTES);
+  }
+  return undefined;
 }
 
 function refusalCode(code: ProtocolError['code']): RelayErrorCode {
