@@ -126,6 +126,18 @@ export class CertificateDirectory {
     return false;
   }
 
+  /** Names still waiting for a CERT_REQUEST answer; forgets that they were asked for, to ask again. */
+  takePending(): string[] {
+    const out: string[] = [];
+    for (const [name, s] of this.status) {
+      if (s === 'pending') {
+        this.requested.delete(name);
+        out.push(name);
+      }
+    }
+    return out;
+  }
+
   /** A new session: outstanding requests died with the old connection. */
   resetSession(): void {
     this.requested.clear();

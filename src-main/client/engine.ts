@@ -82,6 +82,9 @@ export class ChatEngine implements ChatEngineApi {
   private session: Session | undefined;
   private memberList: MemberView[] = [];
   private everHadMembers = false;
+  private everAuthenticated = false;
+  /** Members of the last key held, remembered across a reconnect for the settle wait. */
+  private lastKeyMembers: string[] = [];
   /** True from a new PRESENCE until a key over its members is installed: chat waits meanwhile. */
   private needsKey = true;
   private stopping = false;
@@ -92,7 +95,10 @@ export class ChatEngine implements ChatEngineApi {
   /** Verified chat messages for the epoch that is being established right now. */
   private heldForKey: HeldChat[] = [];
 
+  /** After a reconnect: who should be back before the queue goes out, and until when we wait. */
+  private settle: { members: Set<string>; until: number; timer: NodeJS.Timeout } | undefined;
   private reconnectTimer: NodeJS.Timeout | undefined;
+  private certRetryTimer: NodeJS.Timeout | undefined;
   private authTimer: NodeJS.Timeout | undefined;
   private keyTimer: NodeJS.Timeout | undefined;
   private rekeyFallbackTimer: NodeJS.Timeout | undefined;
@@ -381,6 +387,7 @@ export class ChatEngine implements ChatEngineApi {
     if (!session.authenticated) {
       session.authenticated = true;
       clearTimeout(this.authTimer);
+      this.beginSettle();
       this.backoff.reset();
     }
     const me = body.members.find((m) => m.name === this.name);
@@ -392,7 +399,7 @@ export class ChatEngine implements ChatEngineApi {
     clearTimeout(this.keyTimer);
     this.requeueUnwritten((m) => m.kind === 'chat');
     const missing = this.directory.applyPresence(body.members);
-    if (missing.length > 0) this.sendControl('CERT_REQUEST', '', { names: missing });
+    if (missing.length > 0) this.requestCertificates(session, missing);
     if (!this.directory.resolved) this.setState('CertExchange', `fetching ${missing.length} certificate(s)`);
     this.afterCertificates(session);
   }
@@ -412,6 +419,17 @@ export class ChatEngine implements ChatEngineApi {
     }
     for (const name of body.unknown) this.directory.markUnknown(name);
     this.afterCertificates(session);
+  }
+
+  /** Asks for certificates; asks again if the answer has not come by the key-establishment timeout. */
+  private requestCertificates(session: Session, names: string[]): void {
+    this.sendControl('CERT_REQUEST', '', { names });
+    clearTimeout(this.certRetryTimer);
+    this.certRetryTimer = setTimeout(() => {
+      if (this.session !== session || this.directory.resolved) return;
+      const pending = this.directory.takePending();
+      if (pending.length > 0) this.requestCertificates(session, pending);
+    }, this.o.keyEstablishmentTimeoutMs);
   }
 
   /** Once every member of the latest PRESENCE is settled: publish members, then establish a key. */
@@ -529,6 +547,7 @@ export class ChatEngine implements ChatEngineApi {
     const hook = this.o.unsafeTestHooks?.onGroupKey;
     if (hook) hook(k.epoch, Buffer.from(k.derived.key));
     const view = this.keyring.install(k.epoch, k.derived, k.members, k.initiator);
+    this.lastKeyMembers = [...k.members];
     // Anything signed under an older epoch but not yet written goes out again under this one.
     this.requeueUnwritten((m) => m.kind === 'chat' && m.epoch < k.epoch);
     this.needsKey = false;
@@ -542,8 +561,39 @@ export class ChatEngine implements ChatEngineApi {
 
   // ---- outgoing ---------------------------------------------------------------------------------
 
+  /** A reconnect (not the first login): hold the queue until the last key's members are back. */
+  private beginSettle(): void {
+    this.endSettle();
+    const last = this.keyring.current?.members ?? this.lastKeyMembers;
+    if (!this.everAuthenticated || last.length < 2 || this.o.reconnectSettleMs <= 0) {
+      this.everAuthenticated = true;
+      return;
+    }
+    const timer = setTimeout(() => {
+      this.endSettle();
+      this.pump();
+    }, this.o.reconnectSettleMs);
+    this.settle = { members: new Set(last), until: Date.now() + this.o.reconnectSettleMs, timer };
+  }
+
+  private endSettle(): void {
+    if (this.settle) clearTimeout(this.settle.timer);
+    this.settle = undefined;
+  }
+
+  /** Still waiting for members of the pre-outage key to return (bounded by reconnectSettleMs)? */
+  private settling(): boolean {
+    const s = this.settle;
+    if (!s) return false;
+    const present = new Set(this.keyring.current?.members ?? []);
+    for (const m of s.members) if (!present.has(m)) return Date.now() < s.until;
+    this.endSettle();
+    return false;
+  }
+
   private canSend(): boolean {
     const s = this.session;
+    if (this.settling()) return false;
     return (
       s !== undefined &&
       s.authenticated &&
@@ -766,7 +816,9 @@ export class ChatEngine implements ChatEngineApi {
     clearTimeout(this.authTimer);
     clearTimeout(this.keyTimer);
     clearTimeout(this.rekeyFallbackTimer);
+    clearTimeout(this.certRetryTimer);
     clearInterval(this.heldSweepTimer);
+    this.endSettle();
     this.reconnectTimer = undefined;
     this.heldSweepTimer = undefined;
   }

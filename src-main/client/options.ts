@@ -21,6 +21,12 @@ export interface ChatEngineOptions {
   keyEstablishmentTimeoutMs?: number;
   /** How long the previous epoch stays acceptable after a re-key. */
   retiredEpochGraceMs?: number;
+  /**
+   * After a reconnect, queued messages wait up to this long for the members of the last key to be
+   * back: the relay does not store and forward, so sending to whoever returned first would leave
+   * the later ones without what was typed during the outage.
+   */
+  reconnectSettleMs?: number;
   /** From TCP connect to the first PRESENCE. */
   authTimeoutMs?: number;
   connectTimeoutMs?: number;
@@ -49,6 +55,7 @@ export function resolveOptions(o: ChatEngineOptions): ResolvedOptions {
     relay: o.relay,
     keyEstablishmentTimeoutMs: o.keyEstablishmentTimeoutMs ?? 5_000,
     retiredEpochGraceMs: o.retiredEpochGraceMs ?? 10_000,
+    reconnectSettleMs: o.reconnectSettleMs ?? 5_000,
     authTimeoutMs: o.authTimeoutMs ?? 10_000,
     connectTimeoutMs: o.connectTimeoutMs ?? 10_000,
     backoff: { ...DEFAULT_BACKOFF, ...o.backoff },

@@ -1,0 +1,192 @@
+/**
+ * Hostile input reaches a member (a real `chat --json` process) through a recording proxy that can
+ * inject frames: each is refused with its typed reason and the chat goes on. And members from
+ * another group's CA never get the key.
+ */
+import { randomBytes } from 'node:crypto';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createGroupCa, issueCertificate, writeBundle } from '../../src-main/core/pki/index.js';
+import { LocalIdentity } from '../../src-main/core/pki/local-identity.js';
+import {
+  attachSignature,
+  buildUnsigned,
+  readHeader,
+  SIGNATURE_LABEL,
+} from '../../src-main/core/protocol/envelope.js';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ChatProcess, cleanup, startRelay, type RelayProcess } from '../helpers/client-processes.js';
+import { TestMember } from '../helpers/client-engine.js';
+import { makeLoadedGroup, type LoadedGroup } from '../helpers/client-identities.js';
+import { TEST_KDF_ITERATIONS, TEST_PASSWORD } from '../helpers/group.js';
+import { RecordingProxy } from '../helpers/recording-proxy.js';
+
+let g: LoadedGroup;
+let relay: RelayProcess | undefined;
+let proxy: RecordingProxy | undefined;
+let running: { kill(): Promise<unknown> }[] = [];
+
+beforeAll(() => {
+  g = makeLoadedGroup(['alice', 'bob', 'carol', 'dave']);
+});
+
+afterEach(async () => {
+  await cleanup(...running);
+  running = [];
+  await proxy?.close();
+  proxy = undefined;
+  await cleanup(relay);
+  relay = undefined;
+});
+
+/** A chat frame signed by `signer` with any body bytes, as a malicious but authenticated member could send. */
+function forgedChat(signer: LocalIdentity, body: object | Buffer): Buffer {
+  const bytes = Buffer.isBuffer(body) ? body : Buffer.from(JSON.stringify(body));
+  const unsigned = buildUnsigned(
+    'ENCRYPTED_TEXT',
+    { kind: 'fingerprint', fingerprint: signer.certificate.fingerprint },
+    '',
+    bytes,
+  );
+  return attachSignature(unsigned, signer.sign(Buffer.concat([SIGNATURE_LABEL, unsigned])));
+}
+
+const b64 = (n: number) => randomBytes(n).toString('base64');
+
+function foreignMember(name: string) {
+  const ca = createGroupCa({ name: 'Other Group CA' });
+  return { ca, cred: issueCertificate(ca, { name, role: 'member' }) };
+}
+
+describe('typed rejects', () => {
+  it('tampered, replayed, wrong-epoch, forged and malformed messages are refused and the chat goes on', async () => {
+    const r = await startRelay(g.group.relayBundle);
+    relay = r;
+    const p = await RecordingProxy.start(r);
+    proxy = p;
+    const alice = ChatProcess.start('alice', g.group.bundles.alice as string, r.address);
+    const bob = ChatProcess.start('bob', g.group.bundles.bob as string, r.address);
+    const carol = ChatProcess.start('carol', g.group.bundles.carol as string, p.address);
+    running = [alice, bob, carol];
+    const three = ['alice', 'bob', 'carol'];
+    await Promise.all([alice, bob, carol].map((m) => m.waitForKey(three)));
+    const epoch = carol.lastKey()?.epoch as number;
+    alice.send('first');
+    alice.send('second');
+    await carol.waitForMessage('alice', 'second');
+
+    const alicesFrames = (p.latest?.toClient ?? []).filter((f) => readHeader(f).type === 'ENCRYPTED_TEXT');
+    expect(alicesFrames.length).toBe(2);
+    const [first, second] = alicesFrames as [Buffer, Buffer];
+    const bobId = g.identities.bob as LocalIdentity;
+    const errors = () => carol.of('error').map((e) => e.code as string);
+    const expectReject = async (code: string, count = 1) =>
+      carol.waitFor((c) => c.of('error').filter((e) => e.code === code).length >= count, `a ${code} reject`);
+
+    p.injectToClient(first); // replay
+    await expectReject('Replay');
+
+    const tampered = Buffer.from(second);
+    const h = readHeader(tampered);
+    const bodyAt = h.body.byteOffset - tampered.byteOffset;
+    tampered[bodyAt + 5] = (tampered[bodyAt + 5] as number) ^ 0x01;
+    p.injectToClient(tampered);
+    await expectReject('BadSignature');
+
+    p.injectToClient(forgedChat(bobId, { epoch: 999, seq: 1, iv: b64(12), ciphertext: b64(32) }));
+    await expectReject('UnknownEpoch');
+
+    p.injectToClient(forgedChat(bobId, { epoch, seq: 5000, iv: b64(12), ciphertext: b64(48) }));
+    await expectReject('DecryptFailed');
+
+    p.injectToClient(forgedChat(bobId, { epoch, seq: 50_000, iv: b64(12), ciphertext: b64(48) }));
+    await expectReject('SequenceOutOfWindow');
+
+    p.injectToClient(forgedChat(bobId, { epoch, seq: 7, iv: b64(12), ciphertext: b64(48), extra: 1 }));
+    p.injectToClient(forgedChat(bobId, Buffer.from('not json')));
+    await expectReject('SchemaViolation', 2);
+
+    const stranger = foreignMember('bob');
+    const strangerId = LocalIdentity.fromBundle({
+      certificate: stranger.cred.certificate,
+      ca: stranger.ca.certificate,
+      privateKeyPem: stranger.cred.privateKeyPem,
+    });
+    p.injectToClient(forgedChat(strangerId, { epoch, seq: 8, iv: b64(12), ciphertext: b64(48) }));
+    await expectReject('UnknownSender');
+
+    // Two re-keys later (dave joins, dave leaves), the first epoch is retired, not unknown.
+    const dave = ChatProcess.start('dave', g.group.bundles.dave as string, r.address);
+    running.push(dave);
+    await carol.waitForKey([...three, 'dave']);
+    dave.end();
+    await carol.waitForKey(three);
+    expect(carol.lastKey()?.epoch).toBeGreaterThanOrEqual(epoch + 2);
+    p.injectToClient(first);
+    await expectReject('RetiredEpoch');
+
+    // None of that produced a message, and the session carries on.
+    expect(carol.messages().map((m) => m.text)).toEqual(['first', 'second']);
+    alice.send('still here');
+    await carol.waitForMessage('alice', 'still here');
+    expect(carol.state).toBe('Chatting');
+    expect(carol.proc.exitCode).toBeNull();
+    expect(errors()).not.toContain('BadFrame');
+    carol.end();
+    expect(await carol.exited).toBe(0);
+  }, 90_000);
+
+  it('a member whose bundle is from another CA fails on the relay certificate and never gets a key', async () => {
+    const r = await startRelay(g.group.relayBundle);
+    relay = r;
+    const alice = ChatProcess.start('alice', g.group.bundles.alice as string, r.address);
+    const bob = ChatProcess.start('bob', g.group.bundles.bob as string, r.address);
+    running = [alice, bob];
+    await Promise.all([alice.waitForKey(['alice', 'bob']), bob.waitForKey(['alice', 'bob'])]);
+
+    const { ca, cred } = foreignMember('mallory');
+    const path = join(g.group.dir, 'mallory-other-ca.p12');
+    writeFileSync(
+      path,
+      writeBundle(cred, ca.certificate, TEST_PASSWORD, { kdfIterations: TEST_KDF_ITERATIONS }),
+    );
+    const mallory = ChatProcess.start('mallory', path, r.address);
+    running.push(mallory);
+    mallory.send('let me in');
+    expect(await mallory.exited).toBe(1);
+    expect(mallory.of('error').map((e) => e.code)).toContain('RelayCertificateRejected');
+    expect(mallory.state).toBe('Failed');
+    expect(mallory.of('key')).toEqual([]);
+    expect(mallory.of('state').some((s) => s.state === 'Chatting')).toBe(false);
+    expect(alice.of('members').every((e) => !JSON.stringify(e).includes('mallory'))).toBe(true);
+    expect(alice.lastKey()?.members).toEqual(['alice', 'bob']);
+  });
+
+  it('a member that trusts the relay but holds a certificate from another CA is refused by the relay: Failed, no key', async () => {
+    const r = await startRelay(g.group.relayBundle);
+    relay = r;
+    const alice = ChatProcess.start('alice', g.group.bundles.alice as string, r.address);
+    const bob = ChatProcess.start('bob', g.group.bundles.bob as string, r.address);
+    running = [alice, bob];
+    await Promise.all([alice.waitForKey(['alice', 'bob']), bob.waitForKey(['alice', 'bob'])]);
+    const { cred } = foreignMember('mallory');
+    // Trusts our group CA (so it accepts the relay) but presents a foreign certificate.
+    const impostor = LocalIdentity.fromBundle({
+      certificate: cred.certificate,
+      ca: (g.identities.alice as LocalIdentity).ca,
+      privateKeyPem: cred.privateKeyPem,
+    });
+    const m = new TestMember(impostor, r.port);
+    running.push(m);
+    m.engine.start();
+    await m.waitFor(() => m.engine.state === 'Failed', 'Failed');
+    expect(m.of('error').some((e) => e.code === 'AuthFailed' || e.code === 'CertificateRejected')).toBe(true);
+    expect(m.of('key')).toEqual([]);
+    expect(m.keys.size).toBe(0);
+    expect(alice.lastKey()?.members).toEqual(['alice', 'bob']);
+    // Failed means no retry.
+    const states = m.of('state').length;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(m.of('state').length).toBe(states);
+  });
+});
