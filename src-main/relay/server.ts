@@ -64,6 +64,8 @@ export interface RelayEvents {
 }
 
 const ADDRESS_BUDGET_ENTRIES = 10_000;
+/** Refused connections still being told why (HELLO + ERROR) at one time; beyond, just closed. */
+const MAX_LINGERING_REFUSALS = 64;
 
 export class RelayServer extends EventEmitter<RelayEvents> {
   readonly limits: RelayLimits;
@@ -78,6 +80,7 @@ export class RelayServer extends EventEmitter<RelayEvents> {
   private readonly addressBudgets = new Map<string, TokenBucket>();
   private readonly dirty = new Set<RelayConnection>();
   private flushScheduled = false;
+  private refusing = 0;
   private nextId = 1;
   private version = 0;
   private presenceTimer: NodeJS.Timeout | undefined;
@@ -265,7 +268,14 @@ export class RelayServer extends EventEmitter<RelayEvents> {
 
   private refuseAtAccept(socket: Socket, remote: string, code: RelayErrorCode, message: string): void {
     this.refusals[code] = (this.refusals[code] ?? 0) + 1;
+    if (this.refusing >= MAX_LINGERING_REFUSALS) {
+      // A connection flood: no explanation for this one, just close (bounded sockets and memory).
+      socket.destroy();
+      return;
+    }
     this.log.warn({ event: 'refused', code, remote, reason: message }, 'connection refused');
+    this.refusing++;
+    socket.once('close', () => this.refusing--);
     socket.end(Buffer.concat([this.frames.refusalHelloFrame(), this.frames.error(code, message, true)]));
     setTimeout(() => socket.destroy(), this.limits.closeLingerMs).unref();
   }
