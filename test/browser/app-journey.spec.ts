@@ -6,7 +6,9 @@
  * process through the service's relay launcher). Screenshots of each step: test-results/browser/.
  */
 import { chromium, expect, test, type Browser, type BrowserContext, type Page } from '@playwright/test';
-import { readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { readBundle } from '../../src-main/core/pki/bundle.js';
 import { groupFingerprint } from '../../src-shared/format.js';
 import { makeTestGroup, TEST_PASSWORD, type TestGroup } from '../helpers/group.js';
@@ -106,6 +108,44 @@ test('onboarding, and a wrong bundle password is refused in plain words', async 
   await expect(error).toHaveAttribute('role', 'alert');
   await screenshot(alice.page, '02-wrong-password');
   expect(alice.app.service.snapshot().identity.status).toBe('none');
+});
+
+test('create a group from the onboarding screen; existing files are only replaced after confirming', async () => {
+  const alice = member('alice');
+  const folder = mkdtempSync(join(tmpdir(), 'scx-ui-group-'));
+  alice.app.dialogs.folders.push(folder);
+  await alice.page.getByTestId('open-create-group').click();
+  const dialog = alice.page.getByTestId('create-group-dialog');
+  await expect(dialog).toBeVisible();
+  await dialog.getByRole('button', { name: 'Choose folder…' }).click();
+  await dialog.getByLabel('Group name').fill('Design team');
+  await dialog.getByLabel('Members').fill('dana, eli, fay');
+  await dialog.getByLabel('Bundle password').fill('correct horse battery');
+  await dialog.getByLabel('Repeat password').fill('correct horse battery');
+  await screenshot(alice.page, '01b-create-group');
+  await dialog.getByRole('button', { name: /Create group \(3 members\)/ }).click();
+  await expect(dialog.getByTestId('create-group-done')).toBeVisible();
+  for (const f of ['ca.pem', 'ca.p12', 'dana.p12', 'eli.p12', 'fay.p12', 'relay.p12']) {
+    expect(existsSync(join(folder, f)), f).toBe(true);
+  }
+  await screenshot(alice.page, '01c-group-created');
+  await dialog.getByRole('button', { name: 'Done' }).click();
+  await expect(dialog).toBeHidden();
+
+  // Again into the same folder: the files are listed and nothing is replaced without a click.
+  const before = readFileSync(join(folder, 'dana.p12'));
+  alice.app.dialogs.folders.push(folder);
+  await alice.page.getByTestId('open-create-group').click();
+  await dialog.getByRole('button', { name: 'Choose folder…' }).click();
+  await dialog.getByLabel('Bundle password').fill('another password');
+  await dialog.getByLabel('Repeat password').fill('another password');
+  await dialog.getByRole('button', { name: /Create group/ }).click();
+  await expect(dialog.getByRole('alert')).toContainText('already exist');
+  await expect(dialog.getByRole('button', { name: 'Replace them' })).toBeVisible();
+  await screenshot(alice.page, '01d-overwrite-confirm');
+  expect(readFileSync(join(folder, 'dana.p12')).equals(before)).toBe(true);
+  await dialog.getByRole('button', { name: 'Cancel' }).click();
+  await expect(dialog).toBeHidden();
 });
 
 test('each member imports their bundle and sees their identity and fingerprint', async () => {
@@ -323,6 +363,29 @@ test('a reload restores the window from the service; keyboard users start at the
   await expect.poll(async () => (await skip.boundingBox())?.y ?? -1).toBeGreaterThanOrEqual(0);
   await carol.page.keyboard.press('Tab');
   await expect(carol.page.getByTestId('theme-toggle')).toBeFocused();
+});
+
+test('a restart without a keystore asks for the bundle password (unlock screen)', async () => {
+  const alice = member('alice');
+  const restarted = await createTestApp({ dataDir: alice.app.dataDir, settingsDir: alice.app.settingsDir });
+  const context = await browser.newContext({ viewport: { width: 1360, height: 860 } });
+  const page = await context.newPage();
+  const unbridge = await bridgePage(page, restarted.service);
+  try {
+    await page.goto(server.url);
+    await expect(page.getByRole('heading', { name: 'Unlock your identity' })).toBeVisible();
+    await page.getByLabel('Bundle password').fill('wrong');
+    await page.getByRole('button', { name: 'Unlock' }).click();
+    await expect(page.getByRole('alert').first()).toContainText('Wrong password');
+    await screenshot(page, '12-unlock');
+    await page.getByLabel('Bundle password').fill(TEST_PASSWORD);
+    await page.getByRole('button', { name: 'Unlock' }).click();
+    await expect(page.getByTestId('identity-name')).toHaveText('alice');
+  } finally {
+    unbridge();
+    await restarted.service.dispose();
+    await context.close();
+  }
 });
 
 test('no errors in the page console (CSP violations included)', () => {
