@@ -53,6 +53,7 @@ app.enableSandbox();
 
 let mainWindow: BrowserWindow | undefined;
 let service: AppService | undefined;
+let windowSettings: Settings | undefined;
 const getWindow = (): BrowserWindow | undefined =>
   mainWindow && !mainWindow.isDestroyed() ? mainWindow : undefined;
 
@@ -80,7 +81,7 @@ if (!app.requestSingleInstanceLock()) {
     void service.dispose().finally(() => app.quit());
   });
   app.on('activate', () => {
-    if (!getWindow() && service) createWindow(service);
+    if (!getWindow() && service) createWindow(windowSettings);
   });
   void app.whenReady().then(start);
 }
@@ -144,10 +145,11 @@ async function start(): Promise<void> {
       ),
     ),
   );
-  createWindow(appService, new Settings(settingsStore));
+  windowSettings = new Settings(settingsStore);
+  createWindow(windowSettings);
 }
 
-function createWindow(_service: AppService, settings?: Settings): void {
+function createWindow(settings?: Settings): void {
   const bounds = settings?.get('windowBounds');
   const window = new BrowserWindow({
     width: bounds?.width ?? 1180,
