@@ -4,9 +4,19 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { dirname, join } from 'node:path';
 
-const entry = join(dirname(fileURLToPath(import.meta.url)), '..', 'out', 'node', 'src-main', 'cli', 'main.js');
+const entry = join(
+  dirname(fileURLToPath(import.meta.url)),
+  '..',
+  'out',
+  'node',
+  'src-main',
+  'cli',
+  'main.js',
+);
 if (!existsSync(entry)) {
-  process.stderr.write('securechat-x: the CLI is not built yet. Run `npm run build` in the project folder first.\n');
+  process.stderr.write(
+    'securechat-x: the CLI is not built yet. Run `npm run build` in the project folder first.\n',
+  );
   process.exit(2);
 }
 await import(pathToFileURL(entry).href);
