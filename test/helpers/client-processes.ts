@@ -2,11 +2,41 @@
  * The relay and terminal clients as real child processes (out/node, built by global-setup), the
  * way users run them: stdin drives a member, its --json stdout lines are parsed into events.
  */
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { cpSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { TEST_PASSWORD } from './group.js';
 
-const CLI = 'out/node/src-main/cli/main.js';
+let snapshot: string | undefined;
+
+/**
+ * A private copy of out/node, taken once per test file: other suites (and people) rebuild out/node
+ * while these tests run, and a child process that loads a module mid-rewrite fails for reasons that
+ * have nothing to do with the client. The copy is checked by loading the commands used.
+ */
+function cli(): string {
+  if (snapshot) return snapshot;
+  let lastError: unknown;
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const dir = mkdtempSync(join(tmpdir(), 'scx-chat-build-'));
+    cpSync(join(process.cwd(), 'out', 'node'), dir, { recursive: true });
+    writeFileSync(join(dir, 'package.json'), '{"type":"module"}\n');
+    symlinkSync(join(process.cwd(), 'node_modules'), join(dir, 'node_modules'), 'dir');
+    const main = join(dir, 'src-main', 'cli', 'main.js');
+    try {
+      for (const cmd of ['chat', 'relay'])
+        execFileSync(process.execPath, [main, cmd, '--help'], { stdio: 'pipe' });
+      snapshot = main;
+      return main;
+    } catch (err) {
+      lastError = err;
+      execFileSync('sleep', ['1']);
+    }
+  }
+  throw new Error(`cannot get a working copy of the CLI build: ${String(lastError)}`);
+}
 
 function childEnv(): NodeJS.ProcessEnv {
   return { ...process.env, SECURECHAT_PASSWORD: TEST_PASSWORD, NO_COLOR: '1' };
@@ -29,9 +59,13 @@ export async function startRelay(
   port = 0,
   extra: string[] = FAST_RELAY_FLAGS,
 ): Promise<RelayProcess> {
-  const proc = spawn(process.execPath, [CLI, 'relay', '--bundle', bundle, '--port', String(port), ...extra], {
-    env: childEnv(),
-  });
+  const proc = spawn(
+    process.execPath,
+    [cli(), 'relay', '--bundle', bundle, '--port', String(port), ...extra],
+    {
+      env: childEnv(),
+    },
+  );
   let stderr = '';
   proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
@@ -104,7 +138,7 @@ export class ChatProcess {
         : ['--key-timeout-ms', '2000', '--reconnect-min-ms', '100', '--reconnect-max-ms', '1000'];
     const proc = spawn(
       process.execPath,
-      [CLI, 'chat', '--bundle', bundle, '--relay', relay, '--json', ...fast, ...(options.extraArgs ?? [])],
+      [cli(), 'chat', '--bundle', bundle, '--relay', relay, '--json', ...fast, ...(options.extraArgs ?? [])],
       { env: childEnv() },
     );
     return new ChatProcess(name, proc);
