@@ -68,16 +68,21 @@ export class RelayConnection {
    * read full of chat frames goes out as a single view of the read buffer: no copy at all.
    */
   queue(data: Buffer): void {
+    this.queueRange(data.buffer, data.byteOffset, data.byteOffset + data.length);
+  }
+
+  /** Queues bytes [start, end) of `buffer` (no Buffer object needed per forwarded frame). */
+  queueRange(buffer: ArrayBufferLike, start: number, end: number): void {
     if (!this.open) return;
-    this.outboxBytes += data.length;
-    if (this.runBuffer === data.buffer && this.runEnd === data.byteOffset) {
-      this.runEnd += data.length;
+    this.outboxBytes += end - start;
+    if (this.runBuffer === buffer && this.runEnd === start) {
+      this.runEnd = end;
       return;
     }
     this.closeRun();
-    this.runBuffer = data.buffer;
-    this.runStart = data.byteOffset;
-    this.runEnd = data.byteOffset + data.length;
+    this.runBuffer = buffer;
+    this.runStart = start;
+    this.runEnd = end;
   }
 
   private closeRun(): void {
