@@ -2,10 +2,13 @@
  * The relay as a real child process over TCP on 127.0.0.1: login, PRESENCE, CERT_REQUEST,
  * routing of every member message type, replacement of a duplicate login, shutdown.
  */
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeTestGroup, type TestGroup } from '../helpers/group.js';
+import { makeTestGroup, TEST_PASSWORD, type TestGroup } from '../helpers/group.js';
 import { chatBody, loadIdentity, must, RawMember } from '../helpers/raw-member.js';
-import { startRelay, type RelayProcess } from '../helpers/relay-process.js';
+import { CLI, startRelay, type RelayProcess } from '../helpers/relay-process.js';
 import type { LocalIdentity } from '../../src-main/core/pki/local-identity.js';
 import type { BodyOf } from '../../src-main/core/protocol/index.js';
 
@@ -15,7 +18,7 @@ const ids: Record<string, LocalIdentity> = {};
 const id = (name: string): LocalIdentity => must(ids[name], name);
 const open: RawMember[] = [];
 
-async function join(name: string): Promise<RawMember> {
+async function joinAs(name: string): Promise<RawMember> {
   const m = await RawMember.join(id(name), { port: relay.port });
   open.push(m);
   return m;
@@ -56,9 +59,9 @@ describe('relay: sessions', { timeout: 120_000 }, () => {
   });
 
   it('announces joins and leaves with signed PRESENCE of growing version', async () => {
-    const alice = await join('alice');
+    const alice = await joinAs('alice');
     const p1 = await alice.waitForPresence(['alice']);
-    const bob = await join('bob');
+    const bob = await joinAs('bob');
     const p2 = await alice.waitForPresence(['alice', 'bob']);
     const pb = await bob.waitForPresence(['alice', 'bob']);
     expect(p2.body.version).toBeGreaterThan(p1.body.version);
@@ -81,8 +84,8 @@ describe('relay: sessions', { timeout: 120_000 }, () => {
   });
 
   it('answers CERT_REQUEST with the certificates of connected members and lists the rest as unknown', async () => {
-    const alice = await join('alice');
-    await join('bob');
+    const alice = await joinAs('alice');
+    await joinAs('bob');
     await alice.waitForPresence(['alice', 'bob']);
     alice.sendPayload(alice.seal('CERT_REQUEST', '', { names: ['bob', 'zed', 'relay'] }));
     const res = await alice.waitFor('CERT_RESPONSE');
@@ -102,9 +105,9 @@ describe('relay: routing', { timeout: 120_000 }, () => {
 
   beforeAll(async () => {
     leaveAll();
-    alice = await join('alice');
-    bob = await join('bob');
-    carol = await join('carol');
+    alice = await joinAs('alice');
+    bob = await joinAs('bob');
+    carol = await joinAs('carol');
     for (const m of [alice, bob, carol]) await m.waitForPresence(['alice', 'bob', 'carol']);
   });
 
@@ -189,10 +192,10 @@ describe('relay: routing', { timeout: 120_000 }, () => {
 describe('relay: duplicate login', { timeout: 120_000 }, () => {
   it('replaces the old connection, which gets ERROR Replaced, and announces a new PRESENCE', async () => {
     leaveAll();
-    const alice = await join('alice');
-    const dave1 = await join('dave');
+    const alice = await joinAs('alice');
+    const dave1 = await joinAs('dave');
     const p1 = await alice.waitForPresence(['alice', 'dave']);
-    const dave2 = await join('dave');
+    const dave2 = await joinAs('dave');
     const replaced = await dave1.waitForError('Replaced');
     expect(replaced.body.fatal).toBe(true);
     await dave1.waitClosed();
@@ -209,8 +212,8 @@ describe('relay: duplicate login', { timeout: 120_000 }, () => {
 describe('relay: shutdown', { timeout: 120_000 }, () => {
   it('tells members ShuttingDown on SIGTERM and exits 0', async () => {
     leaveAll();
-    const alice = await join('alice');
-    const bob = await join('bob');
+    const alice = await joinAs('alice');
+    const bob = await joinAs('bob');
     await alice.waitForPresence(['alice', 'bob']);
     const code = await relay.stop('SIGTERM');
     expect(code).toBe(0);
@@ -221,5 +224,49 @@ describe('relay: shutdown', { timeout: 120_000 }, () => {
     }
     expect(relay.stdout()).toBe(`listening on 127.0.0.1:${relay.port}\n`);
     expect(relay.logs().some((l) => l.event === 'shutdown')).toBe(true);
+  });
+});
+
+describe('relay: command line', { timeout: 60_000 }, () => {
+  const run = (args: string[], env: Record<string, string> = { SECURECHAT_PASSWORD: TEST_PASSWORD }) =>
+    spawnSync(process.execPath, [CLI, 'relay', ...args], {
+      env: { ...process.env, SECURECHAT_PASSWORD: '', ...env },
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+
+  it('prints usage with --help and exits 0', () => {
+    const r = run(['--help']);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/--max-connections/);
+  });
+
+  it('refuses a missing --bundle, a bad flag value and an unknown flag with exit 2', () => {
+    expect(run([]).status).toBe(2);
+    const bad = run(['--bundle', group.relayBundle, '--rate-frames', 'lots']);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/--rate-frames/);
+    expect(run(['--bundle', group.relayBundle, '--no-such-flag']).status).toBe(2);
+  });
+
+  it('refuses a member bundle, a wrong password and a missing password with one line and exit 1', () => {
+    const member = run(['--bundle', must(group.bundles.alice), '--port', '0']);
+    expect(member.status).toBe(1);
+    expect(member.stderr).toMatch(/WrongRole/);
+    expect(member.stdout).toBe('');
+    const wrong = run(['--bundle', group.relayBundle, '--port', '0'], { SECURECHAT_PASSWORD: 'nope' });
+    expect(wrong.status).toBe(1);
+    expect(wrong.stderr).toMatch(/WrongPassword/);
+    const none = run(['--bundle', group.relayBundle, '--port', '0'], {});
+    expect(none.status).toBe(1);
+    expect(none.stderr).toMatch(/SECURECHAT_PASSWORD/);
+  });
+
+  it('reads the password from --password-file', async () => {
+    const file = join(group.dir, 'relay-password.txt');
+    writeFileSync(file, `${TEST_PASSWORD}\n`);
+    const r = await startRelay(group.relayBundle, ['--password-file', file]);
+    expect(r.stdout()).toMatch(/^listening on 127\.0\.0\.1:\d+\n$/);
+    expect(await r.stop('SIGINT')).toBe(0);
   });
 });
