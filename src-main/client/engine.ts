@@ -65,6 +65,10 @@ interface HeldChat {
   heldAt: number;
 }
 
+function sameMembers(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
 export class ChatEngine implements ChatEngineApi {
   private readonly o: ResolvedOptions;
   private readonly identity: LocalIdentity;
@@ -439,7 +443,9 @@ export class ChatEngine implements ChatEngineApi {
     this.publishMembers(valid);
     const names = valid.map((m) => m.name);
     this.releaseHeldForCertificate(session);
-    if (!this.needsKey) return; // a late certificate answer while chatting changes nothing
+    // A late certificate answer while chatting under a key over exactly these members changes nothing.
+    if (!this.needsKey && sameMembers(this.keyring.current?.members ?? [], names)) return;
+    this.needsKey = true;
     if (names.length < 2) {
       this.keyring.retireCurrent();
       this.handshake.setMembership(names, session.presenceVersion);
@@ -550,12 +556,16 @@ export class ChatEngine implements ChatEngineApi {
     this.lastKeyMembers = [...k.members];
     // Anything signed under an older epoch but not yet written goes out again under this one.
     this.requeueUnwritten((m) => m.kind === 'chat' && m.epoch < k.epoch);
+    this.emit({ event: 'key', ...view });
+    this.releaseHeldForKey(false);
+    // A round over the previous membership can finish while the certificates of a newer PRESENCE
+    // are still on their way: that key is valid but not the one to chat under; wait for the next.
+    const current = this.directory.resolved ? this.directory.validMembers().map((m) => m.name) : undefined;
+    if (!current || !sameMembers(current, k.members)) return;
     this.needsKey = false;
     clearTimeout(this.keyTimer);
     clearTimeout(this.rekeyFallbackTimer);
-    this.emit({ event: 'key', ...view });
     this.setState('Chatting');
-    this.releaseHeldForKey(false);
     this.pump();
   }
 
