@@ -111,6 +111,29 @@ describe('chat between real processes', () => {
     expect(wire.includes(Buffer.from('relay'))).toBe(true);
   });
 
+  it('SIGINT and SIGTERM leave gracefully (DISCONNECT, exit 0); a member left alone waits for others', async () => {
+    const r = await startRelay(group.relayBundle);
+    relay = r;
+    const names = ['alice', 'bob', 'carol'];
+    members = names.map((n) => ChatProcess.start(n, group.bundles[n] as string, r.address));
+    const [alice, bob, carol] = members as [ChatProcess, ChatProcess, ChatProcess];
+    await Promise.all(members.map((m) => m.waitForKey(names)));
+    expect(await bob.kill('SIGINT')).toBe(0);
+    expect(bob.state).toBe('Disconnected');
+    await alice.waitForKey(['alice', 'carol']);
+    expect(await carol.kill('SIGTERM')).toBe(0);
+    await alice.waitFor(
+      (p) =>
+        p.of('state').some((s) => s.state === 'KeyEstablishment' && s.reason === 'waiting for other members'),
+      'waiting for other members',
+    );
+    alice.send('anyone there?');
+    alice.end();
+    // Nobody to send to: bounded wait, the message is reported unsent, still a clean exit.
+    expect(await alice.exited).toBe(0);
+    expect(alice.of('error').map((e) => e.code)).toContain('Unsent');
+  }, 60_000);
+
   it('ten members all reach the same key and everyone hears everyone', async () => {
     const r = await startRelay(group.relayBundle);
     relay = r;
