@@ -33,7 +33,8 @@ const SIZES = [3, 10, 50];
 const ROUNDS: Record<number, number> = { 3: 7, 10: 5, 50: 3 };
 const E2E_RATE = 100;
 const E2E_MESSAGES = 400;
-const BURST = 6000;
+// Long enough (several seconds) that the relay's rate-limit burst allowance cannot flatter the sustained rate.
+const BURST = 24_000;
 const WAIT_MS = 60_000;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -61,14 +62,7 @@ async function startRelay(bundle: string): Promise<Relay> {
       '0',
       '--log-level',
       'warn',
-      '--rate-frames',
-      '0',
-      '--rate-bytes',
-      '0',
-      '--presence-interval-ms',
-      '0',
-      '--max-outbound-bytes',
-      String(256 * 1024 * 1024),
+      // The relay's default limits: the goals must hold for the relay people actually run.
     ],
     { env: { ...process.env, SECURECHAT_PASSWORD: PASSWORD }, stdio: ['ignore', 'pipe', 'inherit'] },
   );
