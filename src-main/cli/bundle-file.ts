@@ -1,6 +1,11 @@
 /** Reading a .p12 from disk with errors that name the file and say what to do. */
 import { readFile, stat } from 'node:fs/promises';
-import { MAX_BUNDLE_BYTES, readBundle, type LoadedBundle } from '../core/pki/bundle.js';
+import {
+  MAX_BUNDLE_BYTES,
+  readBundle,
+  type LoadedBundle,
+  type ReadBundleOptions,
+} from '../core/pki/bundle.js';
 import { PkiError } from '../core/pki/errors.js';
 import { CliError } from './cli-error.js';
 
@@ -18,10 +23,14 @@ export async function readInputFile(path: string, maxBytes = MAX_BUNDLE_BYTES): 
   }
 }
 
-export async function readBundleFile(path: string, password: string): Promise<LoadedBundle> {
+export async function readBundleFile(
+  path: string,
+  password: string,
+  options: ReadBundleOptions = {},
+): Promise<LoadedBundle> {
   const data = await readInputFile(path);
   try {
-    return readBundle(data, password);
+    return readBundle(data, password, options);
   } catch (err) {
     if (err instanceof PkiError) throw new CliError(`${path}: ${err.message} (${err.code})`);
     throw err;

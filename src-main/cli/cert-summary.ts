@@ -47,6 +47,12 @@ export function labelled(label: string, value: string): string {
   return `${`${label}:`.padEnd(LABEL_WIDTH)}${value}`;
 }
 
+function statusText(s: CertificateSummary): string {
+  if (s.status === 'expired') return `EXPIRED on ${s.notAfter}`;
+  if (s.status === 'not yet valid') return `NOT YET VALID until ${s.notBefore}`;
+  return 'valid';
+}
+
 export function summaryLines(s: CertificateSummary): string[] {
   return [
     labelled('identity', s.identity),
@@ -58,5 +64,6 @@ export function summaryLines(s: CertificateSummary): string[] {
     labelled('key', `RSA ${s.keyBits} bits`),
     labelled('fingerprint', `${s.fingerprint}  (SHA-256)`),
     labelled('raw', s.fingerprintHex),
+    labelled('status', statusText(s)),
   ];
 }

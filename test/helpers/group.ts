@@ -5,7 +5,9 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import forge from 'node-forge';
 import {
+  Certificate,
   createGroupCa,
   issueCertificate,
   writeBundle,
@@ -45,4 +47,25 @@ export function makeTestGroup(members: string[], options: { relay?: string; dir?
   for (const m of members) write(m, 'member');
   const relayBundle = write(options.relay ?? 'relay', 'relay');
   return { dir, ca, caPem, bundles, relayBundle, addMember: (name) => write(name, 'member') };
+}
+
+/**
+ * `credential` with its validity window moved to [notBefore, notAfter] and signed again by `ca`:
+ * what issueCertificate would have produced at another time (an expired or a future certificate),
+ * without depending on the clock. Everything else (name, key, extensions) is unchanged.
+ */
+export function withValidity(
+  ca: Credential,
+  credential: Credential,
+  notBefore: Date,
+  notAfter: Date,
+): Credential {
+  const cert = forge.pki.certificateFromPem(credential.certificate.pem);
+  cert.validity.notBefore = notBefore;
+  cert.validity.notAfter = notAfter;
+  cert.sign(forge.pki.privateKeyFromPem(ca.privateKeyPem), forge.md.sha256.create());
+  return {
+    certificate: Certificate.fromPem(forge.pki.certificateToPem(cert)),
+    privateKeyPem: credential.privateKeyPem,
+  };
 }

@@ -11,7 +11,8 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { Certificate, readBundle } from '../../src-main/core/pki/index.js';
+import { Certificate, issueCertificate, readBundle, writeBundle } from '../../src-main/core/pki/index.js';
+import { withValidity } from '../helpers/group.js';
 import { FAST_KDF, PASSWORD, oneLineError, runCli } from './cli-group-run.js';
 
 const tempDir = (): string => mkdtempSync(join(tmpdir(), 'scx-cli-'));
@@ -452,5 +453,63 @@ describe('securechat-x inspect', () => {
     expect(oneLineError(await runCli(['inspect', join(dir, 'none.p12')]))).toMatch(/does not exist/);
     const two = await runCli(['inspect', 'a', 'b']);
     expect(two.code).toBe(2);
+  });
+
+  describe('a bundle outside its validity period', () => {
+    const YEAR = 365 * 86_400_000;
+    // Whole seconds: that is what a certificate holds.
+    const second = (ms: number): Date => new Date(Math.floor(ms / 1000) * 1000);
+    const notAfter = second(Date.now() - 2 * YEAR);
+    const notBefore = second(Date.now() + YEAR);
+    let expiredPath: string;
+    let futurePath: string;
+
+    beforeAll(() => {
+      const caBundle = readBundle(readFileSync(join(dir, 'ca.p12')), PASSWORD);
+      const ca = { certificate: caBundle.certificate, privateKeyPem: caBundle.privateKeyPem };
+      const write = (name: string, from: Date, to: Date): string => {
+        const cred = withValidity(ca, issueCertificate(ca, { name, role: 'member' }), from, to);
+        const path = join(dir, `${name}.p12`);
+        writeFileSync(path, writeBundle(cred, ca.certificate, PASSWORD, { kdfIterations: 10_000 }));
+        return path;
+      };
+      expiredPath = write('old', new Date(notAfter.getTime() - YEAR), notAfter);
+      futurePath = write('early', notBefore, new Date(notBefore.getTime() + YEAR));
+    });
+
+    it('shows an expired bundle with WHEN it expired, exit 0', async () => {
+      const r = await runCli(['inspect', expiredPath]);
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      expect(r.stdout).toMatch(/identity:\s+old/);
+      expect(r.stdout).toMatch(new RegExp(`status:\\s+EXPIRED on ${notAfter.toISOString()}`));
+      expect(r.stdout).toMatch(/group CA:\s+SecureChat-X Group CA/);
+      const json = await runCli(['inspect', '--json', expiredPath]);
+      expect(json.code).toBe(0);
+      expect(JSON.parse(json.stdout)).toMatchObject({
+        kind: 'pkcs12',
+        certificate: { identity: 'old', status: 'expired', notAfter: notAfter.toISOString() },
+        ca: { status: 'valid' },
+      });
+    });
+
+    it('shows a not yet valid bundle with when it starts, exit 0', async () => {
+      const r = await runCli(['inspect', futurePath]);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toMatch(new RegExp(`status:\\s+NOT YET VALID until ${notBefore.toISOString()}`));
+      const json = await runCli(['inspect', '--json', futurePath]);
+      expect(JSON.parse(json.stdout)).toMatchObject({ certificate: { status: 'not yet valid' } });
+    });
+
+    it('shows a valid bundle as valid', async () => {
+      const r = await runCli(['inspect', join(dir, 'alice.p12')]);
+      expect(r.stdout).toMatch(/status:\s+valid\n/);
+    });
+
+    it('still refuses the expired bundle where it would be used (chat)', async () => {
+      const r = await runCli(['chat', '--bundle', expiredPath, '--relay', '127.0.0.1:9']);
+      expect(r.code).toBe(1);
+      expect(oneLineError(r)).toMatch(/expired on .*\(Expired\)/);
+    });
   });
 });

@@ -24,6 +24,7 @@ import {
   type Credential,
   type PkiErrorCode,
 } from '../../src-main/core/pki/index.js';
+import { withValidity } from '../helpers/group.js';
 
 const PASSWORD = 'correct horse battery staple';
 const ITERATIONS = MIN_KDF_ITERATIONS;
@@ -339,6 +340,60 @@ describe('PKCS#12 bundles', () => {
   it('reports a certificate that does not chain to the bundled CA as NotIssuedByCa', () => {
     const mixed = writeBundle(alice, otherCa.certificate, PASSWORD, { kdfIterations: ITERATIONS });
     expectPkiError(() => readBundle(mixed, PASSWORD), 'NotIssuedByCa');
+  });
+
+  describe('checkValidityPeriod: false (what inspect uses)', () => {
+    const YEAR = 365 * 86_400_000;
+    const expired = () =>
+      withValidity(ca, alice, new Date(Date.now() - 3 * YEAR), new Date(Date.now() - 2 * YEAR));
+    const future = () =>
+      withValidity(ca, alice, new Date(Date.now() + YEAR), new Date(Date.now() + 2 * YEAR));
+
+    it('reads an expired or not yet valid bundle, which the default read refuses', () => {
+      for (const [cred, code] of [
+        [expired(), 'Expired'],
+        [future(), 'NotYetValid'],
+      ] as const) {
+        const p12 = writeBundle(cred, ca.certificate, PASSWORD, { kdfIterations: ITERATIONS });
+        expectPkiError(() => readBundle(p12, PASSWORD), code);
+        expectPkiError(() => readBundle(p12, PASSWORD, { checkValidityPeriod: true }), code);
+        // Everything that uses a bundle keeps the full check.
+        expectPkiError(() => LocalIdentity.fromBundleFile(p12, PASSWORD, 'member'), code);
+        const loaded = readBundle(p12, PASSWORD, { checkValidityPeriod: false });
+        expect(loaded.certificate.fingerprintHex).toBe(cred.certificate.fingerprintHex);
+        expect(loaded.certificate.notAfter.getTime()).toBe(cred.certificate.notAfter.getTime());
+        expect(loaded.ca.fingerprintHex).toBe(ca.certificate.fingerprintHex);
+      }
+    });
+
+    it('still requires the certificate to be issued by the bundled CA and to match the key', () => {
+      const foreign = writeBundle(expired(), otherCa.certificate, PASSWORD, { kdfIterations: ITERATIONS });
+      expectPkiError(() => readBundle(foreign, PASSWORD, { checkValidityPeriod: false }), 'NotIssuedByCa');
+      const bob = issueCertificate(ca, { name: 'bob', role: 'member' });
+      const oldBob = withValidity(ca, bob, new Date(Date.now() - 3 * YEAR), new Date(Date.now() - 2 * YEAR));
+      const asn1 = forge.pkcs12.toPkcs12Asn1(
+        forge.pki.privateKeyFromPem(alice.privateKeyPem) as forge.pki.rsa.PrivateKey,
+        [oldBob.certificate.pem, ca.certificate.pem].map((p) => forge.pki.certificateFromPem(p)),
+        PASSWORD,
+        { algorithm: 'aes256', count: ITERATIONS },
+      );
+      const der = Buffer.from(forge.asn1.toDer(asn1).getBytes(), 'binary');
+      expectPkiError(() => readBundle(der, PASSWORD, { checkValidityPeriod: false }), 'KeyMismatch');
+      expectPkiError(
+        () => readBundle(aliceBundle, 'wrong password', { checkValidityPeriod: false }),
+        'WrongPassword',
+      );
+    });
+
+    it('is not a way around validation for CertificateValidator', () => {
+      const validator = new CertificateValidator(ca.certificate);
+      // Extra fields are ignored: the validator always checks the validity window.
+      const options = { role: 'member' as const, checkValidityPeriod: false };
+      expectPkiError(() => validator.validate(expired().certificate, options), 'Expired');
+      expect(() =>
+        validateCertificate(expired().certificate, ca.certificate, { checkValidityPeriod: false }),
+      ).not.toThrow();
+    });
   });
 });
 

@@ -15,7 +15,8 @@ export const INSPECT_HELP = `usage: securechat-x inspect FILE [--json] [--passwo
 Shows identity, role, issuer, serial, validity, key size and SHA-256 fingerprint of a
 certificate (.pem, every certificate in it) or of a PKCS#12 bundle (.p12, with its group CA).
 A bundle needs its password: SECURECHAT_PASSWORD or --password-file. A bundle is also checked:
-its certificate must match its key and be valid and issued by the bundled CA.
+its certificate must match its key and be issued by the bundled CA. An expired or not yet valid
+certificate is shown with its status (exit 0), like a .pem; other commands refuse it.
 
 options:
   --json                  print JSON instead of text
@@ -72,7 +73,8 @@ export async function run(argv: string[]): Promise<number> {
     report = { file, kind: 'pem', certificates: readPemCertificates(file, data) };
   } else {
     const password = await readPassword(values['password-file'], 'bundle');
-    const bundle = await readBundleFile(file, password);
+    // Showing when a bundle expired is the point of inspecting it: skip only the validity window.
+    const bundle = await readBundleFile(file, password, { checkValidityPeriod: false });
     report = { file, kind: 'pkcs12', certificate: summarize(bundle.certificate), ca: summarize(bundle.ca) };
   }
   process.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report));

@@ -66,11 +66,26 @@ function bagsOf(p12: forge.pkcs12.Pkcs12Pfx, type: string | undefined): forge.pk
   return p12.getBags({ bagType: type })[type] ?? [];
 }
 
+export interface ReadBundleOptions {
+  /**
+   * Default true: the holder's certificate (and the CA) must be within their validity period.
+   * False lets `securechat-x inspect` show WHEN a bundle expired; everything else still holds (the
+   * certificate matches the key and was issued by the bundled CA). Anything that uses the bundle
+   * to talk to others (LocalIdentity, the relay, the client, the app) keeps the full check.
+   */
+  checkValidityPeriod?: boolean;
+}
+
 /**
  * Reads a bundle written by writeBundle (or any PKCS#12 with one key, its certificate and the CA).
- * The holder's certificate must chain to the bundled CA and match the key.
+ * The holder's certificate must chain to the bundled CA and match the key, and (unless
+ * `checkValidityPeriod: false`) be valid now.
  */
-export function readBundle(data: Uint8Array, password: string): LoadedBundle {
+export function readBundle(
+  data: Uint8Array,
+  password: string,
+  options: ReadBundleOptions = {},
+): LoadedBundle {
   if (data.length === 0 || data.length > MAX_BUNDLE_BYTES) {
     throw new PkiError('CorruptBundle', 'this file is not a certificate bundle (empty or far too large)');
   }
@@ -105,6 +120,6 @@ export function readBundle(data: Uint8Array, password: string): LoadedBundle {
   }
   const ca = certs.find((c) => c !== holder && c.isCa);
   if (!ca) throw new PkiError('MissingCertificate', 'the bundle does not contain its group CA certificate');
-  validateCertificate(holder, ca);
+  validateCertificate(holder, ca, { checkValidityPeriod: options.checkValidityPeriod ?? true });
   return { certificate: holder, ca, privateKeyPem };
 }

@@ -8,13 +8,27 @@ export interface ValidateOptions {
   now?: Date;
 }
 
+export interface CertificateCheckOptions extends ValidateOptions {
+  /**
+   * Default true. False skips only the validity windows (of the certificate and of the CA), so a
+   * tool can show an expired certificate; issuer, signature, key usage and name are still checked.
+   * Never for a certificate that is about to be used: CertificateValidator always checks them.
+   */
+  checkValidityPeriod?: boolean;
+}
+
 /**
  * Checks a peer certificate against the group CA: issuer is a CA allowed to sign certificates,
  * the signature is the CA's, the validity window holds, and the key usages fit a chat participant.
  * Throws a PkiError naming the first check that failed.
  */
-export function validateCertificate(cert: Certificate, ca: Certificate, options: ValidateOptions = {}): void {
+export function validateCertificate(
+  cert: Certificate,
+  ca: Certificate,
+  options: CertificateCheckOptions = {},
+): void {
   const now = options.now ?? new Date();
+  const checkValidity = options.checkValidityPeriod ?? true;
   if (!ca.isCa || !ca.keyUsage?.keyCertSign) {
     throw new PkiError('IssuerNotCa', `"${ca.name}" is not a certificate authority`);
   }
@@ -25,19 +39,19 @@ export function validateCertificate(cert: Certificate, ca: Certificate, options:
       `the certificate of "${cert.name}" was not issued by the group CA "${ca.name}"`,
     );
   }
-  if (now < cert.notBefore) {
+  if (checkValidity && now < cert.notBefore) {
     throw new PkiError(
       'NotYetValid',
       `the certificate of "${cert.name}" is valid from ${cert.notBefore.toISOString()}`,
     );
   }
-  if (now > cert.notAfter) {
+  if (checkValidity && now > cert.notAfter) {
     throw new PkiError(
       'Expired',
       `the certificate of "${cert.name}" expired on ${cert.notAfter.toISOString()}`,
     );
   }
-  if (now < ca.notBefore || now > ca.notAfter) {
+  if (checkValidity && (now < ca.notBefore || now > ca.notAfter)) {
     throw new PkiError('Expired', `the group CA certificate "${ca.name}" is outside its validity period`);
   }
   if (!cert.keyUsage?.digitalSignature || !cert.keyUsage.keyEncipherment) {
@@ -74,7 +88,8 @@ export class CertificateValidator {
     const now = options.now ?? new Date();
     const hit = this.valid.get(key);
     if (hit && now.getTime() <= hit.until && now >= hit.cert.notBefore) return hit.cert;
-    validateCertificate(cert, this.ca, { ...options, now });
+    // Only the two fields of ValidateOptions: the validity window is always checked here.
+    validateCertificate(cert, this.ca, { role: options.role, now });
     this.valid.set(key, { cert, until: Math.min(cert.notAfter.getTime(), this.ca.notAfter.getTime()) });
     return cert;
   }
