@@ -23,5 +23,6 @@ export async function readPassword(passwordFile: string | undefined, what = 'bun
   }
   const fromEnv = process.env[PASSWORD_ENV];
   if (fromEnv !== undefined && fromEnv.length > 0) return fromEnv;
-  throw new CliError(`no ${what} password: set ${PASSWORD_ENV} or pass --password-file FILE`);
+  // Like a missing required flag: a usage error (exit 2).
+  throw new CliError(`no ${what} password: set ${PASSWORD_ENV} or pass --password-file FILE`, 2);
 }

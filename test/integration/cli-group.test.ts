@@ -208,7 +208,7 @@ describe('securechat-x group create', () => {
   it('explains a missing password and writes nothing', async () => {
     const d = join(tempDir(), 'g');
     const r = await runCli(['group', 'create', '--out', d, '--members', 'alice', ...FAST_KDF], null);
-    expect(r.code).not.toBe(0);
+    expect(r.code).toBe(2);
     expect(oneLineError(r)).toMatch(/SECURECHAT_PASSWORD.*--password-file/);
     expect(existsSync(d)).toBe(false);
   });
@@ -444,6 +444,7 @@ describe('securechat-x inspect', () => {
       `securechat-x: ${join(dir, 'alice.p12')}: wrong password for this certificate bundle (WrongPassword)`,
     );
     const none = await runCli(['inspect', join(dir, 'alice.p12')], null);
+    expect(none.code).toBe(2);
     expect(oneLineError(none)).toMatch(/no bundle password/);
     writeFileSync(join(dir, 'junk.p12'), Buffer.alloc(500, 0x41));
     const junk = await runCli(['inspect', join(dir, 'junk.p12')]);
@@ -511,5 +512,39 @@ describe('securechat-x inspect', () => {
       expect(r.code).toBe(1);
       expect(oneLineError(r)).toMatch(/expired on .*\(Expired\)/);
     });
+  });
+});
+
+describe('a missing password', () => {
+  let dir: string;
+
+  beforeAll(async () => {
+    dir = tempDir();
+    const r = await runCli(['group', 'create', '--out', dir, '--members', 'alice', ...FAST_KDF]);
+    expect(r.code).toBe(0);
+  });
+
+  it('is a usage error (exit 2, one line) for every command that needs one', async () => {
+    const commands = [
+      ['group', 'create', '--out', join(dir, 'new'), '--members', 'bob', ...FAST_KDF],
+      ['group', 'add-member', '--ca', join(dir, 'ca.p12'), '--name', 'bob', ...FAST_KDF],
+      ['inspect', join(dir, 'alice.p12')],
+      ['relay', '--bundle', join(dir, 'relay.p12'), '--port', '0'],
+      ['chat', '--bundle', join(dir, 'alice.p12'), '--relay', '127.0.0.1:9'],
+    ];
+    for (const args of commands) {
+      const r = await runCli(args, null);
+      expect(r.code, `${args.slice(0, 2).join(' ')}: ${r.stderr}`).toBe(2);
+      expect(oneLineError(r)).toMatch(/no .*password: set SECURECHAT_PASSWORD or pass --password-file FILE/);
+      expect(r.stdout).toBe('');
+    }
+    // An empty SECURECHAT_PASSWORD counts as none.
+    expect((await runCli(['inspect', join(dir, 'alice.p12')], '')).code).toBe(2);
+    expect(existsSync(join(dir, 'new'))).toBe(false);
+    expect(existsSync(join(dir, 'bob.p12'))).toBe(false);
+  });
+
+  it('is not needed for a .pem', async () => {
+    expect((await runCli(['inspect', join(dir, 'ca.pem')], null)).code).toBe(0);
   });
 });

@@ -249,7 +249,7 @@ describe('relay: command line', { timeout: 60_000 }, () => {
     expect(run(['--bundle', group.relayBundle, '--no-such-flag']).status).toBe(2);
   });
 
-  it('refuses a member bundle, a wrong password and a missing password with one line and exit 1', () => {
+  it('refuses a member bundle and a wrong password with exit 1, a missing password with exit 2', () => {
     const member = run(['--bundle', must(group.bundles.alice), '--port', '0']);
     expect(member.status).toBe(1);
     expect(member.stderr).toMatch(/WrongRole/);
@@ -258,7 +258,7 @@ describe('relay: command line', { timeout: 60_000 }, () => {
     expect(wrong.status).toBe(1);
     expect(wrong.stderr).toMatch(/WrongPassword/);
     const none = run(['--bundle', group.relayBundle, '--port', '0'], {});
-    expect(none.status).toBe(1);
+    expect(none.status).toBe(2);
     expect(none.stderr).toMatch(/SECURECHAT_PASSWORD/);
   });
 
