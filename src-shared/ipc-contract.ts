@@ -1,31 +1,20 @@
 /**
- * The one IPC contract between the renderer (untrusted) and the main process.
+ * The one IPC contract between the renderer (untrusted) and the main process: the validating half.
  *
- * - `CONTRACT` lists every request: its channel and a zod schema for its single argument. The
- *   preload exposes exactly these methods on `window.securechat` (plus `onEvent`), the main
- *   process binds exactly these channels and validates every argument with the schema.
- * - `Responses` gives each request's result value; every call resolves to `Result<T>` and never
- *   throws across the bridge.
- * - `AppEvent` is everything the main process pushes on `EVENT_CHANNEL`.
+ * - `CONTRACT` lists every request: its channel (from ipc-channels.ts) and a zod schema for its
+ *   single argument. The preload exposes exactly these methods on `window.securechat` (plus
+ *   `onEvent`), the main process binds exactly these channels and validates every argument with
+ *   the schema.
+ * - Channel names, request / response / event types and the Result helpers live in the zod-free
+ *   ipc-channels.ts (re-exported here), so the sandboxed preload does not bundle zod. Below, the
+ *   compiler checks that each schema's output is exactly the request type declared there.
  *
  * Shared code: no Node built-ins, no DOM, no electron. zod is the protocol's schema library too.
  */
 import { z } from 'zod';
-import type {
-  AppSnapshot,
-  ChatLine,
-  ConnectionView,
-  CreatedGroup,
-  ErrorView,
-  FileChoice,
-  FingerprintWarning,
-  IdentityState,
-  IdentityView,
-  KeyView,
-  MemberEntry,
-  RelayView,
-  SettingsView,
-} from './model.js';
+import { CHANNELS, type AppError, type Args, type Method, type Requests } from './ipc-channels.js';
+
+export * from './ipc-channels.js';
 
 // ---------------------------------------------------------------------------------------------
 // Argument schemas
@@ -53,28 +42,28 @@ const NoArgs = z.undefined();
 
 export const CONTRACT = {
   /** Everything the window needs to draw itself (on load or reload). */
-  getSnapshot: { channel: 'scx:app:get-snapshot', args: NoArgs },
+  getSnapshot: { channel: CHANNELS.getSnapshot, args: NoArgs },
   /** Opens the native open-file dialog for a .p12; resolves to null when cancelled. */
   chooseBundle: {
-    channel: 'scx:dialog:choose-bundle',
+    channel: CHANNELS.chooseBundle,
     args: z.strictObject({ purpose: z.enum(['identity', 'relay']) }),
   },
   /** Opens the native choose-folder dialog (where a new group is written); null when cancelled. */
-  chooseFolder: { channel: 'scx:dialog:choose-folder', args: NoArgs },
+  chooseFolder: { channel: CHANNELS.chooseFolder, args: NoArgs },
   importIdentity: {
-    channel: 'scx:identity:import',
+    channel: CHANNELS.importIdentity,
     args: z.strictObject({ token: TokenSchema, password: PasswordSchema }),
   },
   /** Opens the kept bundle with its password (when the OS keystore is not available). */
-  unlockIdentity: { channel: 'scx:identity:unlock', args: z.strictObject({ password: PasswordSchema }) },
-  removeIdentity: { channel: 'scx:identity:remove', args: NoArgs },
+  unlockIdentity: { channel: CHANNELS.unlockIdentity, args: z.strictObject({ password: PasswordSchema }) },
+  removeIdentity: { channel: CHANNELS.removeIdentity, args: NoArgs },
   connect: {
-    channel: 'scx:connection:connect',
+    channel: CHANNELS.connect,
     args: z.strictObject({ host: HostSchema, port: PortSchema }),
   },
-  disconnect: { channel: 'scx:connection:disconnect', args: NoArgs },
+  disconnect: { channel: CHANNELS.disconnect, args: NoArgs },
   send: {
-    channel: 'scx:chat:send',
+    channel: CHANNELS.send,
     args: z.strictObject({
       text: z
         .string()
@@ -83,13 +72,13 @@ export const CONTRACT = {
     }),
   },
   setVerified: {
-    channel: 'scx:members:set-verified',
+    channel: CHANNELS.setVerified,
     args: z.strictObject({ name: IdentityNameSchema, fingerprint: FingerprintSchema, verified: z.boolean() }),
   },
   /** Asks for a fresh epoch with the current members. */
-  rekey: { channel: 'scx:key:rekey', args: NoArgs },
+  rekey: { channel: CHANNELS.rekey, args: NoArgs },
   startRelay: {
-    channel: 'scx:relay:start',
+    channel: CHANNELS.startRelay,
     args: z.strictObject({
       token: TokenSchema,
       password: PasswordSchema,
@@ -98,9 +87,9 @@ export const CONTRACT = {
       host: z.enum(['127.0.0.1', '0.0.0.0', '::1', '::']).optional(),
     }),
   },
-  stopRelay: { channel: 'scx:relay:stop', args: NoArgs },
+  stopRelay: { channel: CHANNELS.stopRelay, args: NoArgs },
   createGroup: {
-    channel: 'scx:group:create',
+    channel: CHANNELS.createGroup,
     args: z
       .strictObject({
         folderToken: TokenSchema,
@@ -116,114 +105,23 @@ export const CONTRACT = {
       }),
   },
   updateSettings: {
-    channel: 'scx:settings:update',
+    channel: CHANNELS.updateSettings,
     args: z.strictObject({
       theme: z.enum(['system', 'light', 'dark']).optional(),
       notifications: z.boolean().optional(),
       notificationPreviews: z.boolean().optional(),
     }),
   },
-} as const;
+} as const satisfies Record<Method, { channel: string; args: z.ZodType }>;
 
-export type Method = keyof typeof CONTRACT;
-export const METHODS = Object.keys(CONTRACT) as Method[];
-export type Args<M extends Method> = z.output<(typeof CONTRACT)[M]['args']>;
-
-/** The channel main pushes AppEvents on. */
-export const EVENT_CHANNEL = 'scx:event';
-
-// ---------------------------------------------------------------------------------------------
-// Results
-// ---------------------------------------------------------------------------------------------
-
-export type ErrorCode =
-  | 'InvalidArgument'
-  | 'UntrustedSender'
-  | 'UnknownChannel'
-  | 'WrongPassword'
-  | 'NotABundle'
-  | 'WrongRole'
-  | 'CertificateInvalid'
-  | 'NoIdentity'
-  | 'IdentityLocked'
-  | 'NotConnected'
-  | 'AlreadyConnected'
-  | 'RelayUnreachable'
-  | 'RelayAlreadyRunning'
-  | 'RelayNotRunning'
-  | 'RelayFailed'
-  | 'ChoiceExpired'
-  | 'WouldOverwrite'
-  | 'FileError'
-  | 'StorageFailed'
-  /** A message or handshake problem reported by the chat engine (details[0] = its code). */
-  | 'ChatError'
-  | 'Internal';
-
-export interface AppError extends ErrorView {
-  code: ErrorCode;
-  /** Extra data for some codes (e.g. the files WouldOverwrite would replace). */
-  details?: string[];
-}
-
-export type Result<T> = { ok: true; value: T } | { ok: false; error: AppError };
-
-export interface Responses {
-  getSnapshot: AppSnapshot;
-  chooseBundle: FileChoice | null;
-  chooseFolder: FileChoice | null;
-  importIdentity: IdentityView;
-  unlockIdentity: IdentityView;
-  removeIdentity: null;
-  connect: ConnectionView;
-  disconnect: null;
-  send: { localId: string };
-  setVerified: MemberEntry[];
-  rekey: null;
-  startRelay: RelayView;
-  stopRelay: RelayView;
-  createGroup: CreatedGroup;
-  updateSettings: SettingsView;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Events pushed from main
-// ---------------------------------------------------------------------------------------------
-
-/** Menu items that the renderer answers by opening a dialog of its own. */
-export type MenuAction =
-  'import-identity' | 'create-group' | 'start-relay' | 'connect' | 'about' | 'settings';
-
-export type AppEvent =
-  | ({ type: 'state' } & ConnectionView)
-  | { type: 'members'; members: MemberEntry[] }
-  /** A verified member now presents a different certificate: shown prominently. */
-  | ({ type: 'fingerprint-changed' } & FingerprintWarning)
-  | { type: 'key'; key: KeyView }
-  /** A new or updated chat line (incoming message, own queued→sent, system line). */
-  | { type: 'line'; line: ChatLine }
-  | { type: 'relay'; relay: RelayView }
-  | { type: 'identity'; identity: IdentityState }
-  | { type: 'settings'; settings: SettingsView }
-  | { type: 'error'; error: AppError }
-  | { type: 'menu'; action: MenuAction };
-
-export type AppEventListener = (event: AppEvent) => void;
-
-// ---------------------------------------------------------------------------------------------
-// The API the preload exposes (and the app service implements, minus onEvent)
-// ---------------------------------------------------------------------------------------------
-
-type ArgList<M extends Method> = undefined extends Args<M> ? [] : [arg: Args<M>];
-
-export type ServiceApi = {
-  [M in Method]: (...args: ArgList<M>) => Promise<Result<Responses[M]>>;
+/** Each schema's output must be exactly the request type of ipc-channels.ts (no missing, extra or looser fields). */
+type SameType<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
+type SchemaMatchesRequest = {
+  [M in Method]: SameType<z.output<(typeof CONTRACT)[M]['args']>, Requests[M]>;
 };
-
-export type SecureChatApi = ServiceApi & {
-  /** Receives event payloads only; returns an unsubscribe function. */
-  onEvent(listener: AppEventListener): () => void;
-};
+// A type error here ("'true' is not assignable to 'never'") means a schema and its request type differ.
+const schemasMatchRequests: SchemaMatchesRequest[Method] extends true ? true : never = true;
+void schemasMatchRequests;
 
 /** Validates a raw argument from the renderer against the method's schema. */
 export function parseArgs<M extends Method>(
@@ -241,16 +139,4 @@ export function parseArgs<M extends Method>(
       message: `invalid request: ${where}${first?.message ?? 'bad argument'}`,
     },
   };
-}
-
-export function methodOfChannel(channel: string): Method | undefined {
-  return METHODS.find((m) => CONTRACT[m].channel === channel);
-}
-
-export function ok<T>(value: T): Result<T> {
-  return { ok: true, value };
-}
-
-export function fail(code: ErrorCode, message: string, details?: string[]): { ok: false; error: AppError } {
-  return details ? { ok: false, error: { code, message, details } } : { ok: false, error: { code, message } };
 }

@@ -4,16 +4,18 @@
  * event payloads only, never the IpcRendererEvent (which would hand out `sender`).
  *
  * Takes ipcRenderer/contextBridge as parameters so it can be unit-tested without Electron.
+ * Imports the zod-free half of the contract only (ipc-channels.ts): the preload bundles everything
+ * it imports, and validation happens in the main process anyway.
  */
 import type { ContextBridge, IpcRenderer } from 'electron';
 import {
-  CONTRACT,
+  CHANNELS,
   EVENT_CHANNEL,
   METHODS,
   type AppEvent,
   type AppEventListener,
   type SecureChatApi,
-} from '../../src-shared/ipc-contract.js';
+} from '../../src-shared/ipc-channels.js';
 
 export type IpcRendererLike = Pick<IpcRenderer, 'invoke' | 'on' | 'removeListener'>;
 export type ContextBridgeLike = Pick<ContextBridge, 'exposeInMainWorld'>;
@@ -23,7 +25,7 @@ export const API_KEY = 'securechat';
 export function createPreloadApi(ipcRenderer: IpcRendererLike): SecureChatApi {
   const api: Record<string, unknown> = {};
   for (const method of METHODS) {
-    const { channel } = CONTRACT[method];
+    const channel = CHANNELS[method];
     // One argument at most; extra arguments from page code are dropped here.
     api[method] = (arg?: unknown) => ipcRenderer.invoke(channel, arg);
   }

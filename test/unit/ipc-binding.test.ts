@@ -3,6 +3,8 @@
  * contract channel bound, the sender frame checked, every argument validated, results as the
  * union; the preload exposes exactly the contract.
  */
+import { readFileSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
 import type { IpcMainInvokeEvent } from 'electron';
 import { describe, expect, it, vi } from 'vitest';
 import { bindIpc, createSenderCheck, type IpcMainLike } from '../../src-main/electron/ipc-binding.js';
@@ -12,6 +14,7 @@ import {
   exposeApi,
   type IpcRendererLike,
 } from '../../src-main/electron/preload-api.js';
+import { CHANNELS } from '../../src-shared/ipc-channels.js';
 import {
   CONTRACT,
   EVENT_CHANNEL,
@@ -327,5 +330,48 @@ describe('preload API', () => {
     expect(exposeInMainWorld).toHaveBeenCalledTimes(1);
     expect(exposeInMainWorld.mock.calls[0]?.[0]).toBe(API_KEY);
     expect(API_KEY).toBe('securechat');
+  });
+});
+
+/** Runtime imports (not `import type`) of a TypeScript file, following relative ones. */
+function runtimeImportGraph(entry: string): { files: string[]; packages: string[] } {
+  const files = new Set<string>();
+  const packages = new Set<string>();
+  const visit = (file: string): void => {
+    if (files.has(file)) return;
+    files.add(file);
+    const source = readFileSync(file, 'utf8');
+    for (const m of source.matchAll(/^(?:import|export)\s+(type\s+)?(?:[^'";]*?\s+from\s+)?'([^']+)';/gm)) {
+      const [, typeOnly, specifier = ''] = m;
+      if (typeOnly) continue;
+      if (specifier.startsWith('.')) visit(resolve(dirname(file), specifier.replace(/\.js$/, '.ts')));
+      else packages.add(specifier);
+    }
+  };
+  visit(entry);
+  const root = resolve(import.meta.dirname, '../..');
+  return { files: [...files].map((f) => relative(root, f)).sort(), packages: [...packages].sort() };
+}
+
+describe('the preload’s half of the contract (no zod in the sandboxed bundle)', () => {
+  it('the zod-free channel list and the validating contract name the same methods and channels', () => {
+    expect(Object.keys(CHANNELS).sort()).toEqual(Object.keys(CONTRACT).sort());
+    for (const method of METHODS) expect(CONTRACT[method].channel).toBe(CHANNELS[method]);
+    expect(new Set(Object.values(CHANNELS)).size).toBe(METHODS.length);
+  });
+
+  it('preload.ts reaches only electron, preload-api.ts and src-shared/ipc-channels.ts at run time', () => {
+    const graph = runtimeImportGraph(resolve(import.meta.dirname, '../../src-main/electron/preload.ts'));
+    expect(graph.packages).toEqual(['electron']);
+    expect(graph.files).toEqual([
+      join('src-main', 'electron', 'preload-api.ts'),
+      join('src-main', 'electron', 'preload.ts'),
+      join('src-shared', 'ipc-channels.ts'),
+    ]);
+  });
+
+  it('the main-side contract does pull in zod (the check above can see it)', () => {
+    const graph = runtimeImportGraph(resolve(import.meta.dirname, '../../src-shared/ipc-contract.ts'));
+    expect(graph.packages).toContain('zod');
   });
 });
