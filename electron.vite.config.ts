@@ -1,6 +1,8 @@
 /**
- * electron-vite: main (ESM, dependencies kept external and shipped in app.asar), the sandboxed
- * preload (CommonJS .cjs, everything bundled) and the Svelte renderer (served on app://securechat).
+ * electron-vite: main (ESM, dependencies kept external and shipped in app.asar; entries: the app,
+ * the bundled relay's child and the PKI worker thread), the sandboxed preload (CommonJS .cjs,
+ * everything bundled; it imports the zod-free half of the contract only) and the Svelte renderer
+ * (served on app://securechat).
  */
 import { resolve } from 'node:path';
 import { svelte } from '@sveltejs/vite-plugin-svelte';
@@ -34,6 +36,8 @@ export default defineConfig({
           index: resolve(root, 'src-main/electron/main.ts'),
           // The bundled relay runs in a utility process from this entry.
           'relay-child': resolve(root, 'src-main/relay/child-entry.ts'),
+          // Opening bundles and creating groups run in a worker thread from this entry.
+          'pki-worker': resolve(root, 'src-main/app/pki-worker.ts'),
         },
       },
     },

@@ -3,6 +3,7 @@
  * (src-main/electron) implements them with Electron APIs; tests and plain Node use the
  * implementations in node-ports.ts.
  */
+import type { LoadedBundle } from '../core/pki/bundle.js';
 import type { LocalIdentity } from '../core/pki/local-identity.js';
 import type { ChatEngineApi, RelayAddress } from '../client/engine-types.js';
 
@@ -60,6 +61,33 @@ export interface RelayLauncher {
   launch(options: RelayLaunchOptions): RelayProcess;
 }
 
+export interface NewGroupOptions {
+  groupName: string;
+  members: string[];
+  relayName: string;
+  password: string;
+  kdfIterations: number;
+}
+
+export interface NewGroupFiles {
+  caFingerprintHex: string;
+  /** ca.pem, ca.p12, one .p12 per member, the relay's .p12 (in that order). */
+  files: { name: string; bytes: Uint8Array }[];
+}
+
+/**
+ * The CPU-heavy PKI work (opening a bundle, creating a group), off the main thread: a worker
+ * thread in the app and in tests (pki-client.ts). Failures reject with the core's PkiError.
+ */
+export interface PkiPort {
+  /** readBundle of core/pki/bundle.ts: the holder's certificate, the CA and the private key. */
+  readBundle(data: Uint8Array, password: string): Promise<LoadedBundle>;
+  /** A new CA, a bundle per member and one for the relay, all under the one password. */
+  createGroup(options: NewGroupOptions): Promise<NewGroupFiles>;
+  /** Stops the worker (app quit); later calls start a new one. */
+  close(): Promise<void>;
+}
+
 export type EngineFactory = (identity: LocalIdentity, address: RelayAddress) => ChatEngineApi;
 
 export interface AppServicePorts {
@@ -68,6 +96,7 @@ export interface AppServicePorts {
   notifications: NotificationPort;
   secrets: SecretStoragePort;
   relayLauncher: RelayLauncher;
+  pki: PkiPort;
   engineFactory: EngineFactory;
   /** A private folder for the kept bundle (Electron: app.getPath('userData')). */
   dataDir: string;

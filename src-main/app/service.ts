@@ -3,15 +3,15 @@
  * import). The Electron shell binds it to IPC; the browser tests bind it to Playwright pages.
  *
  * Every public method returns the contract's Result union and never throws. Events for the
- * window go to the listeners registered with on().
+ * window go to the listeners registered with on(). Opening bundles and creating groups run in the
+ * PKI worker thread (ports.pki), never on this event loop.
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { MAX_BUNDLE_BYTES, DEFAULT_KDF_ITERATIONS, writeBundle } from '../core/pki/bundle.js';
+import { MAX_BUNDLE_BYTES, DEFAULT_KDF_ITERATIONS } from '../core/pki/bundle.js';
 import { formatFingerprint } from '../core/pki/fingerprint.js';
-import { createGroupCa, issueCertificate } from '../core/pki/issue.js';
 import { LocalIdentity } from '../core/pki/local-identity.js';
 import type { ChatEngineApi, EngineEvent } from '../client/engine-types.js';
 import type {
@@ -105,6 +105,8 @@ export class AppService implements ServiceApi {
   #lineSeq = 0;
   #relay: RelayView = { status: 'stopped', memberCount: 0, members: [] };
   #relayProcess: RelayProcess | undefined;
+  /** A startRelay is checking its bundle (in the PKI worker) and has not launched yet. */
+  #relayChecking = false;
   #relayStopping = false;
 
   private constructor(ports: AppServicePorts) {
@@ -222,6 +224,11 @@ export class AppService implements ServiceApi {
     return readFile(path);
   }
 
+  /** Opens a bundle in the PKI worker; the private key goes straight into a LocalIdentity. */
+  async #openBundle(data: Uint8Array, password: string, role: 'member' | 'relay'): Promise<LocalIdentity> {
+    return LocalIdentity.fromBundle(await this.#ports.pki.readBundle(data, password), role);
+  }
+
   // ---- identity ----------------------------------------------------------------------------
 
   #secretsAvailable(): boolean {
@@ -243,7 +250,9 @@ export class AppService implements ServiceApi {
     if (kept.encryptedPassword !== undefined && this.#secretsAvailable()) {
       try {
         const password = this.#ports.secrets.decryptString(Buffer.from(kept.encryptedPassword, 'base64'));
-        const identity = LocalIdentity.fromBundleFile(await readFile(file), password, 'member');
+        const data = await readFile(file);
+        const identity = await this.#openBundle(data, password, 'member');
+        data.fill(0);
         this.#setIdentity(identity, 'safeStorage');
         return;
       } catch (err) {
@@ -281,10 +290,16 @@ export class AppService implements ServiceApi {
     return toResult(async () => {
       this.#assertNotConnected('changing your identity');
       const data = await this.#readBundleFile(this.#resolve(arg.token, 'bundle'));
-      const identity = LocalIdentity.fromBundleFile(data, arg.password, 'member');
-      const storage = await this.#keep(identity, data, arg.password);
-      this.#choices.delete(arg.token);
-      return this.#setIdentity(identity, storage);
+      try {
+        const identity = await this.#openBundle(data, arg.password, 'member');
+        // A connect may have started while the worker was busy.
+        this.#assertNotConnected('changing your identity');
+        const storage = await this.#keep(identity, data, arg.password);
+        this.#choices.delete(arg.token);
+        return this.#setIdentity(identity, storage);
+      } finally {
+        data.fill(0);
+      }
     }, 'identity');
   }
 
@@ -323,9 +338,13 @@ export class AppService implements ServiceApi {
       if (!kept)
         throw new AppFailure('NoIdentity', 'No certificate bundle is kept on this computer. Import one.');
       const data = await readFile(join(this.#ports.dataDir, kept.file));
-      const identity = LocalIdentity.fromBundleFile(data, arg.password, 'member');
-      const storage = await this.#keep(identity, data, arg.password);
-      return this.#setIdentity(identity, storage);
+      try {
+        const identity = await this.#openBundle(data, arg.password, 'member');
+        const storage = await this.#keep(identity, data, arg.password);
+        return this.#setIdentity(identity, storage);
+      } finally {
+        data.fill(0);
+      }
     }, 'identity');
   }
 
@@ -650,10 +669,18 @@ export class AppService implements ServiceApi {
 
   async startRelay(arg: Args<'startRelay'>): Promise<Result<Responses['startRelay']>> {
     return toResult(async () => {
-      if (this.#relayProcess) throw new AppFailure('RelayAlreadyRunning', 'A relay is already running.');
+      if (this.#relayProcess || this.#relayChecking)
+        throw new AppFailure('RelayAlreadyRunning', 'A relay is already running.');
       const bundlePath = this.#resolve(arg.token, 'bundle');
-      // Check the bundle here, for typed errors in plain words; the child opens it again.
-      LocalIdentity.fromBundleFile(await this.#readBundleFile(bundlePath), arg.password, 'relay');
+      // Check the bundle here (in the PKI worker), for typed errors in plain words; the child opens it again.
+      this.#relayChecking = true;
+      try {
+        const data = await this.#readBundleFile(bundlePath);
+        await this.#openBundle(data, arg.password, 'relay');
+        data.fill(0);
+      } finally {
+        this.#relayChecking = false;
+      }
       const host = arg.host ?? '127.0.0.1';
       this.#settings.set('relayLaunch', { port: arg.port });
       this.#setRelay({ status: 'starting', memberCount: 0, members: [] });
@@ -770,26 +797,29 @@ export class AppService implements ServiceApi {
         );
       }
       const kdfIterations = this.#ports.kdfIterations ?? DEFAULT_KDF_ITERATIONS;
-      const ca = createGroupCa({ name: arg.groupName });
-      const flag = arg.overwrite ? 'w' : 'wx';
-      const outputs: [string, Buffer | string][] = [
-        ['ca.pem', ca.certificate.pem],
-        ['ca.p12', writeBundle(ca, ca.certificate, arg.password, { kdfIterations })],
-      ];
-      for (const name of arg.members) {
-        const cred = issueCertificate(ca, { name, role: 'member' });
-        outputs.push([`${name}.p12`, writeBundle(cred, ca.certificate, arg.password, { kdfIterations })]);
+      // Keys and bundles are made in the PKI worker; the CA's private key exists there only.
+      const group = await this.#ports.pki.createGroup({
+        groupName: arg.groupName,
+        members: arg.members,
+        relayName: arg.relayName,
+        password: arg.password,
+        kdfIterations,
+      });
+      try {
+        if (group.files.map((f) => f.name).join('/') !== files.join('/'))
+          throw new AppFailure(
+            'Internal',
+            'Something went wrong: the new group’s files are not the expected ones.',
+          );
+        const flag = arg.overwrite ? 'w' : 'wx';
+        await mkdir(folder, { recursive: true });
+        for (const { name, bytes } of group.files) {
+          await writeFile(join(folder, name), bytes, { flag, mode: name.endsWith('.p12') ? 0o600 : 0o644 });
+        }
+      } finally {
+        for (const file of group.files) file.bytes.fill(0);
       }
-      const relay = issueCertificate(ca, { name: arg.relayName, role: 'relay' });
-      outputs.push([
-        `${arg.relayName}.p12`,
-        writeBundle(relay, ca.certificate, arg.password, { kdfIterations }),
-      ]);
-      await mkdir(folder, { recursive: true });
-      for (const [file, content] of outputs) {
-        await writeFile(join(folder, file), content, { flag, mode: file.endsWith('.p12') ? 0o600 : 0o644 });
-      }
-      return { folder, caFingerprint: ca.certificate.fingerprintHex, files };
+      return { folder, caFingerprint: group.caFingerprintHex, files };
     });
   }
 
@@ -799,6 +829,7 @@ export class AppService implements ServiceApi {
   async dispose(): Promise<void> {
     await this.#stopEngine('app closed').catch(() => undefined);
     if (this.#relayProcess) await this.stopRelay();
+    await this.#ports.pki.close().catch(() => undefined);
     this.#listeners.clear();
   }
 }

@@ -22,6 +22,7 @@ import {
 import Store from 'electron-store';
 import { EVENT_CHANNEL } from '../../src-shared/ipc-contract.js';
 import { defaultEngineFactory } from '../app/engine-factory.js';
+import { PKI_WORKER_FILE, PkiWorkerClient } from '../app/pki-client.js';
 import { AppService } from '../app/service.js';
 import { Settings } from '../app/settings.js';
 import type { SettingsStore } from '../app/ports.js';
@@ -43,6 +44,8 @@ const here = dirname(fileURLToPath(import.meta.url));
 const RENDERER_ROOT = join(here, '../renderer');
 const PRELOAD = join(here, '../preload/index.cjs');
 const RELAY_ENTRY = join(here, 'relay-child.js');
+// Opening bundles and creating groups run in this worker thread (electron-vite main entry 'pki-worker').
+const PKI_WORKER = join(here, PKI_WORKER_FILE);
 // Set by `electron-vite dev` only; a packaged app always loads app://securechat.
 const DEV_URL = app.isPackaged ? undefined : process.env.ELECTRON_RENDERER_URL;
 
@@ -113,6 +116,7 @@ async function start(): Promise<void> {
       (modulePath, args, options) => utilityProcess.fork(modulePath, args, options),
       RELAY_ENTRY,
     ),
+    pki: new PkiWorkerClient(PKI_WORKER),
     engineFactory: defaultEngineFactory(),
     dataDir: join(app.getPath('userData'), 'identity'),
     appInfo: { name: app.getName(), version: app.getVersion(), platform: process.platform },

@@ -1,6 +1,7 @@
 /**
  * Real app services for tests under plain Node: settings in `conf` (a temporary cwd), the kept
- * bundle in a temporary data folder, the relay as a forked child (out/node), the real ChatEngine.
+ * bundle in a temporary data folder, the relay as a forked child and the PKI worker thread (both
+ * out/node), the real ChatEngine.
  * Only the OS-facing ports are stand-ins: the dialog answers with paths the test queues, the
  * keystore is either absent or an in-memory AES key, notifications are recorded.
  */
@@ -11,11 +12,14 @@ import { join, resolve } from 'node:path';
 import Conf from 'conf';
 import { defaultEngineFactory } from '../../src-main/app/engine-factory.js';
 import { forkRelayLauncher, noSecretStorage } from '../../src-main/app/node-ports.js';
+import { PKI_WORKER_FILE, PkiWorkerClient } from '../../src-main/app/pki-client.js';
 import type { DialogPort, SecretStoragePort, SettingsStore } from '../../src-main/app/ports.js';
 import { AppService } from '../../src-main/app/service.js';
 import type { AppEvent } from '../../src-shared/ipc-contract.js';
 
 export const RELAY_CHILD_ENTRY = resolve(import.meta.dirname, '../../out/node/src-main/relay/child-entry.js');
+/** The PKI worker as tsc builds it (next to pki-client.js in out/node). */
+export const PKI_WORKER_ENTRY = resolve(import.meta.dirname, '../../out/node/src-main/app', PKI_WORKER_FILE);
 
 /** A dialog port whose answers the test queues (a path, or null for "cancelled"). */
 export class QueuedDialogs implements DialogPort {
@@ -83,6 +87,7 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
     notifications: { notify: (n) => notifications.push(n) },
     secrets: options.secrets ?? noSecretStorage,
     relayLauncher: forkRelayLauncher(RELAY_CHILD_ENTRY),
+    pki: new PkiWorkerClient(PKI_WORKER_ENTRY),
     engineFactory: defaultEngineFactory({
       backoff: { initialMs: 100, maxMs: 1_000 },
       keyEstablishmentTimeoutMs: 8_000,

@@ -9,8 +9,9 @@ import { join } from 'node:path';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readBundle } from '../../src-main/core/pki/bundle.js';
+import { readBundle, writeBundle } from '../../src-main/core/pki/bundle.js';
 import { Certificate } from '../../src-main/core/pki/certificate.js';
+import { issueCertificate } from '../../src-main/core/pki/issue.js';
 import type { ChatLine } from '../../src-shared/model.js';
 import { makeTestGroup, TEST_PASSWORD, type TestGroup } from '../helpers/group.js';
 import {
@@ -35,6 +36,19 @@ function required<T>(value: T | null | undefined, what: string): T {
 
 const bundleOf = (group: TestGroup, name: string): string =>
   required(group.bundles[name], `bundle of ${name}`);
+
+/** Counts how often a 10 ms interval fires while `work` runs (is the event loop free?). */
+async function ticksDuring<T>(work: () => Promise<T>): Promise<{ value: T; ticks: number }> {
+  let ticks = 0;
+  const timer = setInterval(() => {
+    ticks += 1;
+  }, 10);
+  try {
+    return { value: await work(), ticks };
+  } finally {
+    clearInterval(timer);
+  }
+}
 
 const fingerprintOf = (path: string): string =>
   readBundle(readFileSync(path), TEST_PASSWORD).certificate.fingerprintHex;
@@ -110,6 +124,23 @@ describe('app service: identity', () => {
     unwrap(await again.service.removeIdentity());
     expect(existsSync(join(app.dataDir, 'identity.p12'))).toBe(false);
     expect(again.service.snapshot().identity).toEqual({ status: 'none' });
+  });
+
+  it('opens bundles in the PKI worker: the event loop keeps running during a slow import', async () => {
+    // 100,000 PBKDF2 iterations: about half a second of node-forge work to open.
+    const dave = issueCertificate(group.ca, { name: 'dave', role: 'member' });
+    const slow = join(group.dir, 'dave-slow.p12');
+    writeFileSync(slow, writeBundle(dave, group.ca.certificate, TEST_PASSWORD, { kdfIterations: 100_000 }));
+    const app = await createTestApp();
+
+    const wrong = await ticksDuring(() => importBundle(app, slow, 'not the password'));
+    expect(wrong.value).toMatchObject({ ok: false, error: { code: 'WrongPassword' } });
+    expect(wrong.ticks).toBeGreaterThanOrEqual(5);
+
+    const imported = await ticksDuring(() => importBundle(app, slow, TEST_PASSWORD));
+    expect(unwrap(imported.value).name).toBe('dave');
+    expect(imported.ticks).toBeGreaterThanOrEqual(5);
+    await app.service.dispose();
   });
 
   it('with a keystore, keeps the password encrypted by it and reopens the identity at start', async () => {
@@ -389,7 +420,10 @@ describe('app service: create a group', () => {
       password: 'a long enough password',
       overwrite: false,
     };
-    const created = unwrap(await app.service.createGroup(args));
+    const { value: result, ticks } = await ticksDuring(() => app.service.createGroup(args));
+    // Keys and bundles are made in the PKI worker, not on this event loop.
+    expect(ticks).toBeGreaterThanOrEqual(1);
+    const created = unwrap(result);
     expect(created.files).toEqual(['ca.pem', 'ca.p12', 'ann.p12', 'ben.p12', 'relay.p12']);
     const ca = Certificate.fromPem(readFileSync(join(folder, 'ca.pem'), 'utf8'));
     expect(ca.fingerprintHex).toBe(created.caFingerprint);

@@ -3,7 +3,8 @@
  * (the real binary cannot be downloaded here). The placeholder carries an Electron fuse wire
  * (sentinel + version + 8 fuses at Electron's defaults) so the configured fuses are really
  * flipped and can be checked. Then app.asar is read with @electron/asar: the built app and its
- * runtime dependencies are in, sources, tests, benchmarks and docs are not.
+ * runtime dependencies are in, sources, tests, benchmarks and docs are not; the PKI worker entry
+ * ships with what it imports; the preload holds no zod.
  */
 import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -73,6 +74,7 @@ describe('electron-builder --linux dir (offline, placeholder Electron)', () => {
       '/package.json',
       '/out/main/index.js',
       '/out/main/relay-child.js',
+      '/out/main/pki-worker.js',
       '/out/preload/index.cjs',
       '/out/renderer/index.html',
     ]) {
@@ -119,6 +121,29 @@ describe('electron-builder --linux dir (offline, placeholder Electron)', () => {
     const preload = asar.extractFile(asarPath, 'out/preload/index.cjs').toString('utf8');
     const requires = [...preload.matchAll(/require\(["']([^"']+)["']\)/g)].map((m) => m[1]);
     expect(new Set(requires)).toEqual(new Set(['electron']));
+  });
+
+  it('the preload bundles the zod-free channel list only: no zod, a few KB', () => {
+    const preload = asar.extractFile(asarPath, 'out/preload/index.cjs');
+    const text = preload.toString('utf8');
+    expect(text).toContain('scx:identity:import');
+    expect(text).not.toMatch(/zod/i);
+    // With zod inlined it was ~173 KB.
+    expect(preload.length).toBeLessThan(16 * 1024);
+  });
+
+  it('the PKI worker entry imports its code from the built main output (chunks), not from sources', () => {
+    const worker = asar.extractFile(asarPath, 'out/main/pki-worker.js').toString('utf8');
+    const imports = [...worker.matchAll(/(?:from|import)\s*\(?\s*["']([^"']+)["']/g)].map((m) => m[1] ?? '');
+    for (const spec of imports) {
+      if (spec.startsWith('.')) {
+        const target = join('out/main', spec).replaceAll('\\', '/');
+        expect(entries, spec).toContain(`/${target}`);
+      } else {
+        expect(spec, 'a runtime dependency or a Node built-in').toMatch(/^(node:|node-forge|zod|pino)/);
+      }
+    }
+    expect(worker).not.toMatch(/from\s*["']electron["']/);
   });
 
   it('sets every Electron fuse as configured', () => {

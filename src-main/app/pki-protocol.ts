@@ -1,0 +1,79 @@
+/**
+ * Messages between the app service and its PKI worker thread (pki-worker.ts). Plain data only:
+ * byte arrays, strings and numbers cross the boundary; PkiError travels as {code, message} and is
+ * rebuilt on the other side so callers keep their typed errors.
+ */
+import type { PkiErrorCode } from '../core/pki/errors.js';
+
+export interface ReadBundleRequest {
+  id: number;
+  op: 'readBundle';
+  /** The .p12 file; its buffer is transferred to the worker, which zeroes it after reading. */
+  bytes: Uint8Array;
+  password: string;
+}
+
+export interface CreateGroupRequest {
+  id: number;
+  op: 'createGroup';
+  groupName: string;
+  members: string[];
+  relayName: string;
+  password: string;
+  kdfIterations: number;
+}
+
+export type PkiRequest = ReadBundleRequest | CreateGroupRequest;
+
+/** What readBundle returns, as plain data. */
+export interface BundleData {
+  certificateDer: Uint8Array;
+  /** null: the holder is the CA itself (the organiser's ca.p12). */
+  caDer: Uint8Array | null;
+  privateKeyPem: string;
+}
+
+/** A new group's files, in the order ca.pem, ca.p12, the members' bundles, the relay's bundle. */
+export interface GroupData {
+  caFingerprintHex: string;
+  files: { name: string; bytes: Uint8Array }[];
+}
+
+export type WorkerError =
+  { kind: 'pki'; code: PkiErrorCode; message: string } | { kind: 'other'; message: string };
+
+export type PkiResponse =
+  { id: number; ok: true; value: BundleData | GroupData } | { id: number; ok: false; error: WorkerError };
+
+/** Every PkiErrorCode, so a code from the worker is checked before a PkiError is rebuilt. */
+export const PKI_ERROR_CODES = [
+  'InvalidName',
+  'WrongPassword',
+  'CorruptBundle',
+  'MissingKey',
+  'MissingCertificate',
+  'KeyMismatch',
+  'BadCertificate',
+  'NotIssuedByCa',
+  'IssuerNotCa',
+  'Expired',
+  'NotYetValid',
+  'BadKeyUsage',
+  'WrongRole',
+] as const satisfies readonly PkiErrorCode[];
+
+// A type error here means PkiErrorCode gained a code that PKI_ERROR_CODES lacks.
+const allCodesListed: Exclude<PkiErrorCode, (typeof PKI_ERROR_CODES)[number]> extends never ? true : never =
+  true;
+void allCodesListed;
+
+export function isPkiErrorCode(code: unknown): code is PkiErrorCode {
+  return typeof code === 'string' && (PKI_ERROR_CODES as readonly string[]).includes(code);
+}
+
+/** A copy in a fresh ArrayBuffer of exactly its size, safe to transfer (Buffers may share a pool). */
+export function transferableCopy(bytes: Uint8Array): Uint8Array {
+  const copy = new Uint8Array(bytes.byteLength);
+  copy.set(bytes);
+  return copy;
+}
