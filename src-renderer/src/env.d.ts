@@ -1,6 +1,6 @@
 /// <reference types="svelte" />
 /// <reference types="vite/client" />
-import type { SecureChatApi } from '../../src-shared/ipc-contract.js';
+import type { SecureChatApi } from '../../src-shared/ipc-channels.js';
 
 declare global {
   interface Window {

@@ -8,7 +8,7 @@ import type {
   MenuAction,
   Result,
   SecureChatApi,
-} from '../../../src-shared/ipc-contract.js';
+} from '../../../src-shared/ipc-channels.js';
 import type {
   AppInfo,
   ChatLine,
