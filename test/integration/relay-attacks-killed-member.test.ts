@@ -64,16 +64,12 @@ describe('relay under attack: a member process killed mid-traffic', () => {
     expect(dave.proc.signalCode).toBe('SIGKILL');
 
     // The relay noticed the dead socket and told the others: PRESENCE without dave.
-    await expect
-      .poll(() => r.logs().some((l) => l.event === 'left' && l.name === 'dave'), { timeout: 20_000 })
-      .toBe(true);
-    const leftAt = r.logs().findIndex((l) => l.event === 'left' && l.name === 'dave');
-    expect(
-      r
-        .logs()
-        .slice(leftAt)
-        .some((l) => l.event === 'presence' && l.members === 3),
-    ).toBe(true);
+    const presenceWithoutDave = (): boolean => {
+      const logs = r.logs();
+      const leftAt = logs.findIndex((l) => l.event === 'left' && l.name === 'dave');
+      return leftAt >= 0 && logs.slice(leftAt).some((l) => l.event === 'presence' && l.members === 3);
+    };
+    await expect.poll(presenceWithoutDave, { timeout: 20_000 }).toBe(true);
     for (const m of survivors) {
       await m.waitFor((p) => namesOf(p.of('members').at(-1)).join(',') === SURVIVORS.join(','), 'members');
     }
