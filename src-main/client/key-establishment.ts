@@ -75,6 +75,13 @@ const MAX_ROUNDS = 3;
 const MAX_FUTURE_REQUESTS = 16;
 /** Stale-epoch restarts one round may make before it waits for the failover timer instead. */
 const MAX_RESTARTS = 4;
+/**
+ * How far above the highest epoch it has seen a member holding a key lets a REKEY_REQUEST move it.
+ * Epochs are capped at 2^53 - 1 and every re-key needs one more: without a bound, one request for
+ * the last epoch would leave the group unable to ever re-key again. Legitimate jumps (re-keys
+ * missed during an outage) are far smaller; a member without a key (a newcomer) takes any epoch.
+ */
+export const MAX_EPOCH_STEP = 2 ** 20;
 
 function sameList(a: readonly string[], b: readonly string[]): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
@@ -340,6 +347,12 @@ export class KeyEstablishment {
   }
 
   onRekeyRequest(sender: string, body: BodyOf<'REKEY_REQUEST'>): void {
+    if (this.deps.heldEpoch() > 0 && body.minEpoch > this.highestEpochSeen + MAX_EPOCH_STEP) {
+      this.deps.onProblem(
+        `REKEY_REQUEST from ${sender} for epoch ${body.minEpoch}, too far above ${this.highestEpochSeen}`,
+      );
+      return;
+    }
     this.highestSeen = Math.max(this.highestSeen, body.minEpoch - 1);
     if (body.reason === 'stale-epoch') {
       let stale: InitiatorRound | undefined;

@@ -3,7 +3,11 @@
  * travel JSON-encoded and schema-decoded exactly as on the wire.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { KeyEstablishment, type EstablishedKey } from '../../src-main/client/key-establishment.js';
+import {
+  KeyEstablishment,
+  MAX_EPOCH_STEP,
+  type EstablishedKey,
+} from '../../src-main/client/key-establishment.js';
 import { sortMembers } from '../../src-main/client/key-schedule.js';
 import type { LocalIdentity } from '../../src-main/core/pki/local-identity.js';
 import { decodeJsonBody, encodeJsonBody } from '../../src-main/core/protocol/json-body.js';
@@ -249,5 +253,32 @@ describe('key establishment state machine', () => {
     expect(bus.last('alice')?.derived.key.equals(bus.keys.get('alice')?.[0]?.derived.key as Buffer)).toBe(
       false,
     );
+  });
+
+  it('a member holding a key refuses a REKEY_REQUEST that would jump the epoch towards its cap', () => {
+    // Found by the receive-path property test: one request for epoch 2^53 - 1 would leave the group
+    // unable to re-key ever again (each re-key needs one more).
+    const bus = new Bus(ids('alice', 'bob', 'carol'));
+    bus.setMembership(['alice', 'bob', 'carol'], 1);
+    bus.run();
+    const alice = bus.machines.get('alice') as KeyEstablishment;
+    for (const reason of ['requested', 'stale-epoch', 'key-missing'] as const)
+      alice.onRekeyRequest('carol', { minEpoch: Number.MAX_SAFE_INTEGER, reason });
+    bus.run();
+    expect(alice.highestEpochSeen).toBe(1);
+    expect(bus.last('bob')?.epoch).toBe(1);
+    expect(bus.problems.filter((p) => p.startsWith('alice:') && /too far above/.test(p)).length).toBe(3);
+    // A jump within the bound (re-keys missed during an outage) is still followed.
+    alice.onRekeyRequest('carol', { minEpoch: 1 + MAX_EPOCH_STEP, reason: 'requested' });
+    bus.run();
+    for (const n of ['alice', 'bob', 'carol']) expect(bus.last(n)?.epoch).toBe(1 + MAX_EPOCH_STEP);
+  });
+
+  it('a member without a key (a newcomer) follows a stale-epoch answer however far ahead', () => {
+    const bus = new Bus(ids('alice', 'bob'));
+    bus.held.set('bob', 5 * MAX_EPOCH_STEP);
+    bus.setMembership(['alice', 'bob'], 1);
+    bus.run();
+    for (const n of ['alice', 'bob']) expect(bus.last(n)?.epoch).toBe(5 * MAX_EPOCH_STEP + 1);
   });
 });
