@@ -70,6 +70,8 @@ export class RawMember {
   private waiters: (() => void)[] = [];
   private readonly record: boolean;
   onFrame: ((payload: Buffer) => void) | undefined;
+  /** Called with each frame after it was recorded (relay frames verified, bodies decoded). */
+  onAccepted: ((frame: ReceivedFrame) => void) | undefined;
 
   private constructor(
     readonly socket: Socket,
@@ -165,6 +167,7 @@ export class RawMember {
       frame.body = decodeBody(header.type, header.body);
     }
     if (this.record) this.frames.push(frame);
+    this.onAccepted?.(frame);
   }
 
   private wake(): void {
