@@ -3,6 +3,7 @@
  * TEST-ONLY `unsafeTestHooks` option (never used by the CLI or the app) to keep copies of the group
  * keys it installs, so a test can show what an old key can and cannot decrypt.
  */
+import { Waiters } from './waiters.js';
 import { ChatEngine } from '../../src-main/client/engine.js';
 import type { EngineEvent } from '../../src-main/client/engine-types.js';
 import type { ChatEngineOptions } from '../../src-main/client/options.js';
@@ -13,7 +14,7 @@ export class TestMember {
   /** TEST ONLY: copies of every group key this member installed, by epoch. */
   readonly keys = new Map<number, Buffer>();
   readonly engine: ChatEngine;
-  private readonly waiters = new Set<() => void>();
+  private readonly waiters = new Waiters();
 
   constructor(identity: LocalIdentity, port: number, options: Partial<ChatEngineOptions> = {}) {
     this.engine = new ChatEngine({
@@ -26,7 +27,7 @@ export class TestMember {
     });
     this.engine.on((e) => {
       this.events.push(e);
-      for (const w of this.waiters) w();
+      this.waiters.notify();
     });
   }
 
@@ -39,25 +40,12 @@ export class TestMember {
   }
 
   waitFor(predicate: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const check = () => {
-        if (predicate()) {
-          clearTimeout(timer);
-          this.waiters.delete(check);
-          resolve();
-        }
-      };
-      const timer = setTimeout(() => {
-        this.waiters.delete(check);
-        reject(
-          new Error(
-            `${this.name}: timed out waiting for ${what}; last events ${JSON.stringify(this.events.slice(-10))}`,
-          ),
-        );
-      }, timeoutMs);
-      this.waiters.add(check);
-      check();
-    });
+    return this.waiters.until(
+      predicate,
+      timeoutMs,
+      () =>
+        `${this.name}: timed out waiting for ${what}; last events ${JSON.stringify(this.events.slice(-10))}`,
+    );
   }
 
   waitForKey(members: string[], timeoutMs = 20_000): Promise<void> {

@@ -2,6 +2,7 @@
  * The relay and terminal clients as real child processes (out/node, built by global-setup), the
  * way users run them: stdin drives a member, its --json stdout lines are parsed into events.
  */
+import { Waiters } from './waiters.js';
 import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { cpSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -107,7 +108,7 @@ export class ChatProcess {
   readonly badLines: string[] = [];
   stderr = '';
   readonly exited: Promise<number | null>;
-  private readonly waiters = new Set<() => void>();
+  private readonly waiters = new Waiters();
 
   private constructor(
     readonly name: string,
@@ -123,11 +124,11 @@ export class ChatProcess {
       } catch {
         this.badLines.push(line);
       }
-      for (const w of this.waiters) w();
+      this.waiters.notify();
     });
     proc.stderr.on('data', (d: Buffer) => (this.stderr += d.toString()));
     void this.exited.then(() => {
-      for (const w of this.waiters) w();
+      this.waiters.notify();
     });
   }
 
@@ -174,25 +175,12 @@ export class ChatProcess {
 
   /** Resolves once `predicate` holds over the events so far; rejects after `timeoutMs`. */
   waitFor(predicate: (p: ChatProcess) => boolean, what: string, timeoutMs = 20_000): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const check = () => {
-        if (predicate(this)) {
-          clearTimeout(timer);
-          this.waiters.delete(check);
-          resolve();
-        }
-      };
-      const timer = setTimeout(() => {
-        this.waiters.delete(check);
-        reject(
-          new Error(
-            `${this.name}: timed out waiting for ${what}\nevents: ${JSON.stringify(this.events.slice(-15))}\nstderr: ${this.stderr.slice(-2000)}`,
-          ),
-        );
-      }, timeoutMs);
-      this.waiters.add(check);
-      check();
-    });
+    return this.waiters.until(
+      () => predicate(this),
+      timeoutMs,
+      () =>
+        `${this.name}: timed out waiting for ${what}\nevents: ${JSON.stringify(this.events.slice(-15))}\nstderr: ${this.stderr.slice(-2000)}`,
+    );
   }
 
   /** Waits until this member chats under a key whose member list is exactly `members`. */
