@@ -1,12 +1,14 @@
 /**
- * Relay benchmarks: the relay as a child process (`securechat-x relay`), driven over TCP on
- * 127.0.0.1 by raw protocol clients in this process.
+ * Relay benchmarks: the relay as a child process (`securechat-x relay`), driven over its TLS 1.3
+ * link on 127.0.0.1 by raw protocol clients in this process.
  *
  * - fan-out 1 sender -> 3 members, 1 KB ENCRYPTED_TEXT frames signed once (the relay forwards by
  *   header, so this measures the relay, not RSA): messages/s delivered to all 3 at saturation
  *   (windowed: at most WINDOW messages in flight, nothing lost), and p50/p99 latency paced at
  *   1,000 and 10,000 msgs/s;
- * - relay RSS with 1,000 idle authenticated connections;
+ * - relay RSS with 1,000 idle authenticated connections, and per connection against a bare Node
+ *   TLS server holding the same 1,000 mutually authenticated TLS 1.3 connections (the cost of the
+ *   link itself vs the relay's own);
  * - if `redis-server` is on PATH: Redis pub/sub with the same load (1 publisher, 3 subscribers,
  *   1 KB payload, same window) over a minimal RESP client, and the ratio.
  */
@@ -15,6 +17,8 @@ import { constants, createPrivateKey, sign as nodeSign, type KeyObject } from 'n
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type Socket } from 'node:net';
+import { connect as tlsConnect, type SecureContext } from 'node:tls';
+import { groupSecureContext } from '../../src-main/core/link/tls.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -38,6 +42,7 @@ import {
 import { percentile, type BenchResult, type BenchSuite } from '../harness.js';
 
 const CLI = fileURLToPath(new URL('../../src-main/cli/main.js', import.meta.url));
+const TLS_IDLE_SERVER = fileURLToPath(new URL('../tls-idle-server.js', import.meta.url));
 const PASSWORD = 'relay bench password';
 const PAYLOAD_BYTES = 1024;
 const RECEIVERS = 3;
@@ -88,18 +93,19 @@ function stopper(proc: ChildProcess): () => Promise<void> {
   };
 }
 
-async function startRelay(bundle: string, args: string[]): Promise<Child> {
+function startRelay(bundle: string, args: string[]): Promise<Child> {
+  return startListener(CLI, ['relay', '--bundle', bundle, '--port', '0', '--log-level', 'warn', ...args]);
+}
+
+/** A Node child that prints `listening on HOST:PORT` (the relay CLI, the bare TLS server). */
+async function startListener(script: string, args: string[]): Promise<Child> {
   // RELAY_BENCH_PROFILE=DIR writes a V8 CPU profile of each relay process into DIR.
   const profile = process.env.RELAY_BENCH_PROFILE;
   const nodeArgs = profile ? ['--cpu-prof', `--cpu-prof-dir=${profile}`] : [];
-  const proc = spawn(
-    process.execPath,
-    [...nodeArgs, CLI, 'relay', '--bundle', bundle, '--port', '0', '--log-level', 'warn', ...args],
-    {
-      env: { ...process.env, SECURECHAT_PASSWORD: PASSWORD },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
+  const proc = spawn(process.execPath, [...nodeArgs, script, ...args], {
+    env: { ...process.env, SECURECHAT_PASSWORD: PASSWORD },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   let err = '';
   proc.stderr?.setEncoding('utf8').on('data', (d: string) => (err = (err + d).slice(-4000)));
@@ -188,15 +194,36 @@ interface BenchMember {
   der: Buffer;
   fingerprint: Buffer;
   key: KeyObject;
+  /** The member's side of the TLS link (its certificate and key, the group CA). */
+  link: () => SecureContext;
 }
 
-function memberOf(cred: Credential): BenchMember {
+function lazyContext(keyPem: string, der: Buffer, caPem: string): () => SecureContext {
+  let context: SecureContext | undefined;
+  return () => (context ??= groupSecureContext({ keyPem, certPem: Certificate.fromDer(der).pem, caPem }));
+}
+
+function memberOf(cred: Credential, ca: Credential): BenchMember {
   return {
     name: cred.certificate.name,
     der: cred.certificate.der,
     fingerprint: cred.certificate.fingerprint,
     key: createPrivateKey(cred.privateKeyPem),
+    link: lazyContext(cred.privateKeyPem, cred.certificate.der, ca.certificate.pem),
   };
+}
+
+/** A TLS link as `m`; the relay's certificate is checked by OpenSSL against the group CA only. */
+async function tlsLink(port: number, m: BenchMember): Promise<Socket> {
+  const s = tlsConnect({
+    host: '127.0.0.1',
+    port,
+    secureContext: m.link(),
+    checkServerIdentity: () => undefined,
+  });
+  s.setNoDelay(true);
+  await once(s, 'secureConnect');
+  return s;
 }
 
 /**
@@ -228,7 +255,13 @@ function issueMany(ca: Credential, names: string[], holder: Credential): BenchMe
     const signer = { sign: () => nodeSign('sha256', Buffer.from(tbs, 'binary'), caKey).toString('binary') };
     cert.sign(signer as unknown as forge.pki.rsa.PrivateKey, md as unknown as forge.md.MessageDigest);
     const der = Buffer.from(forge.asn1.toDer(forge.pki.certificateToAsn1(cert)).getBytes(), 'binary');
-    return { name, der, fingerprint: fingerprintOf(der), key };
+    return {
+      name,
+      der,
+      fingerprint: fingerprintOf(der),
+      key,
+      link: lazyContext(holder.privateKeyPem, der, ca.certificate.pem),
+    };
   });
 }
 
@@ -367,7 +400,7 @@ function countMembers(body: Buffer): number {
 
 /** Logs in: HELLO -> CONNECTION -> the first PRESENCE (only members receive it). */
 async function login(port: number, m: BenchMember): Promise<BenchConn> {
-  const conn = new BenchConn(await tcp(port), m);
+  const conn = new BenchConn(await tlsLink(port, m), m);
   await conn.until(() => conn.presenceSize > 0, 'PRESENCE');
   return conn;
 }
@@ -594,7 +627,29 @@ async function saturationRounds(setups: FanOut[]): Promise<number[]> {
   return best;
 }
 
-async function idleConnections(bundle: string, ca: Credential, holder: Credential): Promise<BenchResult> {
+/** Opens a TLS link as each member, 100 at a time; `then` runs on each socket once it is up. */
+async function openLinks(
+  port: number,
+  members: BenchMember[],
+  then: (s: Socket, m: BenchMember) => void,
+): Promise<void> {
+  for (let i = 0; i < members.length; i += 100) {
+    const chunk = members.slice(i, i + 100);
+    const sockets = await Promise.all(chunk.map((m) => tlsLink(port, m)));
+    sockets.forEach((socket, k) => then(socket, chunk[k] as BenchMember));
+  }
+}
+
+const kibPerConnection = (before: number, after: number): number =>
+  Math.round((((after - before) * 1024) / IDLE_CONNECTIONS) * 10) / 10;
+
+async function idleConnections(
+  bundle: string,
+  ca: Credential,
+  holder: Credential,
+  relayCred: Credential,
+  dir: string,
+): Promise<BenchResult[]> {
   const members = issueMany(
     ca,
     Array.from({ length: IDLE_CONNECTIONS }, (_, i) => `idle-${String(i).padStart(4, '0')}`),
@@ -609,31 +664,72 @@ async function idleConnections(bundle: string, ca: Credential, holder: Credentia
     '120000',
   ]);
   const conns: BenchConn[] = [];
+  const results: BenchResult[] = [];
   try {
     await sleep(300);
     const baseline = relay.rssMiB();
     const loggedIn: Promise<void>[] = [];
-    for (let i = 0; i < members.length; i += 100) {
-      const chunk = members.slice(i, i + 100);
-      const sockets = await Promise.all(chunk.map(() => tcp(relay.port)));
-      sockets.forEach((socket, k) => {
-        const c = new BenchConn(socket, chunk[k] as BenchMember);
-        conns.push(c);
-        loggedIn.push(c.until(() => c.presenceSize > 0, 'PRESENCE').then(() => c.ignore()));
-      });
-    }
+    await openLinks(relay.port, members, (socket, m) => {
+      const c = new BenchConn(socket, m);
+      conns.push(c);
+      loggedIn.push(c.until(() => c.presenceSize > 0, 'PRESENCE').then(() => c.ignore()));
+    });
     await Promise.all(loggedIn);
     // Let the last PRESENCE go out and the relay settle.
     await sleep(3000);
     const rss = relay.rssMiB();
     console.log(
       `  (relay RSS idle ${baseline.toFixed(1)} MiB -> ${rss.toFixed(1)} MiB with ${IDLE_CONNECTIONS} members: ` +
-        `~${(((rss - baseline) * 1024) / IDLE_CONNECTIONS).toFixed(1)} KiB per connection)`,
+        `~${kibPerConnection(baseline, rss)} KiB per connection)`,
     );
-    return { name: 'relay.rss_mb_1000_idle', value: Math.round(rss * 10) / 10, unit: 'MiB' };
+    results.push(
+      { name: 'relay.rss_mb_1000_idle', value: Math.round(rss * 10) / 10, unit: 'MiB' },
+      { name: 'relay.tls_kb_per_conn', value: kibPerConnection(baseline, rss), unit: 'KiB' },
+    );
   } finally {
     for (const c of conns) c.socket.destroy();
     await relay.stop();
+  }
+  results.push(await bareTlsBaseline(relayCred, ca, members, dir));
+  return results;
+}
+
+/** The same 1,000 links held by a bare Node TLS server: what TLS itself costs per connection. */
+async function bareTlsBaseline(
+  relayCred: Credential,
+  ca: Credential,
+  members: BenchMember[],
+  dir: string,
+): Promise<BenchResult> {
+  const credentials = join(dir, 'tls-baseline.json');
+  writeFileSync(
+    credentials,
+    JSON.stringify({
+      keyPem: relayCred.privateKeyPem,
+      certPem: relayCred.certificate.pem,
+      caPem: ca.certificate.pem,
+    }),
+    { mode: 0o600 },
+  );
+  const server = await startListener(TLS_IDLE_SERVER, [credentials]);
+  const sockets: Socket[] = [];
+  try {
+    await sleep(300);
+    const baseline = server.rssMiB();
+    await openLinks(server.port, members, (socket) => {
+      socket.on('error', () => undefined);
+      sockets.push(socket);
+    });
+    await sleep(3000);
+    const rss = server.rssMiB();
+    console.log(
+      `  (bare Node TLS server RSS ${baseline.toFixed(1)} MiB -> ${rss.toFixed(1)} MiB with ${IDLE_CONNECTIONS} links: ` +
+        `~${kibPerConnection(baseline, rss)} KiB per connection)`,
+    );
+    return { name: 'relay.tls_baseline_kb_per_conn', value: kibPerConnection(baseline, rss), unit: 'KiB' };
+  } finally {
+    for (const sock of sockets) sock.destroy();
+    await server.stop();
   }
 }
 
@@ -654,7 +750,7 @@ export const relaySuite: BenchSuite = {
       const creds = ['sender', 'm1', 'm2', 'm3'].map((name) =>
         issueCertificate(ca, { name, role: 'member' }),
       );
-      const [sender, ...receivers] = creds.map(memberOf);
+      const [sender, ...receivers] = creds.map((c) => memberOf(c, ca));
       if (!sender) throw new Error('no sender');
       // The certificates are real and validate against the CA (a sanity check, not timed).
       Certificate.fromDer(sender.der);
@@ -687,7 +783,7 @@ export const relaySuite: BenchSuite = {
         const holder = creds[1];
         if (!holder) throw new Error('no holder');
         await relay.close();
-        results.push(await idleConnections(bundle, ca, holder));
+        results.push(...(await idleConnections(bundle, ca, holder, relayCred, dir)));
         if (redisRate !== undefined) {
           results.push({ name: 'relay.ratio_to_redis', value: relayRate / redisRate, unit: 'x' });
         }

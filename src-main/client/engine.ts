@@ -236,12 +236,19 @@ export class ChatEngine implements ChatEngineApi {
       conn: new FramedConnection(
         this.o.relay.host,
         this.o.relay.port,
+        this.identity,
         {
           onConnect: () => undefined,
           onFrame: (frame) => {
             if (this.session === session) this.onFrame(session, frame);
           },
-          onClose: (why) => this.onClose(session, why),
+          onClose: (why, relayRefused) => {
+            if (relayRefused && this.session === session) {
+              session.failReason = why;
+              this.emitError('RelayCertificateRejected', why);
+            }
+            this.onClose(session, why);
+          },
           onDrain: () => this.pump(),
         },
         { maxFrameBytes: this.o.maxFrameBytes, connectTimeoutMs: this.o.connectTimeoutMs },

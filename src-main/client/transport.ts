@@ -1,20 +1,27 @@
 /**
- * One TCP connection to the relay, speaking length-prefixed frames. It knows nothing of the
- * protocol above framing; a framing error is fatal for the stream (it cannot be resynchronised).
+ * One TLS connection to the relay (core/link/tls.ts), speaking length-prefixed frames. It knows
+ * nothing of the protocol above framing; a framing error is fatal for the stream (it cannot be
+ * resynchronised).
  */
-import { connect, type Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import { connectLink } from '../core/link/tls.js';
+import { PkiError } from '../core/pki/errors.js';
+import type { LocalIdentity } from '../core/pki/local-identity.js';
 import { DEFAULT_MAX_FRAME_BYTES, encodeFrame, FrameDecoder } from '../core/protocol/framing.js';
 
 export interface TransportHandlers {
   onConnect(): void;
   onFrame(frame: Buffer): void;
-  /** Exactly once, whatever ended the connection. */
-  onClose(reason: string): void;
+  /**
+   * Exactly once, whatever ended the connection. `relayRefused` when the relay's certificate failed
+   * the group's checks: another try would meet the same certificate.
+   */
+  onClose(reason: string, relayRefused: boolean): void;
   onDrain(): void;
 }
 
 export class FramedConnection {
-  private readonly socket: Socket;
+  private readonly socket: TLSSocket;
   private readonly decoder: FrameDecoder;
   private closed = false;
   /** Frames we send are bounded by what the relay announced in HELLO. */
@@ -23,18 +30,20 @@ export class FramedConnection {
   constructor(
     host: string,
     port: number,
+    identity: LocalIdentity,
     private readonly handlers: TransportHandlers,
     options: { maxFrameBytes?: number; connectTimeoutMs?: number } = {},
   ) {
     this.decoder = new FrameDecoder(options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES);
-    this.socket = connect({ host, port });
+    this.socket = connectLink({ host, port, context: identity.linkContext, validator: identity.validator });
     // Chat frames are small and latency matters more than packet count.
     this.socket.setNoDelay(true);
     const connectTimer = setTimeout(
       () => this.destroy(`no connection to ${host}:${port} within ${options.connectTimeoutMs ?? 10_000} ms`),
       options.connectTimeoutMs ?? 10_000,
     );
-    this.socket.once('connect', () => {
+    // Nothing is read before the relay's certificate passed the group's checks.
+    this.socket.once('secureConnect', () => {
       clearTimeout(connectTimer);
       if (!this.closed) handlers.onConnect();
     });
@@ -57,7 +66,7 @@ export class FramedConnection {
     });
     this.socket.on('error', (err: NodeJS.ErrnoException) => {
       clearTimeout(connectTimer);
-      this.finish(err.code ? `${err.code}: ${err.message}` : err.message);
+      this.finish(describeLinkError(err), isCertificateFailure(err));
     });
     this.socket.on('close', () => {
       clearTimeout(connectTimer);
@@ -103,9 +112,43 @@ export class FramedConnection {
     this.finish(reason);
   }
 
-  private finish(reason: string): void {
+  private finish(reason: string, relayRefused = false): void {
     if (this.closed) return;
     this.closed = true;
-    this.handlers.onClose(reason);
+    this.handlers.onClose(reason, relayRefused);
   }
+}
+
+/** OpenSSL's verdicts on a peer certificate (chain, validity), and the group validator's. */
+const CERTIFICATE_ERRORS = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_SIGNATURE_FAILURE',
+  'INVALID_PURPOSE',
+  'CERT_REJECTED',
+  'CERT_UNTRUSTED',
+]);
+
+function isCertificateFailure(err: NodeJS.ErrnoException): boolean {
+  return err instanceof PkiError || CERTIFICATE_ERRORS.has(err.code ?? '');
+}
+
+/** Link errors in words a person can act on; the OpenSSL code stays for the curious. */
+function describeLinkError(err: NodeJS.ErrnoException): string {
+  const code = err.code ?? '';
+  if (code === 'ECONNREFUSED') return `ECONNREFUSED: nothing is listening at ${addressOf(err)}`;
+  if (isCertificateFailure(err)) return `relay certificate refused: ${err.message} (${code})`;
+  if (code.startsWith('ERR_SSL_') || code.startsWith('ERR_TLS_') || /alert|certificate/i.test(err.message)) {
+    return `TLS link refused (${code || 'TLS'}): ${err.message}`;
+  }
+  return code ? `${code}: ${err.message}` : err.message;
+}
+
+function addressOf(err: NodeJS.ErrnoException & { address?: string; port?: number }): string {
+  return err.address !== undefined ? `${err.address}:${err.port ?? '?'}` : 'that address';
 }

@@ -8,7 +8,7 @@ import { FrameDecoder } from '../core/protocol/index.js';
 import { TokenBucket, type RelayLimits } from './limits.js';
 
 export type ConnectionState =
-  /** Accepted; HELLO is being signed. Nothing is read yet. */
+  /** Accepted: the TLS handshake runs, then HELLO is signed. Nothing is read yet. */
   | 'hello'
   /** HELLO sent; only CONNECTION is accepted. */
   | 'awaiting-auth'
@@ -22,6 +22,8 @@ export class RelayConnection {
   state: ConnectionState = 'hello';
   challenge: Buffer | undefined;
   certificate: Certificate | undefined;
+  /** The member certificate the TLS handshake authenticated; CONNECTION must present the same. */
+  linkCertificate: Certificate | undefined;
   readonly decoder: FrameDecoder;
   readonly frameBucket: TokenBucket;
   readonly byteBucket: TokenBucket;

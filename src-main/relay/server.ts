@@ -8,6 +8,9 @@
  */
 import { EventEmitter } from 'node:events';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import { acceptLink, peerCertificate } from '../core/link/tls.js';
+import { PkiError } from '../core/pki/errors.js';
 import { pino, type Logger } from 'pino';
 import type { Certificate } from '../core/pki/certificate.js';
 import type { LocalIdentity } from '../core/pki/local-identity.js';
@@ -198,15 +201,21 @@ export class RelayServer extends EventEmitter<RelayEvents> {
 
   // ---- accept and authenticate --------------------------------------------------------------
 
-  private accept(socket: Socket): void {
-    const remote = socket.remoteAddress ?? 'unknown';
-    socket.on('error', () => {
-      // ECONNRESET and friends: the 'close' handler does the cleanup.
+  private accept(raw: Socket): void {
+    const remote = raw.remoteAddress ?? 'unknown';
+    raw.on('error', () => {
+      // ECONNRESET and friends: the TLS socket's 'close' handler does the cleanup.
     });
     if (this.closing) {
-      socket.destroy();
+      raw.destroy();
       return;
     }
+    raw.setNoDelay(true);
+    raw.setKeepAlive(true, 30_000);
+    const socket = acceptLink(raw, this.identity.linkContext);
+    socket.on('error', () => {
+      // Handshake failures (no or a foreign client certificate) and resets: 'close' cleans up.
+    });
     if (this.connections.size >= this.limits.maxConnections) {
       this.refuseAtAccept(
         socket,
@@ -229,8 +238,6 @@ export class RelayServer extends EventEmitter<RelayEvents> {
     const conn = new RelayConnection(this.nextId++, socket, remote, this.limits);
     this.connections.add(conn);
     this.log.info({ event: 'accepted', conn: conn.id, remote }, 'connection accepted');
-    socket.setNoDelay(true);
-    socket.setKeepAlive(true, 30_000);
     socket.on('close', () => this.guard(undefined, () => this.onClosed(conn)));
     conn.authTimer = setTimeout(
       () =>
@@ -250,6 +257,35 @@ export class RelayServer extends EventEmitter<RelayEvents> {
         ),
       this.limits.authTimeoutMs,
     );
+    socket.once('secure', () => this.guard(conn, () => this.onLinkUp(conn, socket)));
+  }
+
+  /**
+   * The TLS handshake finished: the peer proved it holds the key of the certificate it presented.
+   * That certificate must be a member's of this group before the relay spends a signature on HELLO.
+   */
+  private onLinkUp(conn: RelayConnection, socket: TLSSocket): void {
+    const presented = peerCertificate(socket);
+    try {
+      if (!presented) throw new PkiError('BadCertificate', 'no client certificate');
+      conn.linkCertificate = this.identity.validator.validate(presented, { role: 'member' });
+    } catch (err) {
+      const why =
+        err instanceof PkiError
+          ? `${err.message} (${err.code})`
+          : err instanceof Error
+            ? err.message
+            : String(err);
+      this.log.warn(
+        { event: 'link-refused', conn: conn.id, remote: conn.remote, reason: why },
+        'TLS peer refused',
+      );
+      // Say why (a member of another group, an expired certificate): its client stops retrying.
+      // The refusal HELLO is signed once for all; the ERROR is cached per message.
+      const refusal = this.refusal(conn, 'CertificateRejected', `certificate refused: ${why}`, true);
+      this.drop(conn, 'link-refused', Buffer.concat([this.frames.refusalHelloFrame(), refusal]));
+      return;
+    }
     this.frames.hello().then(
       ({ challenge, frame }) =>
         this.guard(conn, () => {
@@ -266,7 +302,7 @@ export class RelayServer extends EventEmitter<RelayEvents> {
     );
   }
 
-  private refuseAtAccept(socket: Socket, remote: string, code: RelayErrorCode, message: string): void {
+  private refuseAtAccept(socket: TLSSocket, remote: string, code: RelayErrorCode, message: string): void {
     this.refusals[code] = (this.refusals[code] ?? 0) + 1;
     if (this.refusing >= MAX_LINGERING_REFUSALS) {
       // A connection flood: no explanation for this one, just close (bounded sockets and memory).
@@ -276,8 +312,11 @@ export class RelayServer extends EventEmitter<RelayEvents> {
     this.log.warn({ event: 'refused', code, remote, reason: message }, 'connection refused');
     this.refusing++;
     socket.once('close', () => this.refusing--);
-    socket.end(Buffer.concat([this.frames.refusalHelloFrame(), this.frames.error(code, message, true)]));
-    setTimeout(() => socket.destroy(), this.limits.closeLingerMs).unref();
+    // The explanation needs the link up; a peer that never finishes the handshake gets none.
+    socket.once('secure', () =>
+      socket.end(Buffer.concat([this.frames.refusalHelloFrame(), this.frames.error(code, message, true)])),
+    );
+    setTimeout(() => socket.destroy(), this.limits.closeLingerMs + this.limits.authTimeoutMs).unref();
   }
 
   private onData(conn: RelayConnection, chunk: Buffer): void {
@@ -314,6 +353,9 @@ export class RelayServer extends EventEmitter<RelayEvents> {
     try {
       if (!conn.challenge) throw new Error('login frame before HELLO');
       cert = authenticate(header, conn.challenge, this.identity);
+      if (cert.fingerprintHex !== conn.linkCertificate?.fingerprintHex) {
+        throw new RelayRefusal('AuthFailed', 'CONNECTION presents another certificate than the TLS link');
+      }
     } catch (err) {
       if (!(err instanceof RelayRefusal)) throw err;
       if (err.code === 'NotAuthenticated' || err.code === 'SchemaViolation') {

@@ -4,6 +4,8 @@
  * receives (verifying relay-originated ones) and can send arbitrary frames or bytes.
  */
 import { connect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import { connectLink } from '../../src-main/core/link/tls.js';
 import { readFileSync } from 'node:fs';
 import { Certificate } from '../../src-main/core/pki/certificate.js';
 import { LocalIdentity } from '../../src-main/core/pki/local-identity.js';
@@ -54,6 +56,13 @@ export function loadIdentity(bundlePath: string, role?: 'member' | 'relay'): Loc
 export interface RawMemberOptions {
   port: number;
   host?: string;
+  /**
+   * The link under the protocol. Default `tls`: TLS presenting the identity's certificate and
+   * checking the relay's against its group CA. `plain-tcp`: no TLS at all (what a port scanner
+   * sends). `tls-no-cert`: TLS without a client certificate. `tls-unchecked`: TLS presenting the
+   * identity's certificate without checking the relay's (an outsider from another group).
+   */
+  link?: 'tls' | 'plain-tcp' | 'tls-no-cert' | 'tls-unchecked';
   /** Keep received frames (default true). Benchmarks count instead. */
   record?: boolean;
 }
@@ -69,16 +78,20 @@ export class RawMember {
   received = 0;
   private waiters: (() => void)[] = [];
   private readonly record: boolean;
+  private readonly checksRelay: boolean;
   onFrame: ((payload: Buffer) => void) | undefined;
   /** Called with each frame after it was recorded (relay frames verified, bodies decoded). */
   onAccepted: ((frame: ReceivedFrame) => void) | undefined;
 
   private constructor(
     readonly socket: Socket,
+    /** The TCP connection under the link (the same socket for `plain-tcp`). */
+    readonly tcp: Socket,
     readonly identity: LocalIdentity | undefined,
     options: RawMemberOptions,
   ) {
     this.record = options.record ?? true;
+    this.checksRelay = options.link === undefined || options.link === 'tls';
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (err) => {
@@ -90,14 +103,37 @@ export class RawMember {
     });
   }
 
-  /** A TCP connection only: reads HELLO (and verifies it) but does not log in. */
+  /** A link only: reads HELLO (and verifies it) but does not log in. */
   static async open(identity: LocalIdentity | undefined, options: RawMemberOptions): Promise<RawMember> {
-    const socket = connect({ host: options.host ?? '127.0.0.1', port: options.port });
+    const host = options.host ?? '127.0.0.1';
+    const link = options.link ?? (identity ? 'tls' : 'plain-tcp');
+    // The TCP socket is ours, so a test can reset it (a host that vanished) under the TLS layer.
+    const tcp = connect({ host, port: options.port });
+    let socket: Socket = tcp;
+    let ready = 'connect';
+    if (link !== 'plain-tcp') {
+      ready = 'secureConnect';
+      if (link === 'tls-no-cert') {
+        socket = tlsConnect({ socket: tcp, rejectUnauthorized: false });
+      } else {
+        const me = must(identity, 'an identity for a TLS link');
+        socket =
+          link === 'tls'
+            ? connectLink({
+                host,
+                port: options.port,
+                socket: tcp,
+                context: me.linkContext,
+                validator: me.validator,
+              })
+            : tlsConnect({ socket: tcp, secureContext: me.linkContext, rejectUnauthorized: false });
+      }
+    }
     await new Promise<void>((resolve, reject) => {
-      socket.once('connect', resolve);
+      socket.once(ready, resolve);
       socket.once('error', reject);
     });
-    return new RawMember(socket, identity, options);
+    return new RawMember(socket, tcp, identity, options);
   }
 
   /** Connects and logs in; resolves once a PRESENCE lists this member. */
@@ -150,7 +186,7 @@ export class RawMember {
     if (header.type === 'HELLO') {
       if (header.sender.kind !== 'certificate') throw new Error('HELLO without the relay certificate');
       const cert = Certificate.fromDer(header.sender.der);
-      if (this.identity) this.identity.validator.validate(cert, { role: 'relay' });
+      if (this.identity && this.checksRelay) this.identity.validator.validate(cert, { role: 'relay' });
       verifyHeader(header, cert.publicKey);
       this.relayCert = cert;
       this.hello = decodeBody('HELLO', header.body);

@@ -1,6 +1,6 @@
 /**
  * Real processes on 127.0.0.1: the relay CLI, members as `securechat-x chat --json`, and a
- * recording TCP proxy between them and the relay.
+ * recording TCP proxy between them and the relay (what a network observer sees).
  */
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { makeTestGroup, type TestGroup } from '../helpers/group.js';
@@ -12,6 +12,7 @@ import {
   type RelayProcess,
 } from '../helpers/client-processes.js';
 import { RecordingProxy } from '../helpers/recording-proxy.js';
+import { loadIdentity } from '../helpers/raw-member.js';
 
 const NAMES = ['alice', 'bob', 'carol', 'm03', 'm04', 'm05', 'm06', 'm07', 'm08', 'm09'];
 let group: TestGroup;
@@ -107,8 +108,19 @@ describe('chat between real processes', () => {
     for (const text of texts.keys()) {
       for (const form of plaintextForms(text)) expect(wire.includes(form)).toBe(false);
     }
-    // Sanity check of the check itself: the relay's own certificate name does show up.
-    expect(wire.includes(Buffer.from('relay'))).toBe(true);
+    // A network observer sees TLS 1.3 records (type 23, legacy version 3.3) and nothing of ours:
+    // no member or relay name, no certificate or fingerprint, no JSON field name.
+    expect(wire.includes(Buffer.from([0x17, 0x03, 0x03]))).toBe(true);
+    for (const name of ['alice', 'carol', 'relay']) expect(wire.includes(Buffer.from(name))).toBe(false);
+    for (const field of ['"text"', '"epoch"', '"members"', '"challenge"', '"fingerprint"', '"sentAt"']) {
+      expect(wire.includes(Buffer.from(field))).toBe(false);
+    }
+    for (const file of [group.bundles.alice, group.bundles.carol, group.relayBundle]) {
+      const cert = loadIdentity(file as string).certificate;
+      expect(wire.includes(cert.der.subarray(0, 64))).toBe(false);
+      expect(wire.includes(cert.fingerprint)).toBe(false);
+      expect(wire.includes(Buffer.from(cert.fingerprintHex))).toBe(false);
+    }
   });
 
   it('SIGINT and SIGTERM leave gracefully (DISCONNECT, exit 0); a member left alone waits for others', async () => {

@@ -66,7 +66,7 @@ describe('membership changes re-key', () => {
   it('after a member leaves, the others move to a new epoch its old key cannot decrypt', async () => {
     const r = await startRelay(g.group.relayBundle);
     relay = r;
-    const proxy = await RecordingProxy.start(r);
+    const proxy = await RecordingProxy.start(r, g.relayHost());
     proxies.push(proxy);
     const alice = ChatProcess.start('alice', g.group.bundles.alice as string, proxy.address);
     const bob = ChatProcess.start('bob', g.group.bundles.bob as string, proxy.address);
@@ -109,8 +109,8 @@ describe('membership changes re-key', () => {
   it('a newcomer cannot decrypt what was said before it joined, even when the old frames are replayed to it', async () => {
     const r = await startRelay(g.group.relayBundle);
     relay = r;
-    const proxy = await RecordingProxy.start(r);
-    const erinProxy = await RecordingProxy.start(r);
+    const proxy = await RecordingProxy.start(r, g.relayHost());
+    const erinProxy = await RecordingProxy.start(r, g.relayHost());
     proxies.push(proxy, erinProxy);
     const alice = ChatProcess.start('alice', g.group.bundles.alice as string, proxy.address);
     const bob = ChatProcess.start('bob', g.group.bundles.bob as string, proxy.address);

@@ -62,7 +62,7 @@ beforeAll(async () => {
     '--log-level',
     'warn',
   ]);
-  proxy = await RecordingProxy.start({ host: '127.0.0.1', port: relay.port });
+  proxy = await RecordingProxy.start({ host: '127.0.0.1', port: relay.port }, g.relayHost());
   alice = new TestMember(g.identities.alice as LocalIdentity, proxy.port);
   bob = new TestMember(g.identities.bob as LocalIdentity, relay.port);
   alice.engine.start();

@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeTestGroup, type TestGroup } from '../helpers/group.js';
-import { chatBody, loadIdentity, must, RawMember } from '../helpers/raw-member.js';
+import { chatBody, loadIdentity, must, RawMember, type RawMemberOptions } from '../helpers/raw-member.js';
 import { startRelay, type RelayProcess } from '../helpers/relay-process.js';
 import type { LocalIdentity } from '../../src-main/core/pki/local-identity.js';
 import { lengthPrefix, sealMessage } from '../../src-main/core/protocol/index.js';
@@ -22,8 +22,9 @@ let alice: RawMember, bob: RawMember, carol: RawMember;
 const extra: RawMember[] = [];
 let seq = 0;
 
-async function opened(name?: string): Promise<RawMember> {
-  const m = await RawMember.open(name ? id(name) : undefined, { port: relay.port });
+/** A link as `name` (TLS with its certificate), or a bare TCP connection without a name. */
+async function opened(name?: string, link?: RawMemberOptions['link']): Promise<RawMember> {
+  const m = await RawMember.open(name ? id(name) : undefined, { port: relay.port, link });
   extra.push(m);
   return m;
 }
@@ -90,8 +91,17 @@ describe('relay under attack: framing', { timeout: 120_000 }, () => {
     await assertHealthy();
   });
 
+  it('survives a TLS client without a certificate: the handshake is refused', async () => {
+    const raw = await RawMember.open(undefined, { port: relay.port, link: 'tls-no-cert' });
+    extra.push(raw);
+    await raw.waitClosed();
+    expect(raw.frames).toHaveLength(0);
+    await assertHealthy();
+  });
+
   it('survives a truncated frame followed by a close', async () => {
-    const raw = await opened();
+    const raw = await opened('dave');
+    await raw.until(() => raw.hello, 10_000, 'HELLO');
     raw.sendRaw(Buffer.concat([lengthPrefix(1000), randomBytes(500)]));
     raw.close();
     await raw.waitClosed();
@@ -148,11 +158,19 @@ describe('relay under attack: framing', { timeout: 120_000 }, () => {
 });
 
 describe('relay under attack: authentication', { timeout: 120_000 }, () => {
-  it('refuses a certificate not issued by the group CA', async () => {
+  it('refuses a certificate not issued by the group CA, on the TLS link and in CONNECTION', async () => {
     const other = makeTestGroup(['alice']);
     const fake = loadIdentity(must(other.bundles.alice), 'member');
-    // The outsider cannot validate this relay against its own CA; it answers anyway.
-    const m2 = await opened();
+    // The outsider presents its own group's certificate on the link (and cannot check this relay).
+    const outsider = await RawMember.open(fake, { port: relay.port, link: 'tls-unchecked' });
+    extra.push(outsider);
+    const refused = await outsider.waitForError('CertificateRejected');
+    expect(refused.body.message).toMatch(/NotIssuedByCa/);
+    expect(refused.body.fatal).toBe(true);
+    await outsider.waitClosed();
+
+    // A member's link carrying an outsider's CONNECTION.
+    const m2 = await opened('dave');
     await m2.until(() => m2.hello, 10_000, 'HELLO');
     const frame = sealMessage(
       'CONNECTION',
@@ -165,6 +183,25 @@ describe('relay under attack: authentication', { timeout: 120_000 }, () => {
     const err = await m2.waitForError('CertificateRejected');
     expect(err.body.message).toMatch(/NotIssuedByCa/);
     expect(alice.latestPresence()?.members.map((m) => m.name)).toEqual(['alice', 'bob', 'carol']);
+    await assertHealthy();
+  });
+
+  it('refuses a CONNECTION for another member than the TLS link authenticated', async () => {
+    // dave's link, erin's certificate and erin's own signature: only the link's owner may log in.
+    const m = await opened('dave');
+    await m.until(() => m.hello, 10_000, 'HELLO');
+    const erin = id('erin');
+    const frame = sealMessage(
+      'CONNECTION',
+      { kind: 'certificate', der: erin.certificate.der },
+      '',
+      { challenge: must(m.hello).challenge, relayFingerprint: must(m.relayCert).fingerprintHex },
+      (d) => erin.sign(d),
+    );
+    m.sendPayload(frame);
+    const err = await m.waitForError('AuthFailed');
+    expect(err.body.message).toMatch(/TLS link/);
+    expect(alice.latestPresence()?.members.map((x) => x.name)).toEqual(['alice', 'bob', 'carol']);
     await assertHealthy();
   });
 
@@ -184,7 +221,7 @@ describe('relay under attack: authentication', { timeout: 120_000 }, () => {
     first.destroy();
     await alice.waitForPresence(['alice', 'bob', 'carol']);
 
-    const replay = await opened();
+    const replay = await opened('dave');
     await replay.until(() => replay.hello, 10_000, 'HELLO');
     for (let i = 0; i < 3; i++) replay.sendPayload(captured);
     const err = await replay.waitForError('AuthFailed');
@@ -231,7 +268,7 @@ describe('relay under attack: members misbehaving', { timeout: 120_000 }, () => 
     for (let i = 0; i < 50; i++) dave.sendPayload(dave.seal('ENCRYPTED_TEXT', '', chatBody(i + 1, 2000)));
     // Half a frame on the wire, then the process is gone.
     dave.sendRaw(Buffer.concat([lengthPrefix(4000), randomBytes(100)]));
-    dave.socket.resetAndDestroy();
+    dave.tcp.resetAndDestroy();
     for (const m of [alice, bob, carol]) await m.waitForPresence(['alice', 'bob', 'carol']);
     await assertHealthy();
   });

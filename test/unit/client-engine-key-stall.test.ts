@@ -17,6 +17,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { KeyEstablishment, type EstablishedKey } from '../../src-main/client/key-establishment.js';
+import { acceptLink } from '../../src-main/core/link/tls.js';
 import { sortMembers } from '../../src-main/client/key-schedule.js';
 import type { LocalIdentity } from '../../src-main/core/pki/local-identity.js';
 import {
@@ -56,7 +57,12 @@ class ScriptedRelay {
     const server = createServer();
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const r = new ScriptedRelay(server, (server.address() as AddressInfo).port, relay, client);
-    server.on('connection', (s) => r.accept(s));
+    // The engine only speaks over the TLS link: terminate it with the relay's certificate.
+    server.on('connection', (raw) => {
+      const s = acceptLink(raw, relay.linkContext);
+      s.on('error', () => undefined);
+      s.once('secure', () => r.accept(s));
+    });
     return r;
   }
 

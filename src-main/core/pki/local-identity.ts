@@ -3,6 +3,8 @@
  * this object. Callers get operations (sign, decrypt, open an envelope), never key material.
  */
 import { createPrivateKey, type KeyObject } from 'node:crypto';
+import type { SecureContext } from 'node:tls';
+import { groupSecureContext } from '../link/tls.js';
 import { openEnvelope, type DigitalEnvelope } from '../crypto/digital-envelope.js';
 import { oaepDecrypt, signPss, signPssAsync } from '../crypto/primitives.js';
 import { readBundle, type LoadedBundle } from './bundle.js';
@@ -12,6 +14,7 @@ import { CertificateValidator } from './validate.js';
 
 export class LocalIdentity {
   readonly #privateKey: KeyObject;
+  #linkContext: SecureContext | undefined;
   readonly validator: CertificateValidator;
 
   private constructor(
@@ -60,6 +63,19 @@ export class LocalIdentity {
 
   openEnvelope(envelope: DigitalEnvelope, aad: Uint8Array): Buffer {
     return openEnvelope(this.#privateKey, envelope, aad);
+  }
+
+  /**
+   * The TLS context of the member↔relay link: this certificate, the group CA as the only trust
+   * anchor, and the key, which goes into OpenSSL and is not readable back out of the context.
+   */
+  get linkContext(): SecureContext {
+    this.#linkContext ??= groupSecureContext({
+      keyPem: this.#privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+      certPem: this.certificate.pem,
+      caPem: this.ca.pem,
+    });
+    return this.#linkContext;
   }
 
   /** Keeps the key out of logs and accidental JSON. */
