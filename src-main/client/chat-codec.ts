@@ -1,7 +1,14 @@
 /**
  * The inside of an ENCRYPTED_TEXT: UTF-8 JSON `{text, sentAt}` (docs/protocol.md "Chat messages"),
- * decoded only with the strict ChatPlaintextSchema, and only after the ciphertext authenticated.
+ * padded to a size bucket, decoded only with the strict ChatPlaintextSchema, and only after the
+ * ciphertext authenticated.
+ *
+ * Padding: the JSON, one 0x80 byte, then zero bytes up to the bucket: a power of two from 256 bytes
+ * to 64 KiB, then the next multiple of 16 KiB. Whoever sees ciphertexts (the relay, anyone who
+ * records its log) learns a message's length only to within its bucket: "ok" and a 200-character
+ * sentence look the same. 0x80 cannot end UTF-8 JSON, so the marker is unambiguous.
  */
+import { ProtocolError } from '../core/protocol/errors.js';
 import { decodeJsonBody, encodeJsonBody } from '../core/protocol/json-body.js';
 import { ChatPlaintextSchema, LIMITS, type ChatPlaintext } from '../core/protocol/schemas.js';
 import { ClientError } from './errors.js';
@@ -15,11 +22,36 @@ export function checkOutgoingText(text: string): void {
   }
 }
 
-export function encodeChatPlaintext(message: ChatPlaintext): Buffer {
-  return encodeJsonBody({ text: message.text, sentAt: message.sentAt });
+const PAD_MARKER = 0x80;
+const SMALLEST_BUCKET = 256;
+const LARGEST_POWER_BUCKET = 64 * 1024;
+const LARGE_STEP = 16 * 1024;
+
+/** The padded size for `n` bytes of JSON plus the marker. */
+export function paddedLength(n: number): number {
+  const needed = n + 1;
+  if (needed <= LARGEST_POWER_BUCKET) {
+    let bucket = SMALLEST_BUCKET;
+    while (bucket < needed) bucket *= 2;
+    return bucket;
+  }
+  return Math.ceil(needed / LARGE_STEP) * LARGE_STEP;
 }
 
-/** Throws ProtocolError('SchemaViolation') for anything but a well-formed chat plaintext. */
+export function encodeChatPlaintext(message: ChatPlaintext): Buffer {
+  const json = encodeJsonBody({ text: message.text, sentAt: message.sentAt });
+  const padded = Buffer.alloc(paddedLength(json.length));
+  json.copy(padded);
+  padded[json.length] = PAD_MARKER;
+  return padded;
+}
+
+/** Throws ProtocolError('SchemaViolation') for anything but a well-formed, padded chat plaintext. */
 export function decodeChatPlaintext(bytes: Uint8Array): ChatPlaintext {
-  return decodeJsonBody(ChatPlaintextSchema, bytes, 'chat plaintext');
+  let end = bytes.length - 1;
+  while (end >= 0 && bytes[end] === 0) end--;
+  if (end < 0 || bytes[end] !== PAD_MARKER) {
+    throw new ProtocolError('SchemaViolation', 'chat plaintext: padding marker missing');
+  }
+  return decodeJsonBody(ChatPlaintextSchema, bytes.subarray(0, end), 'chat plaintext');
 }

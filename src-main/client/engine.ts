@@ -38,6 +38,7 @@ import { KeyEstablishment, type EstablishedKey } from './key-establishment.js';
 import { resolveOptions, type ChatEngineOptions, type ResolvedOptions } from './options.js';
 import { OrderedWriter } from './ordered-writer.js';
 import { Outbox, type OutgoingMessage } from './outbox.js';
+import { checkSession, classifyRelayError, LinkHeartbeat } from './relay-link.js';
 import { FramedConnection } from './transport.js';
 
 export type { ChatEngineOptions, UnsafeTestHooks } from './options.js';
@@ -47,12 +48,14 @@ type WriteMeta =
   | { kind: 'chat'; message: OutgoingMessage; epoch: number; seq: number }
   | { kind: 'control'; type: MessageType; onWritten?: () => void };
 
-/** Relay error codes after which reconnecting would only repeat the refusal. */
-const TERMINAL_RELAY_ERRORS = new Set(['AuthFailed', 'CertificateRejected', 'Replaced']);
-
 interface Session {
   conn: FramedConnection;
   relay?: Certificate;
+  /** This session's HELLO challenge: every later relay frame must be bound to it. */
+  challenge?: Buffer;
+  /** This session's HEARTBEAT, signed once after HELLO. */
+  heartbeatFrame?: Buffer;
+  heartbeat?: LinkHeartbeat;
   authenticated: boolean;
   presenceVersion?: number;
   /** Set when retrying is pointless; the close that follows moves to Failed. */
@@ -240,7 +243,9 @@ export class ChatEngine implements ChatEngineApi {
         {
           onConnect: () => undefined,
           onFrame: (frame) => {
-            if (this.session === session) this.onFrame(session, frame);
+            if (this.session !== session) return;
+            session.heartbeat?.received();
+            this.onFrame(session, frame);
           },
           onClose: (why, relayRefused) => {
             if (relayRefused && this.session === session) {
@@ -262,6 +267,7 @@ export class ChatEngine implements ChatEngineApi {
   }
 
   private onClose(session: Session, why: string): void {
+    session.heartbeat?.stop();
     if (this.session !== session) return;
     this.session = undefined;
     this.clearTimers();
@@ -279,6 +285,29 @@ export class ChatEngine implements ChatEngineApi {
     const delay = this.backoff.next();
     this.setState('Reconnecting', why, delay);
     this.reconnectTimer = setTimeout(() => this.connect(), delay);
+  }
+
+  /** Heartbeats for the logged-in session; a relay silent past the timeout is dropped and retried. */
+  private startHeartbeat(session: Session): void {
+    session.heartbeat = new LinkHeartbeat(
+      { intervalMs: this.o.heartbeatIntervalMs, timeoutMs: this.o.heartbeatTimeoutMs },
+      {
+        now: () => performance.now(),
+        setInterval: (fn, ms) => {
+          const timer = setInterval(fn, ms);
+          return () => clearInterval(timer);
+        },
+        sendHeartbeat: () => {
+          if (session.heartbeatFrame && session.conn.isOpen) {
+            session.conn.write(session.heartbeatFrame);
+            session.heartbeat?.sent();
+          }
+        },
+        relaySilent: (reason) => {
+          if (this.session === session) session.conn.destroy(reason);
+        },
+      },
+    );
   }
 
   private fail(session: Session, code: ClientErrorCode, reason: string): void {
@@ -321,14 +350,26 @@ export class ChatEngine implements ChatEngineApi {
     if (!fromRelay) throw new ProtocolError('UnknownSender', `${header.type} not sent by the relay`);
     verifyHeader(header, relay.publicKey);
     switch (header.type) {
-      case 'PRESENCE':
-        this.onPresence(session, decodeBody('PRESENCE', header.body));
+      case 'PRESENCE': {
+        const body = decodeBody('PRESENCE', header.body);
+        checkSession('PRESENCE', body.session, session.challenge);
+        this.onPresence(session, body);
         return;
-      case 'CERT_RESPONSE':
-        this.onCertResponse(session, decodeBody('CERT_RESPONSE', header.body));
+      }
+      case 'CERT_RESPONSE': {
+        const body = decodeBody('CERT_RESPONSE', header.body);
+        checkSession('CERT_RESPONSE', body.session, session.challenge);
+        this.onCertResponse(session, body);
         return;
-      case 'ERROR':
-        this.onRelayError(session, decodeBody('ERROR', header.body));
+      }
+      case 'ERROR': {
+        const body = decodeBody('ERROR', header.body);
+        checkSession('ERROR', body.session, session.challenge);
+        this.onRelayError(session, body);
+        return;
+      }
+      case 'HEARTBEAT':
+        checkSession('HEARTBEAT', decodeBody('HEARTBEAT', header.body).session, session.challenge);
         return;
     }
   }
@@ -367,7 +408,14 @@ export class ChatEngine implements ChatEngineApi {
       return;
     }
     session.relay = relay;
+    session.challenge = body.challenge;
     session.conn.peerMaxFrameBytes = body.maxFrameBytes;
+    void sealMessageAsync('HEARTBEAT', this.selfRef, '', { session: body.challenge }, (d) =>
+      this.identity.signAsync(d),
+    ).then(
+      (frame) => (session.heartbeatFrame = frame),
+      (err: unknown) => this.emitError('SignFailed', `signing HEARTBEAT failed: ${String(err)}`),
+    );
     // CONNECTION carries the full certificate: the relay does not know us yet.
     this.writer.enqueue(
       sealMessageAsync(
@@ -383,13 +431,15 @@ export class ChatEngine implements ChatEngineApi {
 
   private onRelayError(session: Session, body: BodyOf<'ERROR'>): void {
     const message = `relay: ${body.message}`;
-    if (TERMINAL_RELAY_ERRORS.has(body.code)) {
-      session.failReason = `${body.code}: ${body.message}`;
-      this.emitError(body.code, message);
-      session.conn.destroy(session.failReason);
-      return;
-    }
     this.emitError(body.code, message);
+    const verdict = classifyRelayError(body, session.authenticated);
+    if (verdict.kind === 'terminal') {
+      session.failReason = `${body.code}: ${body.message}`;
+      session.conn.destroy(session.failReason);
+    } else if (verdict.kind === 'reconnect') {
+      // The relay closes after a fatal ERROR anyway; closing first saves waiting for it.
+      session.conn.destroy(`${body.code}: ${body.message}`);
+    }
   }
 
   private onPresence(session: Session, body: BodyOf<'PRESENCE'>): void {
@@ -398,6 +448,7 @@ export class ChatEngine implements ChatEngineApi {
     if (!session.authenticated) {
       session.authenticated = true;
       clearTimeout(this.authTimer);
+      this.startHeartbeat(session);
       this.beginSettle();
       this.backoff.reset();
     }
@@ -667,6 +718,7 @@ export class ChatEngine implements ChatEngineApi {
       return;
     }
     conn.write(frame);
+    this.session?.heartbeat?.sent();
     if (meta.kind === 'chat') {
       this.emit({
         event: 'outgoing',

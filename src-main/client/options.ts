@@ -1,4 +1,5 @@
 /** Tunables of the chat engine. Defaults suit people chatting; tests shorten the timeouts. */
+import { DEFAULT_LIVENESS } from '../core/link/liveness.js';
 import type { LocalIdentity } from '../core/pki/local-identity.js';
 import { DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js';
 import type { RelayAddress } from './engine-types.js';
@@ -41,6 +42,10 @@ export interface ChatEngineOptions {
   sequenceWindow?: number;
   /** The largest frame accepted from the relay. */
   maxFrameBytes?: number;
+  /** Send a HEARTBEAT after this long without sending anything (core/link/liveness.ts). */
+  heartbeatIntervalMs?: number;
+  /** A relay that sent nothing for this long is not responding: reconnect. */
+  heartbeatTimeoutMs?: number;
   unsafeTestHooks?: UnsafeTestHooks;
 }
 
@@ -65,6 +70,8 @@ export function resolveOptions(o: ChatEngineOptions): ResolvedOptions {
     writeHighWaterBytes: o.writeHighWaterBytes ?? 1024 * 1024,
     sequenceWindow: o.sequenceWindow ?? DEFAULT_SEQUENCE_WINDOW,
     maxFrameBytes: o.maxFrameBytes ?? 1024 * 1024,
+    heartbeatIntervalMs: o.heartbeatIntervalMs ?? DEFAULT_LIVENESS.intervalMs,
+    heartbeatTimeoutMs: o.heartbeatTimeoutMs ?? DEFAULT_LIVENESS.timeoutMs,
     unsafeTestHooks: o.unsafeTestHooks,
   };
 }

@@ -4,6 +4,7 @@
  */
 import type { Socket } from 'node:net';
 import type { Certificate } from '../core/pki/certificate.js';
+import type { Liveness } from '../core/link/liveness.js';
 import { FrameDecoder } from '../core/protocol/index.js';
 import { TokenBucket, type RelayLimits } from './limits.js';
 
@@ -31,6 +32,9 @@ export class RelayConnection {
   /** Why the connection ended, for the log. */
   closeReason: string | undefined;
   authTimer: NodeJS.Timeout | undefined;
+  /** From login on: heartbeats both ways (core/link/liveness.ts), and this session's own HEARTBEAT. */
+  liveness: Liveness | undefined;
+  heartbeatFrame: Buffer | undefined;
   private resumeTimer: NodeJS.Timeout | undefined;
   private lingerTimer: NodeJS.Timeout | undefined;
   private errors = 0;
@@ -111,6 +115,7 @@ export class RelayConnection {
         socket.uncork();
       }
       this.written += this.outboxBytes;
+      this.liveness?.sent(performance.now());
     }
     this.outbox = [];
     this.outboxBytes = 0;

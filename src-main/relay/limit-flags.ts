@@ -23,6 +23,8 @@ export const LIMIT_FLAGS: Record<string, keyof RelayLimits> = {
   'stall-timeout-ms': 'stallTimeoutMs',
   'presence-interval-ms': 'presenceIntervalMs',
   'close-linger-ms': 'closeLingerMs',
+  'heartbeat-interval-ms': 'heartbeatIntervalMs',
+  'heartbeat-timeout-ms': 'heartbeatTimeoutMs',
 };
 
 /** Parses the limit flags present in `values` (strings) into a partial RelayLimits. */

@@ -44,6 +44,13 @@ export interface RelayLimits {
   presenceIntervalMs: number;
   /** How long a closing connection may take to flush its last frames before it is destroyed. */
   closeLingerMs: number;
+  /** A member that was sent nothing for this long gets a HEARTBEAT (core/link/liveness.ts). */
+  heartbeatIntervalMs: number;
+  /**
+   * A member that has sent nothing, not even a heartbeat, for this long is gone (its host vanished
+   * with the socket open) and is dropped.
+   */
+  heartbeatTimeoutMs: number;
 }
 
 export const DEFAULT_RELAY_LIMITS: Readonly<RelayLimits> = Object.freeze({
@@ -64,6 +71,8 @@ export const DEFAULT_RELAY_LIMITS: Readonly<RelayLimits> = Object.freeze({
   stallTimeoutMs: 10_000,
   presenceIntervalMs: 50,
   closeLingerMs: 2000,
+  heartbeatIntervalMs: 5_000,
+  heartbeatTimeoutMs: 15_000,
 });
 
 const BOUNDS: Record<keyof RelayLimits, [min: number, max: number]> = {
@@ -84,6 +93,8 @@ const BOUNDS: Record<keyof RelayLimits, [min: number, max: number]> = {
   stallTimeoutMs: [100, 3_600_000],
   presenceIntervalMs: [0, 60_000],
   closeLingerMs: [0, 60_000],
+  heartbeatIntervalMs: [50, 600_000],
+  heartbeatTimeoutMs: [100, 3_600_000],
 };
 
 export const LIMIT_NAMES = Object.keys(BOUNDS) as (keyof RelayLimits)[];
@@ -102,6 +113,9 @@ export function resolveLimits(overrides: Partial<RelayLimits> = {}): RelayLimits
   }
   if (limits.maxPreAuthFrameBytes > limits.maxFrameBytes) {
     throw new RangeError('relay limit maxPreAuthFrameBytes must not exceed maxFrameBytes');
+  }
+  if (limits.heartbeatTimeoutMs <= limits.heartbeatIntervalMs) {
+    throw new RangeError('relay limit heartbeatTimeoutMs must be longer than heartbeatIntervalMs');
   }
   if (limits.rateBytesPerSec > 0 && limits.rateByteBurst < limits.maxFrameBytes) {
     // A frame larger than the whole bucket would still pass (the bucket goes into debt), so this

@@ -1,6 +1,8 @@
 /**
- * Frames the relay originates (HELLO, PRESENCE, CERT_RESPONSE, ERROR), signed with the relay key.
- * They are returned as complete frames (length prefix included), ready to queue on a connection.
+ * Frames the relay originates (HELLO, PRESENCE, CERT_RESPONSE, ERROR, HEARTBEAT), signed with the
+ * relay key. Every one but HELLO carries the session (the HELLO challenge of the connection it is
+ * for), so a member refuses any of them recorded from another session. They are returned as
+ * complete frames (length prefix included), ready to queue on a connection.
  */
 import { randomBytes } from '../core/crypto/primitives.js';
 import type { LocalIdentity } from '../core/pki/local-identity.js';
@@ -26,9 +28,9 @@ export interface PresenceMember {
 export class RelayFrames {
   private readonly byCertificate: SenderRef;
   private readonly byFingerprint: SenderRef;
-  /** ERROR frames carry no nonce, so identical ones are signed once (bounded LRU). */
+  /** Identical ERRORs for one session (a flood of one bad frame) are signed once (bounded LRU). */
   private readonly errorCache = new Map<string, Buffer>();
-  private refusalHello: Buffer | undefined;
+  private refusalHello: { challenge: Buffer; frame: Buffer } | undefined;
 
   constructor(
     private readonly identity: LocalIdentity,
@@ -66,30 +68,52 @@ export class RelayFrames {
   }
 
   /**
-   * A HELLO for connections that are refused at once (server full, address over its budget): its
-   * challenge is never accepted, so one signature serves them all and a connection flood costs
-   * the relay no RSA work.
+   * A HELLO for connections that are refused at once (server full, a certificate of another group):
+   * its challenge is never accepted, so one signature serves them all and, with the ERRORs bound
+   * to it cached, a connection flood costs the relay almost no RSA work.
    */
   refusalHelloFrame(): Buffer {
-    this.refusalHello ??= this.seal('HELLO', this.byCertificate, {
-      challenge: randomBytes(CHALLENGE_BYTES),
-      relay: this.identity.name,
-      maxFrameBytes: this.maxFrameBytes,
-    });
+    return this.refusal().frame;
+  }
+
+  /** The session of refusal frames (those that follow refusalHelloFrame). */
+  get refusalSession(): Buffer {
+    return this.refusal().challenge;
+  }
+
+  private refusal(): { challenge: Buffer; frame: Buffer } {
+    if (!this.refusalHello) {
+      const challenge = randomBytes(CHALLENGE_BYTES);
+      const frame = this.seal('HELLO', this.byCertificate, {
+        challenge,
+        relay: this.identity.name,
+        maxFrameBytes: this.maxFrameBytes,
+      });
+      this.refusalHello = { challenge, frame };
+    }
     return this.refusalHello;
   }
 
-  presence(version: number, members: PresenceMember[]): Buffer {
-    return this.seal('PRESENCE', this.byFingerprint, { version, members });
+  presence(session: Buffer, version: number, members: PresenceMember[]): Buffer {
+    return this.seal('PRESENCE', this.byFingerprint, { session, version, members });
   }
 
-  certResponse(certificates: { name: string; certificate: Buffer }[], unknown: string[]): Promise<Buffer> {
-    return this.sealAsync('CERT_RESPONSE', this.byFingerprint, { certificates, unknown });
+  certResponse(
+    session: Buffer,
+    certificates: { name: string; certificate: Buffer }[],
+    unknown: string[],
+  ): Promise<Buffer> {
+    return this.sealAsync('CERT_RESPONSE', this.byFingerprint, { session, certificates, unknown });
   }
 
-  error(code: RelayErrorCode, message: string, fatal: boolean): Buffer {
+  /** Signed once per session, at login: the relay's heartbeats cost no RSA work after that. */
+  heartbeat(session: Buffer): Buffer {
+    return this.seal('HEARTBEAT', this.byFingerprint, { session });
+  }
+
+  error(session: Buffer, code: RelayErrorCode, message: string, fatal: boolean): Buffer {
     const text = message.length > 500 ? `${message.slice(0, 497)}...` : message;
-    const key = `${code}\0${fatal ? 1 : 0}\0${text}`;
+    const key = `${session.toString('hex')}\0${code}\0${fatal ? 1 : 0}\0${text}`;
     const hit = this.errorCache.get(key);
     if (hit) {
       // Refresh its LRU position.
@@ -97,7 +121,7 @@ export class RelayFrames {
       this.errorCache.set(key, hit);
       return hit;
     }
-    const frame = this.seal('ERROR', this.byFingerprint, { code, message: text, fatal });
+    const frame = this.seal('ERROR', this.byFingerprint, { session, code, message: text, fatal });
     this.errorCache.set(key, frame);
     if (this.errorCache.size > ERROR_CACHE_ENTRIES) {
       const oldest = this.errorCache.keys().next().value;

@@ -14,7 +14,9 @@ export type Route =
   /** The relay answers it itself (after checking its signature). */
   | { kind: 'cert-request' }
   /** Forward to every other member, then close the sender's connection. */
-  | { kind: 'disconnect' };
+  | { kind: 'disconnect' }
+  /** For the relay alone: the member is still there. */
+  | { kind: 'heartbeat' };
 
 export function route(
   header: EnvelopeHeader,
@@ -55,6 +57,8 @@ export function route(
       return { kind: 'cert-request' };
     case 'DISCONNECT':
       return { kind: 'disconnect' };
+    case 'HEARTBEAT':
+      return { kind: 'heartbeat' };
     default:
       throw new RelayRefusal('NotAllowed', `${type} is not routed by the relay`);
   }

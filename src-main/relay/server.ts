@@ -9,6 +9,7 @@
 import { EventEmitter } from 'node:events';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
+import { Liveness } from '../core/link/liveness.js';
 import { acceptLink, peerCertificate } from '../core/link/tls.js';
 import { PkiError } from '../core/pki/errors.js';
 import { pino, type Logger } from 'pino';
@@ -90,6 +91,7 @@ export class RelayServer extends EventEmitter<RelayEvents> {
   private lastPresenceAt = Number.NEGATIVE_INFINITY;
   private sweepTimer: NodeJS.Timeout | undefined;
   private stallTimer: NodeJS.Timeout | undefined;
+  private heartbeatTimer: NodeJS.Timeout | undefined;
   private closing: Promise<void> | undefined;
   private readonly counters = { framesReceived: 0, framesForwarded: 0, deliveries: 0, bytesForwarded: 0 };
   private readonly refusals: Partial<Record<RelayErrorCode, number>> = {};
@@ -131,6 +133,12 @@ export class RelayServer extends EventEmitter<RelayEvents> {
           Math.min(1000, Math.max(50, this.limits.stallTimeoutMs / 4)),
         );
         this.stallTimer.unref();
+        const tick = new Liveness(
+          { intervalMs: this.limits.heartbeatIntervalMs, timeoutMs: this.limits.heartbeatTimeoutMs },
+          0,
+        ).tickMs;
+        this.heartbeatTimer = setInterval(() => this.guard(undefined, () => this.checkLiveness()), tick);
+        this.heartbeatTimer.unref();
         this.log.info({ event: 'listening', ...bound, relay: this.identity.name }, 'relay listening');
         this.emit('listening', bound);
         resolve(bound);
@@ -177,12 +185,11 @@ export class RelayServer extends EventEmitter<RelayEvents> {
     if (this.presenceTimer) clearTimeout(this.presenceTimer);
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     if (this.stallTimer) clearInterval(this.stallTimer);
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     const server = this.server;
     const serverClosed = server
       ? new Promise<void>((resolve) => server.close(() => resolve()))
       : Promise.resolve();
-    const shutdownFrame =
-      this.connections.size > 0 ? this.frames.error('ShuttingDown', reason, true) : undefined;
     const sockets = [...this.connections].map(
       (c) =>
         new Promise<void>((resolve) =>
@@ -190,7 +197,15 @@ export class RelayServer extends EventEmitter<RelayEvents> {
         ),
     );
     for (const c of [...this.connections]) {
-      this.guard(c, () => this.drop(c, 'shutdown', c.state === 'hello' ? undefined : shutdownFrame));
+      this.guard(c, () =>
+        this.drop(
+          c,
+          'shutdown',
+          c.state === 'hello'
+            ? undefined
+            : this.frames.error(this.sessionOf(c), 'ShuttingDown', reason, true),
+        ),
+      );
     }
     await Promise.all([serverClosed, ...sockets]);
     this.members.clear();
@@ -314,7 +329,12 @@ export class RelayServer extends EventEmitter<RelayEvents> {
     socket.once('close', () => this.refusing--);
     // The explanation needs the link up; a peer that never finishes the handshake gets none.
     socket.once('secure', () =>
-      socket.end(Buffer.concat([this.frames.refusalHelloFrame(), this.frames.error(code, message, true)])),
+      socket.end(
+        Buffer.concat([
+          this.frames.refusalHelloFrame(),
+          this.frames.error(this.frames.refusalSession, code, message, true),
+        ]),
+      ),
     );
     setTimeout(() => socket.destroy(), this.limits.closeLingerMs + this.limits.authTimeoutMs).unref();
   }
@@ -331,6 +351,7 @@ export class RelayServer extends EventEmitter<RelayEvents> {
       return;
     }
     const now = performance.now();
+    conn.liveness?.received(now);
     for (const payload of payloads) {
       if (!conn.open) break;
       this.counters.framesReceived++;
@@ -408,6 +429,11 @@ export class RelayServer extends EventEmitter<RelayEvents> {
     conn.certificate = cert;
     conn.state = 'member';
     conn.decoder.maxFrameBytes = this.limits.maxFrameBytes;
+    conn.liveness = new Liveness(
+      { intervalMs: this.limits.heartbeatIntervalMs, timeoutMs: this.limits.heartbeatTimeoutMs },
+      performance.now(),
+    );
+    conn.heartbeatFrame = this.frames.heartbeat(this.sessionOf(conn));
     if (conn.authTimer) clearTimeout(conn.authTimer);
     conn.authTimer = undefined;
     const previous = this.members.get(cert.name);
@@ -461,6 +487,13 @@ export class RelayServer extends EventEmitter<RelayEvents> {
         case 'cert-request':
           this.answerCertRequest(conn, header);
           return;
+        case 'heartbeat': {
+          const { session } = decodeBody('HEARTBEAT', header.body);
+          if (!conn.challenge || !session.equals(conn.challenge)) {
+            throw new RelayRefusal('NotAllowed', 'HEARTBEAT for another session');
+          }
+          return;
+        }
         case 'disconnect':
           this.verifyOwn(conn, header);
           decodeBody('DISCONNECT', header.body);
@@ -539,7 +572,7 @@ export class RelayServer extends EventEmitter<RelayEvents> {
         certificates.push({ name, certificate: this.identity.certificate.der });
       else unknown.push(name);
     }
-    this.frames.certResponse(certificates, unknown).then(
+    this.frames.certResponse(this.sessionOf(conn), certificates, unknown).then(
       (frame) => this.guard(conn, () => conn.state === 'member' && this.send(conn, frame)),
       (err: unknown) =>
         this.log.error(
@@ -563,8 +596,9 @@ export class RelayServer extends EventEmitter<RelayEvents> {
     this.lastPresenceAt = performance.now();
     this.version++;
     const members = this.memberList();
-    const frame = this.frames.presence(this.version, members);
-    for (const c of this.members.values()) this.send(c, frame);
+    // One signature per member: each PRESENCE is bound to its receiver's session.
+    for (const c of this.members.values())
+      this.send(c, this.frames.presence(this.sessionOf(c), this.version, members));
     this.log.info(
       { event: 'presence', version: this.version, members: members.length },
       'membership changed',
@@ -638,6 +672,25 @@ export class RelayServer extends EventEmitter<RelayEvents> {
     }
   }
 
+  /** Heartbeats to quiet members; members whose host went silent are dropped. */
+  private checkLiveness(): void {
+    const now = performance.now();
+    for (const c of this.memberArray) {
+      const verdict = c.liveness?.tick(now);
+      if (!verdict || verdict.kind === 'ok' || !c.open) continue;
+      if (verdict.kind === 'send-heartbeat') {
+        if (c.heartbeatFrame) this.send(c, c.heartbeatFrame);
+        continue;
+      }
+      this.log.warn(
+        { event: 'heartbeat-timeout', conn: c.id, name: c.name, silentMs: Math.round(verdict.silentMs) },
+        'member went silent',
+      );
+      // Nobody is reading at the other end: no last ERROR, just free the slot.
+      this.guard(c, () => this.drop(c, 'heartbeat-timeout', undefined, true));
+    }
+  }
+
   /** Disconnects receivers that have not read anything for stallTimeoutMs while output waits. */
   private checkStalled(): void {
     const now = performance.now();
@@ -664,7 +717,12 @@ export class RelayServer extends EventEmitter<RelayEvents> {
       { event: 'refused', conn: conn.id, name: conn.name, code, fatal, reason: message },
       'refused',
     );
-    return this.frames.error(code, message, fatal);
+    return this.frames.error(this.sessionOf(conn), code, message, fatal);
+  }
+
+  /** The session relay frames for `conn` are bound to: its HELLO challenge, or the refusal HELLO's. */
+  private sessionOf(conn: RelayConnection): Buffer {
+    return conn.challenge ?? this.frames.refusalSession;
   }
 
   /** A refused frame: ERROR back, and the connection closes once it has made too many. */
@@ -731,5 +789,8 @@ function wholeInChunk(payload: Buffer, chunk: Buffer): boolean {
 }
 
 function refusalCode(code: ProtocolError['code']): RelayErrorCode {
-  return code === 'UnknownSender' ? 'SenderMismatch' : code;
+  if (code === 'UnknownSender') return 'SenderMismatch';
+  // The relay never checks sessions of what it receives; members do.
+  if (code === 'WrongSession') return 'BadFrame';
+  return code;
 }

@@ -40,6 +40,9 @@ export function must<T>(value: T | undefined | null, what = 'a value'): T {
   return value;
 }
 
+/** Well inside the relay's default heartbeat timeout (15 s), even on a loaded machine. */
+const HEARTBEAT_EVERY_MS = 3_000;
+
 const identityCache = new Map<string, LocalIdentity>();
 
 /** Loads a bundle once per test file (the PKCS#12 KDF is slow on purpose). */
@@ -65,6 +68,12 @@ export interface RawMemberOptions {
   link?: 'tls' | 'plain-tcp' | 'tls-no-cert' | 'tls-unchecked';
   /** Keep received frames (default true). Benchmarks count instead. */
   record?: boolean;
+  /**
+   * After login, send a HEARTBEAT this often, as real clients do when idle (default 3,000 ms, well
+   * inside the relay's default 15 s timeout); false = a member whose host went silent, which the
+   * relay drops at its heartbeat timeout.
+   */
+  heartbeatEveryMs?: number | false;
 }
 
 export class RawMember {
@@ -78,6 +87,7 @@ export class RawMember {
   received = 0;
   private waiters: (() => void)[] = [];
   private readonly record: boolean;
+  private readonly heartbeatEveryMs: number | false;
   private readonly checksRelay: boolean;
   onFrame: ((payload: Buffer) => void) | undefined;
   /** Called with each frame after it was recorded (relay frames verified, bodies decoded). */
@@ -91,6 +101,7 @@ export class RawMember {
     options: RawMemberOptions,
   ) {
     this.record = options.record ?? true;
+    this.heartbeatEveryMs = options.heartbeatEveryMs ?? HEARTBEAT_EVERY_MS;
     this.checksRelay = options.link === undefined || options.link === 'tls';
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
@@ -308,6 +319,16 @@ export class RawMember {
     await this.until(() => this.hello, 20_000, 'HELLO');
     this.sendPayload(this.connectionFrame());
     await this.waitFor('PRESENCE', (f) => f.body.members.some((m) => m.name === this.name));
+    if (this.heartbeatEveryMs !== false) this.startHeartbeats(this.heartbeatEveryMs);
+  }
+
+  private startHeartbeats(everyMs: number): void {
+    const frame = this.seal('HEARTBEAT', '', { session: must(this.hello, 'HELLO').challenge });
+    const timer = setInterval(() => {
+      if (!this.closed && this.socket.writable) this.sendPayload(frame);
+    }, everyMs);
+    timer.unref();
+    this.socket.once('close', () => clearInterval(timer));
   }
 
   /** A frame from this member (sender = own fingerprint unless overridden), signed with its key. */

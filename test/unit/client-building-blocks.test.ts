@@ -4,6 +4,8 @@ import {
   checkOutgoingText,
   decodeChatPlaintext,
   encodeChatPlaintext,
+  MAX_TEXT_CHARS,
+  paddedLength,
 } from '../../src-main/client/chat-codec.js';
 import { EpochKeyring } from '../../src-main/client/epoch-keyring.js';
 import { ClientError } from '../../src-main/client/errors.js';
@@ -12,6 +14,7 @@ import { OrderedWriter } from '../../src-main/client/ordered-writer.js';
 import { Outbox } from '../../src-main/client/outbox.js';
 import { SequenceWindow } from '../../src-main/client/sequence-window.js';
 import { ProtocolError } from '../../src-main/core/protocol/errors.js';
+import { LIMITS } from '../../src-main/core/protocol/schemas.js';
 
 const G = 'c3'.repeat(32);
 const epochKey = (seed: number) =>
@@ -107,6 +110,32 @@ describe('chat codec', () => {
     expect(() => decodeChatPlaintext(Buffer.from([0xff, 0xfe]))).toThrow(ProtocolError);
     expect(() => checkOutgoingText('x'.repeat(16 * 1024 + 1))).toThrow(ClientError);
     expect(() => checkOutgoingText('')).toThrow(ClientError);
+  });
+
+  it('pads to size buckets so lengths leak only coarsely, and refuses a plaintext without the marker', () => {
+    const short = encodeChatPlaintext({ text: 'ok', sentAt: 1 });
+    const sentence = encodeChatPlaintext({
+      text: 'a sentence of about two hundred characters '.repeat(4),
+      sentAt: 1,
+    });
+    expect(short.length).toBe(256);
+    expect(sentence.length).toBe(256);
+    expect(encodeChatPlaintext({ text: 'x'.repeat(300), sentAt: 1 }).length).toBe(512);
+    expect([255, 256, 257, 70_000, 100_000].map(paddedLength)).toEqual([256, 512, 512, 81_920, 114_688]);
+    // The largest message there is still fits the wire's ciphertext bound once sealed (+16 tag).
+    const worst = encodeChatPlaintext({
+      text: '\u0001'.repeat(MAX_TEXT_CHARS),
+      sentAt: Number.MAX_SAFE_INTEGER,
+    });
+    expect(worst.length + 16).toBeLessThanOrEqual(LIMITS.chatCiphertextBytes);
+    expect(decodeChatPlaintext(worst).text).toHaveLength(MAX_TEXT_CHARS);
+    const unpadded = Buffer.from('{"text":"x","sentAt":1}');
+    expect(() => decodeChatPlaintext(unpadded)).toThrow(/padding/);
+    expect(() => decodeChatPlaintext(Buffer.alloc(256))).toThrow(/padding/);
+    expect(decodeChatPlaintext(Buffer.concat([unpadded, Buffer.from([0x80])]))).toEqual({
+      text: 'x',
+      sentAt: 1,
+    });
   });
 });
 

@@ -44,6 +44,7 @@ interface FromEngine {
 class ScriptedRelay {
   readonly received: FromEngine[] = [];
   private socket: Socket | undefined;
+  private session: Buffer | undefined;
   private readonly waiters = new Set<() => void>();
 
   private constructor(
@@ -89,12 +90,17 @@ class ScriptedRelay {
     );
   }
 
-  /** A relay-originated frame (HELLO carries the relay certificate, the rest its fingerprint). */
-  fromRelay<T extends MessageType>(type: T, body: BodyOf<T>, withCertificate = false): void {
+  /**
+   * A relay-originated frame (HELLO carries the relay certificate, the rest its fingerprint), bound
+   * to the session of the HELLO sent on this connection as the real relay binds them.
+   */
+  fromRelay<T extends MessageType>(type: T, body: Omit<BodyOf<T>, 'session'>, withCertificate = false): void {
     const sender = withCertificate
       ? { kind: 'certificate' as const, der: this.relay.certificate.der }
       : { kind: 'fingerprint' as const, fingerprint: this.relay.certificate.fingerprint };
-    this.write(sealMessage(type, sender, '', body, (d) => this.relay.sign(d)));
+    if (type === 'HELLO') this.session = (body as unknown as BodyOf<'HELLO'>).challenge;
+    const full = (type === 'HELLO' ? body : { session: this.session, ...body }) as BodyOf<T>;
+    this.write(sealMessage(type, sender, '', full, (d) => this.relay.sign(d)));
   }
 
   /** A member frame, as the real relay forwards it: signed end to end by `from`. */
@@ -193,7 +199,7 @@ afterEach(async () => {
   for (const c of cleanup.splice(0)) await c();
 });
 
-const presence = (version: number, ids: LocalIdentity[]): BodyOf<'PRESENCE'> => ({
+const presence = (version: number, ids: LocalIdentity[]): Omit<BodyOf<'PRESENCE'>, 'session'> => ({
   version,
   members: ids.map((i) => ({ name: i.name, fingerprint: i.certificate.fingerprintHex })),
 });

@@ -47,11 +47,13 @@ const BODY_ARBS: { [T in MessageType]: fc.Arbitrary<BodyOf<T>> } = {
   }),
   CONNECTION: fc.record({ challenge: bytesArb(32, 32), relayFingerprint: fpHexArb }),
   PRESENCE: fc.record({
+    session: bytesArb(32, 32),
     version: counterArb,
     members: fc.array(fc.record({ name: nameArb, fingerprint: fpHexArb }), { maxLength: 5 }),
   }),
   CERT_REQUEST: fc.record({ names: fc.array(nameArb, { minLength: 1, maxLength: 5 }) }),
   CERT_RESPONSE: fc.record({
+    session: bytesArb(32, 32),
     certificates: fc.array(fc.record({ name: nameArb, certificate: bytesArb(1, 900) }), { maxLength: 3 }),
     unknown: fc.array(nameArb, { maxLength: 3 }),
   }),
@@ -76,6 +78,7 @@ const BODY_ARBS: { [T in MessageType]: fc.Arbitrary<BodyOf<T>> } = {
   }),
   DISCONNECT: fc.record({ reason: fc.string({ maxLength: 100, unit: 'binary' }) }),
   ERROR: fc.record({
+    session: bytesArb(32, 32),
     code: fc.constantFrom(...ERROR_CODES),
     message: fc.string({ maxLength: 250, unit: 'binary' }), // <= 500 UTF-16 units
     fatal: fc.boolean(),
@@ -84,6 +87,7 @@ const BODY_ARBS: { [T in MessageType]: fc.Arbitrary<BodyOf<T>> } = {
     minEpoch: epochArb,
     reason: fc.constantFrom('requested' as const, 'stale-epoch' as const, 'key-missing' as const),
   }),
+  HEARTBEAT: fc.record({ session: bytesArb(32, 32) }),
 };
 
 const ALL_TYPES = Object.keys(MESSAGE_TYPES) as MessageType[];

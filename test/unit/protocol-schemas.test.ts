@@ -17,16 +17,21 @@ const hex64 = 'ab'.repeat(32);
 const VALID: Record<MessageType, Record<string, unknown>> = {
   HELLO: { challenge: b64(32), relay: 'relay', maxFrameBytes: 1048576 },
   CONNECTION: { challenge: b64(32), relayFingerprint: hex64 },
-  PRESENCE: { version: 3, members: [{ name: 'alice', fingerprint: hex64 }] },
+  PRESENCE: { session: b64(32, 5), version: 3, members: [{ name: 'alice', fingerprint: hex64 }] },
   CERT_REQUEST: { names: ['alice', 'bob'] },
-  CERT_RESPONSE: { certificates: [{ name: 'alice', certificate: b64(700) }], unknown: ['zed'] },
+  CERT_RESPONSE: {
+    session: b64(32, 5),
+    certificates: [{ name: 'alice', certificate: b64(700) }],
+    unknown: ['zed'],
+  },
   NONCE_REQUEST: { epoch: 1, membershipVersion: 0, members: ['alice', 'bob'], challenge: b64(256) },
   NONCE_RESPONSE: { epoch: 1, sealed: b64(256) },
   KEY_DISTRIBUTION: { epoch: 2, wrappedKey: b64(256), iv: b64(12), ciphertext: b64(300) },
   ENCRYPTED_TEXT: { epoch: 2, seq: 1, iv: b64(12), ciphertext: b64(40) },
   DISCONNECT: { reason: 'bye' },
-  ERROR: { code: 'RateLimited', message: 'slow down', fatal: false },
+  ERROR: { session: b64(32, 5), code: 'RateLimited', message: 'slow down', fatal: false },
   REKEY_REQUEST: { minEpoch: 4, reason: 'stale-epoch' },
+  HEARTBEAT: { session: b64(32, 5) },
 };
 const TYPES = Object.keys(VALID) as MessageType[];
 

@@ -5,7 +5,9 @@ export type ProtocolErrorCode =
   | 'UnknownType'
   | 'BadSignature'
   | 'SchemaViolation'
-  | 'UnknownSender';
+  | 'UnknownSender'
+  /** A relay-signed frame bound to another session than this connection's. */
+  | 'WrongSession';
 
 /**
  * The only error the protocol layer throws. `fatal` says whether the byte stream is lost

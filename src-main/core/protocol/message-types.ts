@@ -1,4 +1,4 @@
-/** Wire codes of the v1 message types. Codes are never reused. */
+/** Wire codes of the message types. Codes are never reused. */
 export const MESSAGE_TYPES = {
   HELLO: 1,
   CONNECTION: 2,
@@ -12,6 +12,7 @@ export const MESSAGE_TYPES = {
   DISCONNECT: 10,
   ERROR: 11,
   REKEY_REQUEST: 12,
+  HEARTBEAT: 13,
 } as const;
 
 export type MessageType = keyof typeof MESSAGE_TYPES;

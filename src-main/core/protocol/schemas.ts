@@ -57,6 +57,12 @@ export const FingerprintHex = z
   .regex(/^[0-9a-f]{64}$/, 'must be a lowercase hex SHA-256 fingerprint');
 export const Epoch = z.number().int().min(1).max(Number.MAX_SAFE_INTEGER);
 export const Counter = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+/**
+ * The HELLO challenge of the session a relay-signed frame belongs to: a frame signed for one
+ * session (an ERROR obtained by a junk login, a PRESENCE from before a restart) is refused in any
+ * other.
+ */
+export const Session = bytes({ exact: 32 });
 
 export const ERROR_CODES = [
   'BadFrame',
@@ -96,6 +102,7 @@ export const BODY_SCHEMAS = {
     relayFingerprint: FingerprintHex,
   }),
   PRESENCE: z.strictObject({
+    session: Session,
     version: Counter,
     members: z.array(z.strictObject({ name: IdentityName, fingerprint: FingerprintHex })).max(LIMITS.members),
   }),
@@ -103,6 +110,7 @@ export const BODY_SCHEMAS = {
     names: z.array(IdentityName).min(1).max(LIMITS.members),
   }),
   CERT_RESPONSE: z.strictObject({
+    session: Session,
     certificates: z
       .array(
         z.strictObject({ name: IdentityName, certificate: bytes({ max: LIMITS.certificateBytes, min: 1 }) }),
@@ -136,6 +144,7 @@ export const BODY_SCHEMAS = {
     reason: z.string().max(LIMITS.reasonChars),
   }),
   ERROR: z.strictObject({
+    session: Session,
     code: z.enum(ERROR_CODES),
     message: z.string().max(LIMITS.errorMessageChars),
     fatal: z.boolean(),
@@ -144,6 +153,8 @@ export const BODY_SCHEMAS = {
     minEpoch: Epoch,
     reason: z.enum(['requested', 'stale-epoch', 'key-missing']),
   }),
+  /** Either direction, when nothing else was sent for a while: "still here" (core/link/liveness.ts). */
+  HEARTBEAT: z.strictObject({ session: Session }),
 } satisfies Record<MessageType, z.ZodType>;
 
 export type BodyOf<T extends MessageType> = z.output<(typeof BODY_SCHEMAS)[T]>;

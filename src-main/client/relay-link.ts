@@ -1,0 +1,87 @@
+/**
+ * What a member makes of the relay's own frames beyond their signature: which session they are
+ * bound to, what an ERROR means for the session, and the heartbeat driver of the link.
+ */
+import { Liveness, type LivenessOptions } from '../core/link/liveness.js';
+import { ProtocolError } from '../core/protocol/errors.js';
+import type { BodyOf } from '../core/protocol/schemas.js';
+
+/**
+ * A relay frame counts only in the session it was signed for. Without this, a signed ERROR that an
+ * anonymous junk login obtained, or a PRESENCE recorded before a relay restart, could be replayed
+ * into a member's stream.
+ */
+export function checkSession(type: string, bound: Buffer, own: Buffer | undefined): void {
+  if (!own || !bound.equals(own)) {
+    throw new ProtocolError('WrongSession', `${type} signed for another session refused`);
+  }
+}
+
+export type RelayErrorVerdict =
+  /** Retrying would meet the same refusal: stop (Failed). */
+  | { kind: 'terminal' }
+  /** The relay ends this connection; connect again after `atLeastMs` (0 = the usual backoff). */
+  | { kind: 'reconnect'; atLeastMs: number }
+  /** One frame refused; the session goes on. */
+  | { kind: 'report' };
+
+/** Before login, refusals of who we are (our certificate, our proof) end the story. */
+const TERMINAL_BEFORE_LOGIN = new Set(['AuthFailed', 'CertificateRejected']);
+/** After login, only these end it, and only when bound to this session (checked before). */
+const TERMINAL_AFTER_LOGIN = new Set(['Replaced']);
+
+export function classifyRelayError(body: BodyOf<'ERROR'>, authenticated: boolean): RelayErrorVerdict {
+  const terminal = authenticated ? TERMINAL_AFTER_LOGIN : TERMINAL_BEFORE_LOGIN;
+  if (terminal.has(body.code)) return { kind: 'terminal' };
+  if (body.fatal) return { kind: 'reconnect', atLeastMs: 0 };
+  return { kind: 'report' };
+}
+
+export interface HeartbeatPorts {
+  now(): number;
+  setInterval(fn: () => void, ms: number): () => void;
+  /** Writes this session's HEARTBEAT frame. */
+  sendHeartbeat(): void;
+  /** The relay went silent: close the connection with this reason. */
+  relaySilent(reason: string): void;
+}
+
+/** Runs Liveness for one logged-in session: started at login, stopped when the session ends. */
+export class LinkHeartbeat {
+  private readonly liveness: Liveness;
+  private readonly cancel: () => void;
+  private stopped = false;
+
+  constructor(
+    options: LivenessOptions,
+    private readonly ports: HeartbeatPorts,
+  ) {
+    this.liveness = new Liveness(options, ports.now());
+    this.cancel = ports.setInterval(() => this.tick(), this.liveness.tickMs);
+  }
+
+  received(): void {
+    this.liveness.received(this.ports.now());
+  }
+
+  sent(): void {
+    this.liveness.sent(this.ports.now());
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.cancel();
+  }
+
+  private tick(): void {
+    if (this.stopped) return; // a tick already queued when the session ended
+    const verdict = this.liveness.tick(this.ports.now());
+    if (verdict.kind === 'send-heartbeat') this.ports.sendHeartbeat();
+    else if (verdict.kind === 'peer-gone') {
+      this.stop();
+      this.ports.relaySilent(
+        `Relay not responding: nothing received for ${Math.round(verdict.silentMs / 1000)} s`,
+      );
+    }
+  }
+}

@@ -1,0 +1,130 @@
+/** Heartbeat state machine and its client driver, with fake time; relay ERROR classification. */
+import { describe, expect, it } from 'vitest';
+import { DEFAULT_LIVENESS, Liveness } from '../../src-main/core/link/liveness.js';
+import { checkSession, classifyRelayError, LinkHeartbeat } from '../../src-main/client/relay-link.js';
+import { ProtocolError } from '../../src-main/core/protocol/errors.js';
+import type { BodyOf } from '../../src-main/core/protocol/schemas.js';
+
+describe('Liveness', () => {
+  it('asks for a heartbeat after the interval without sending, and declares the peer gone at the timeout', () => {
+    const l = new Liveness({ intervalMs: 5000, timeoutMs: 15_000 }, 0);
+    expect(l.tick(4999).kind).toBe('ok');
+    expect(l.tick(5000).kind).toBe('send-heartbeat');
+    expect(l.tick(5001).kind).toBe('ok'); // counted as sent
+    l.received(9000);
+    expect(l.tick(23_999).kind).toBe('send-heartbeat');
+    expect(l.tick(24_000)).toEqual({ kind: 'peer-gone', silentMs: 15_000 });
+  });
+
+  it('sending or receiving resets the matching clock only', () => {
+    const l = new Liveness({ intervalMs: 100, timeoutMs: 300 }, 0);
+    l.sent(90);
+    expect(l.tick(150).kind).toBe('ok');
+    l.received(250);
+    expect(l.tick(540).kind).toBe('send-heartbeat');
+    expect(l.tick(549).kind).toBe('ok');
+    expect(l.tick(550).kind).toBe('peer-gone');
+  });
+
+  it('refuses a timeout not longer than the interval; ticks often enough for the 20 s bound', () => {
+    expect(() => new Liveness({ intervalMs: 100, timeoutMs: 100 }, 0)).toThrow(RangeError);
+    const l = new Liveness(DEFAULT_LIVENESS, 0);
+    expect(DEFAULT_LIVENESS.timeoutMs + l.tickMs).toBeLessThanOrEqual(20_000);
+  });
+});
+
+describe('LinkHeartbeat (client driver)', () => {
+  function harness(): {
+    clock: { t: number };
+    fire: () => void;
+    sent: number[];
+    silent: string[];
+    hb: LinkHeartbeat;
+    cancelled: () => boolean;
+  } {
+    const clock = { t: 0 };
+    let tick: (() => void) | undefined;
+    let cancelled = false;
+    const sent: number[] = [];
+    const silent: string[] = [];
+    const hb = new LinkHeartbeat(DEFAULT_LIVENESS, {
+      now: () => clock.t,
+      setInterval: (fn) => {
+        tick = fn;
+        return () => (cancelled = true);
+      },
+      sendHeartbeat: () => sent.push(clock.t),
+      relaySilent: (reason) => silent.push(reason),
+    });
+    return { clock, fire: () => tick?.(), sent, silent, hb, cancelled: () => cancelled };
+  }
+
+  it('heartbeats an idle link every interval and reports a silent relay once, in plain words', () => {
+    const h = harness();
+    for (let t = 0; t <= 20_000; t += 1000) {
+      h.clock.t = t;
+      if (t <= 12_000) h.hb.received();
+      h.fire();
+    }
+    expect(h.sent).toEqual([5000, 10_000, 15_000, 20_000]);
+    expect(h.silent).toEqual([]);
+    for (let t = 21_000; t <= 30_000; t += 1000) {
+      h.clock.t = t;
+      h.fire();
+    }
+    expect(h.silent).toEqual(['Relay not responding: nothing received for 15 s']);
+    expect(h.cancelled()).toBe(true);
+  });
+
+  it('does not heartbeat while the member sends anyway', () => {
+    const h = harness();
+    for (let t = 0; t <= 30_000; t += 1000) {
+      h.clock.t = t;
+      h.hb.sent();
+      h.hb.received();
+      h.fire();
+    }
+    expect(h.sent).toEqual([]);
+    expect(h.silent).toEqual([]);
+  });
+});
+
+describe('relay frames and errors', () => {
+  const error = (code: BodyOf<'ERROR'>['code'], fatal: boolean): BodyOf<'ERROR'> => ({
+    session: Buffer.alloc(32),
+    code,
+    message: 'm',
+    fatal,
+  });
+
+  it('after login only Replaced ends the session; other fatal errors reconnect; the rest are reported', () => {
+    expect(classifyRelayError(error('Replaced', true), true).kind).toBe('terminal');
+    expect(classifyRelayError(error('AuthFailed', true), true).kind).toBe('reconnect');
+    expect(classifyRelayError(error('CertificateRejected', false), true).kind).toBe('report');
+    expect(classifyRelayError(error('SlowConsumer', true), true).kind).toBe('reconnect');
+    expect(classifyRelayError(error('NotAllowed', false), true).kind).toBe('report');
+  });
+
+  it('before login a refused certificate or proof is terminal; a spent budget is not', () => {
+    expect(classifyRelayError(error('CertificateRejected', true), false).kind).toBe('terminal');
+    expect(classifyRelayError(error('AuthFailed', false), false).kind).toBe('terminal');
+    expect(classifyRelayError(error('RateLimited', true), false).kind).toBe('reconnect');
+    expect(classifyRelayError(error('ServerFull', true), false).kind).toBe('reconnect');
+  });
+
+  it('a frame bound to another session, or before HELLO, is WrongSession', () => {
+    const own = Buffer.alloc(32, 1);
+    expect(() => checkSession('ERROR', Buffer.alloc(32, 1), own)).not.toThrow();
+    for (const [bound, mine] of [
+      [Buffer.alloc(32, 2), own],
+      [own, undefined],
+    ] as const) {
+      try {
+        checkSession('ERROR', bound, mine);
+        expect.unreachable();
+      } catch (err) {
+        expect((err as ProtocolError).code).toBe('WrongSession');
+      }
+    }
+  });
+});
