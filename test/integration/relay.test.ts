@@ -2,7 +2,7 @@
  * The relay as a real child process over TCP on 127.0.0.1: login, PRESENCE, CERT_REQUEST,
  * routing of every member message type, replacement of a duplicate login, shutdown.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -271,6 +271,33 @@ describe('relay: command line', { timeout: 60_000 }, () => {
     const none = run(['--bundle', group.relayBundle, '--port', '0'], {});
     expect(none.status).toBe(2);
     expect(none.stderr).toMatch(/SECURECHAT_PASSWORD/);
+  });
+
+  it('exits 0 on a SIGTERM sent the moment `listening on` is printed', async () => {
+    // The window this guards: a relay that printed the line before its handlers existed was killed
+    // by the signal's default action. Several runs, the signal sent from the data callback itself.
+    for (let run = 0; run < 4; run++) {
+      const child = spawn(process.execPath, [CLI, 'relay', '--bundle', group.relayBundle, '--port', '0'], {
+        env: { ...process.env, SECURECHAT_PASSWORD: TEST_PASSWORD },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let out = '';
+      let err = '';
+      child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+      child.stdout.setEncoding('utf8').on('data', (d: string) => {
+        const before = out;
+        out += d;
+        if (!before.includes('\n') && out.includes('\n')) child.kill('SIGTERM');
+      });
+      const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) =>
+        child.once('close', (c, s) => resolve([c, s])),
+      );
+      expect({ code, signal, out }, err).toEqual({
+        code: 0,
+        signal: null,
+        out: expect.stringMatching(/^listening on 127\.0\.0\.1:\d+\n$/),
+      });
+    }
   });
 
   it('reads the password from --password-file', async () => {

@@ -93,26 +93,47 @@ export async function run(argv: string[]): Promise<number> {
   } catch (err) {
     throw new CliError((err as Error).message, 2);
   }
+  // The signal handlers come before listening: once `listening on` is printed, whoever started the
+  // relay may stop it at once, and a signal that arrives before a handler exists kills the process
+  // with the default action (no ShuttingDown for members, no exit 0).
+  const stopSignal = stopOnSignal();
   let address;
   try {
     address = await relay.listen({ host: values.host, port });
   } catch (err) {
+    stopSignal.dispose();
     throw new CliError(`cannot listen on ${values.host}:${port}: ${(err as Error).message}`);
   }
   process.stdout.write(`listening on ${formatHost(address.host)}:${address.port}\n`);
 
-  return new Promise<number>((resolve) => {
-    const stop = (signal: string): void => {
-      logger.info({ event: 'signal', signal }, 'stopping');
-      relay.close(`the relay is shutting down (${signal})`).then(
-        () => resolve(0),
-        (err: unknown) => {
-          logger.error({ event: 'internal-error', err: String(err) }, 'shutdown failed');
-          resolve(1);
-        },
-      );
+  const signal = await stopSignal.received;
+  logger.info({ event: 'signal', signal }, 'stopping');
+  try {
+    await relay.close(`the relay is shutting down (${signal})`);
+    return 0;
+  } catch (err) {
+    logger.error({ event: 'internal-error', err: String(err) }, 'shutdown failed');
+    return 1;
+  }
+}
+
+/**
+ * Resolves with the first SIGINT or SIGTERM from the moment it is called. The handlers go with it:
+ * a second signal while the relay is closing ends the process at once, the usual way out of a stuck
+ * shutdown.
+ */
+function stopOnSignal(): { received: Promise<NodeJS.Signals>; dispose(): void } {
+  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM'];
+  let onSignal: (signal: NodeJS.Signals) => void = () => undefined;
+  const dispose = (): void => {
+    for (const s of signals) process.off(s, onSignal);
+  };
+  const received = new Promise<NodeJS.Signals>((resolve) => {
+    onSignal = (signal) => {
+      dispose();
+      resolve(signal);
     };
-    process.once('SIGINT', () => stop('SIGINT'));
-    process.once('SIGTERM', () => stop('SIGTERM'));
   });
+  for (const s of signals) process.on(s, onSignal);
+  return { received, dispose };
 }
