@@ -69,7 +69,8 @@ export async function startRelay(
   );
   let stderr = '';
   proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  // 'close' (stdio drained), not 'exit', as for ChatProcess.
+  const exited = new Promise<number | null>((resolve) => proc.once('close', (code) => resolve(code)));
   const address = await new Promise<string>((resolve, reject) => {
     const rl = createInterface({ input: proc.stdout });
     rl.once('line', (line) => {
@@ -114,7 +115,9 @@ export class ChatProcess {
     readonly name: string,
     readonly proc: ChildProcessWithoutNullStreams,
   ) {
-    this.exited = new Promise((resolve) => proc.once('exit', (code) => resolve(code)));
+    // 'close', not 'exit': 'exit' can come before the last stdout lines are read, and tests check
+    // the final state and errors as soon as the process has exited.
+    this.exited = new Promise((resolve) => proc.once('close', (code) => resolve(code)));
     createInterface({ input: proc.stdout }).on('line', (line) => {
       try {
         const parsed: unknown = JSON.parse(line);

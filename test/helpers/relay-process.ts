@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { TEST_PASSWORD } from './group.js';
+import { Waiters } from './waiters.js';
 
 export const CLI = join(process.cwd(), 'out', 'node', 'src-main', 'cli', 'main.js');
 
@@ -17,6 +18,15 @@ export interface RelayProcess {
   stdout(): string;
   /** Parsed JSON log lines from stderr. */
   logs(): Record<string, unknown>[];
+  /**
+   * Resolves once a log line matching `predicate` has been read. stderr is its own pipe: a line the
+   * relay wrote before a frame can still be unread when the frame arrives, so wait, never just look.
+   */
+  waitForLog(
+    predicate: (line: Record<string, unknown>) => boolean,
+    what: string,
+    timeoutMs?: number,
+  ): Promise<void>;
   /** Resident set size of the relay process, from /proc (MiB). */
   rssMiB(): number;
   alive(): boolean;
@@ -36,8 +46,11 @@ export async function startRelay(
   let out = '';
   let err = '';
   let exitCode: number | null | undefined;
+  const logWaiters = new Waiters();
+  // 'close', not 'exit': 'exit' can come before the last stdout/stderr bytes are read, and tests
+  // read the logs right after the relay exits.
   const exited = new Promise<number | null>((resolve) =>
-    child.on('exit', (code) => {
+    child.on('close', (code) => {
       exitCode = code;
       resolve(code);
     }),
@@ -45,7 +58,10 @@ export async function startRelay(
   const { stdout, stderr } = child;
   if (!stdout || !stderr) throw new Error('relay child without pipes');
   stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-  stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+  stderr.setEncoding('utf8').on('data', (d: string) => {
+    err += d;
+    logWaiters.notify();
+  });
   const address = await new Promise<{ host: string; port: number }>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`relay did not start: ${err}`)), timeoutMs);
     const check = (): void => {
@@ -61,15 +77,24 @@ export async function startRelay(
       reject(new Error(`relay exited with ${code} before listening: ${err}`));
     });
   });
+  // Only complete lines: a chunk can end mid-line.
+  const logs = (): Record<string, unknown>[] =>
+    err
+      .split('\n')
+      .slice(0, -1)
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
   return {
     child,
     ...address,
     stdout: () => out,
-    logs: () =>
-      err
-        .split('\n')
-        .filter((l) => l.startsWith('{'))
-        .map((l) => JSON.parse(l) as Record<string, unknown>),
+    logs,
+    waitForLog: (predicate, what, logTimeoutMs = 20_000) =>
+      logWaiters.until(
+        () => logs().some(predicate),
+        logTimeoutMs,
+        () => `relay: timed out waiting for the log line ${what}; stderr: ${err.slice(-2000)}`,
+      ),
     rssMiB: () => {
       const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
       const kb = Number(/VmRSS:\s+(\d+)\s+kB/.exec(status)?.[1]);

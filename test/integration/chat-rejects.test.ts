@@ -176,7 +176,9 @@ describe('typed rejects', () => {
       ca: (g.identities.alice as LocalIdentity).ca,
       privateKeyPem: cred.privateKeyPem,
     });
-    const m = new TestMember(impostor, r.port);
+    // A fixed reconnect delay bound, so that "no retry" can be checked without guessing a time.
+    const retryBoundMs = 50;
+    const m = new TestMember(impostor, r.port, { backoff: { initialMs: retryBoundMs, maxMs: retryBoundMs } });
     running.push(m);
     m.engine.start();
     await m.waitFor(() => m.engine.state === 'Failed', 'Failed');
@@ -184,9 +186,13 @@ describe('typed rejects', () => {
     expect(m.of('key')).toEqual([]);
     expect(m.keys.size).toBe(0);
     expect(alice.lastKey()?.members).toEqual(['alice', 'bob']);
-    // Failed means no retry.
+    // Failed means no retry. A retry is scheduled when the connection closes, that is before the
+    // Failed event was seen, for at most retryBoundMs. Node runs timers in order of their due time,
+    // so a timer set now for longer runs after any such retry would have started (and connecting is
+    // a state event, emitted synchronously): an ordering, not a guess at how long a retry takes.
     const states = m.of('state').length;
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    await new Promise((resolve) => setTimeout(resolve, retryBoundMs + 1));
     expect(m.of('state').length).toBe(states);
+    expect(m.engine.state).toBe('Failed');
   });
 });

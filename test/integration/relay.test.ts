@@ -40,9 +40,10 @@ afterAll(async () => {
 });
 
 describe('relay: sessions', { timeout: 120_000 }, () => {
-  it('prints exactly one listening line on stdout and logs JSON on stderr', () => {
+  it('prints exactly one listening line on stdout and logs JSON on stderr', async () => {
     expect(relay.stdout()).toBe(`listening on 127.0.0.1:${relay.port}\n`);
-    expect(relay.logs().some((l) => l.event === 'listening')).toBe(true);
+    // Logged before the stdout line, but stderr is another pipe: it may not have been read yet.
+    await relay.waitForLog((l) => l.event === 'listening', 'listening');
   });
 
   it('sends a HELLO signed by a relay certificate of the group, with a fresh challenge', async () => {
@@ -156,7 +157,13 @@ describe('relay: routing', { timeout: 120_000 }, () => {
       10_000,
       'targeted frames',
     );
-    // Carol saw none of them; alice got no ERROR.
+    // Carol saw none of them; alice got no ERROR. The relay handles a connection's frames in order
+    // and writes each socket in order: once carol has alice's marker, anything of alice's routed to
+    // carol before it has arrived too; once alice has carol's (sent after bob had everything), any
+    // ERROR the relay answered alice's frames with has arrived.
+    const aliceMarker = alice.seal('ENCRYPTED_TEXT', '', chatBody(8));
+    alice.sendPayload(aliceMarker);
+    await carol.until(() => carol.frames.some((f) => f.raw.equals(aliceMarker)), 10_000, 'alice marker');
     const marker = carol.seal('ENCRYPTED_TEXT', '', chatBody(9));
     carol.sendPayload(marker);
     await alice.until(() => alice.frames.some((f) => f.raw.equals(marker)), 10_000, 'marker');
@@ -185,6 +192,10 @@ describe('relay: routing', { timeout: 120_000 }, () => {
     bob.sendPayload(fake);
     const err = await bob.waitForError('NotAllowed');
     expect(err.body.fatal).toBe(false);
+    // A marker from bob after it: had the fake been forwarded, alice would have it by then.
+    const marker = bob.seal('ENCRYPTED_TEXT', '', chatBody(10));
+    bob.sendPayload(marker);
+    await alice.until(() => alice.frames.some((f) => f.raw.equals(marker)), 10_000, 'marker');
     expect(alice.frames.some((f) => f.raw.equals(fake))).toBe(false);
   });
 });

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_LIVENESS, Liveness } from '../../src-main/core/link/liveness.js';
 import { checkSession, classifyRelayError, LinkHeartbeat } from '../../src-main/client/relay-link.js';
-import { ProtocolError } from '../../src-main/core/protocol/errors.js';
+import type { ProtocolError } from '../../src-main/core/protocol/errors.js';
 import type { BodyOf } from '../../src-main/core/protocol/schemas.js';
 
 describe('Liveness', () => {
