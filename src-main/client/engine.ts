@@ -131,7 +131,10 @@ export class ChatEngine implements ChatEngineApi {
       send: (type, target, body) => this.sendControl(type, target, body),
       heldEpoch: () => this.keyring.highestEpoch,
       onKey: (key) => this.installKey(key),
-      onProblem: (message) => this.emitError('KeyEstablishment', message),
+      onProblem: (message, code) => this.emitError(code, message),
+      initialHighestEpoch: this.o.epochStore.load(),
+      persistEpoch: (epoch) => this.o.epochStore.save(epoch),
+      now: this.o.now,
     });
   }
 

@@ -14,6 +14,34 @@ export interface UnsafeTestHooks {
   onGroupKey?(epoch: number, key: Buffer): void;
 }
 
+/**
+ * Where the highest epoch this member has seen is kept across restarts, so that epoch numbers
+ * never repeat (DESIGN.md §10.2). The CLI and the app pass a MemberStateStore
+ * (state/member-store.ts); tests may pass an in-memory one.
+ */
+export interface EpochStore {
+  /** The highest epoch saved before (0 = none). */
+  load(): number;
+  /**
+   * Saves `epoch` if it is above the saved one (never lowers it); durable when it returns. The
+   * engine calls it before it uses a new epoch; a throw means the epoch is not used.
+   */
+  save(epoch: number): void;
+}
+
+/** An EpochStore that lives as long as the process (the default: nothing survives a restart). */
+export class MemoryEpochStore implements EpochStore {
+  constructor(private highest = 0) {}
+
+  load(): number {
+    return this.highest;
+  }
+
+  save(epoch: number): void {
+    this.highest = Math.max(this.highest, epoch);
+  }
+}
+
 export interface ChatEngineOptions {
   identity: LocalIdentity;
   relay: RelayAddress;
@@ -41,6 +69,10 @@ export interface ChatEngineOptions {
   sequenceWindow?: number;
   /** The largest frame accepted from the relay. */
   maxFrameBytes?: number;
+  /** Keeps the highest epoch seen across restarts (default: in memory only). */
+  epochStore?: EpochStore;
+  /** Clock (ms) for the REKEY_REQUEST rate limit; tests inject a fake one. */
+  now?: () => number;
   unsafeTestHooks?: UnsafeTestHooks;
 }
 
@@ -65,6 +97,8 @@ export function resolveOptions(o: ChatEngineOptions): ResolvedOptions {
     writeHighWaterBytes: o.writeHighWaterBytes ?? 1024 * 1024,
     sequenceWindow: o.sequenceWindow ?? DEFAULT_SEQUENCE_WINDOW,
     maxFrameBytes: o.maxFrameBytes ?? 1024 * 1024,
+    epochStore: o.epochStore ?? new MemoryEpochStore(),
+    now: o.now ?? Date.now,
     unsafeTestHooks: o.unsafeTestHooks,
   };
 }
