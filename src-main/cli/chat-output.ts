@@ -81,3 +81,47 @@ export function humanLine(e: EngineEvent, self: string): Line | undefined {
       return undefined;
   }
 }
+
+/** After this many failed attempts in a row, the human output says so once and stops repeating. */
+export const UNREACHABLE_HINT_AFTER = 5;
+
+/**
+ * Watches reconnect attempts that never reach the relay: after `after` of them in a row it asks
+ * for one hint ("check the address") and, in human mode, quiets the Connecting / Reconnecting line
+ * of each further attempt unless its reason differs from the last one shown. Pure state: the
+ * caller prints. Reaching a session (CertExchange or later) starts the count again.
+ */
+export class UnreachableNotice {
+  private failures = 0;
+  private lastShownReason: string | undefined;
+
+  constructor(
+    private readonly address: string,
+    private readonly after = UNREACHABLE_HINT_AFTER,
+  ) {}
+
+  /** `hint`: a line for stderr, once per run of failures; `quiet`: leave the human line out. */
+  observe(e: EngineEvent): { hint?: string; quiet: boolean } {
+    if (e.event !== 'state') return { quiet: false };
+    if (e.state === 'Reconnecting') {
+      this.failures++;
+      if (this.failures < this.after) return { quiet: false };
+      if (this.failures === this.after) {
+        this.lastShownReason = e.reason;
+        return {
+          hint: `still unreachable after ${this.failures} tries; check the address (${this.address})${e.reason !== undefined ? `: ${e.reason}` : ''}`,
+          quiet: false,
+        };
+      }
+      if (e.reason === this.lastShownReason) return { quiet: true };
+      this.lastShownReason = e.reason;
+      return { quiet: false };
+    }
+    if (e.state === 'Connecting') return { quiet: this.failures >= this.after };
+    if (e.state !== 'Disconnecting' && e.state !== 'Disconnected' && e.state !== 'Failed') {
+      this.failures = 0;
+      this.lastShownReason = undefined;
+    }
+    return { quiet: false };
+  }
+}

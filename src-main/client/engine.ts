@@ -134,7 +134,10 @@ export class ChatEngine implements ChatEngineApi {
       send: (type, target, body) => this.sendControl(type, target, body),
       heldEpoch: () => this.keyring.highestEpoch,
       onKey: (key) => this.installKey(key),
-      onProblem: (message) => this.emitError('KeyEstablishment', message),
+      onProblem: (message, code) => this.emitError(code, message),
+      initialHighestEpoch: this.o.epochStore.load(),
+      persistEpoch: (epoch) => this.o.epochStore.save(epoch),
+      now: this.o.now,
     });
   }
 
@@ -736,7 +739,7 @@ export class ChatEngine implements ChatEngineApi {
 
   private onSignFailure(err: unknown, meta: WriteMeta): void {
     this.emitError(
-      'BadFrame',
+      'SignFailed',
       `signing ${meta.kind === 'chat' ? 'a message' : meta.type} failed: ${String(err)}`,
     );
     if (meta.kind === 'chat') this.outbox.unshiftAll([meta.message]);
@@ -828,7 +831,9 @@ export class ChatEngine implements ChatEngineApi {
       try {
         this.onChat(h.sender, h.body);
       } catch (err) {
-        this.emitError('SchemaViolation', (err as Error).message);
+        // The code of what failed (a plaintext schema, a ClientError …), not a guess.
+        const code = err instanceof ProtocolError || err instanceof ClientError ? err.code : 'BadFrame';
+        this.emitError(code, `held message from ${h.sender} refused: ${(err as Error).message}`);
       }
     }
   }

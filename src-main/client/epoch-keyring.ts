@@ -37,6 +37,8 @@ export class EpochKeyring {
   #current: EpochEntry | undefined;
   #previous: EpochEntry | undefined;
   readonly #retired = new Set<number>();
+  /** Never goes down: retiring or clearing keys must not let an epoch number be used twice. */
+  #highest = 0;
 
   constructor(
     private readonly groupId: string,
@@ -57,15 +59,16 @@ export class EpochKeyring {
     return this.#current?.initiator;
   }
 
-  /** Every epoch ever held (current, previous, retired) is below or equal to this. */
+  /** Every epoch ever held (current, previous, retired, cleared) is below or equal to this. */
   get highestEpoch(): number {
-    return this.#current?.epoch ?? 0;
+    return this.#highest;
   }
 
   install(epoch: number, derived: EpochKey, members: readonly string[], initiator: string): KeyView {
-    if (this.#current && epoch <= this.#current.epoch) {
-      throw new RangeError(`epoch ${epoch} is not newer than the current epoch ${this.#current.epoch}`);
+    if (epoch <= this.#highest) {
+      throw new RangeError(`epoch ${epoch} is not newer than epoch ${this.#highest}, held before`);
     }
+    this.#highest = epoch;
     this.retireCurrent();
     const view: KeyView = { epoch, safetyNumber: derived.safetyNumber, members: [...members] };
     this.#current = {

@@ -21,6 +21,14 @@ export type ClientErrorCode =
   | 'RelayError'
   | 'CertificateRejected'
   | 'KeyEstablishment'
+  /** A handshake frame (or our own choice) would move the epoch further than allowed. */
+  | 'EpochOutOfRange'
+  /** A REKEY_REQUEST beyond one per sender per 10 s: ignored. */
+  | 'RekeyRateLimited'
+  /** The highest epoch could not be saved to the state store: the new epoch is not used. */
+  | 'StateStoreFailed'
+  /** Signing one of our frames failed (the message goes back to the queue). */
+  | 'SignFailed'
   | 'HeldFramesDropped'
   | 'OutboxFull'
   | 'MessageTooLong'

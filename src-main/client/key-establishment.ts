@@ -13,8 +13,6 @@
 import { timingSafeEqual } from 'node:crypto';
 import { sealEnvelope } from '../core/crypto/digital-envelope.js';
 import { oaepEncrypt, randomBytes as secureRandomBytes } from '../core/crypto/primitives.js';
-import type { Certificate } from '../core/pki/certificate.js';
-import type { LocalIdentity } from '../core/pki/local-identity.js';
 import { decodeJsonBody, encodeJsonBody } from '../core/protocol/json-body.js';
 import { KeyMaterialSchema, type BodyOf } from '../core/protocol/schemas.js';
 import {
@@ -26,48 +24,25 @@ import {
   nonceResponseLabel,
   type EpochKey,
 } from './key-schedule.js';
+import { epochLimit, REKEY_REQUEST_INTERVAL_MS, RekeyRateLimiter } from './epoch-policy.js';
+import {
+  AnsweredRequests,
+  Rounds,
+  zeroRound,
+  type AnsweredRequest,
+  type HandshakeType,
+  type InitiatorRound,
+  type KeyEstablishmentDeps,
+  type KeyProblemCode,
+} from './key-establishment-state.js';
 
-type HandshakeType = 'NONCE_REQUEST' | 'NONCE_RESPONSE' | 'KEY_DISTRIBUTION' | 'REKEY_REQUEST';
+export { EPOCH_CEILING, MAX_EPOCH_STEP } from './epoch-policy.js';
 
-export interface EstablishedKey {
-  epoch: number;
-  members: string[];
-  initiator: string;
-  derived: EpochKey;
-}
-
-export interface KeyEstablishmentDeps {
-  identity: LocalIdentity;
-  /** The CA-validated certificate the current PRESENCE names for a member. */
-  certificateOf(name: string): Certificate | undefined;
-  /** Signs and queues a targeted frame; order of calls is the order on the wire. */
-  send<T extends HandshakeType>(type: T, target: string, body: BodyOf<T>): void;
-  /** The newest epoch this member holds a key for (0 = none). */
-  heldEpoch(): number;
-  onKey(key: EstablishedKey): void;
-  /** Something a person should see (a check failed); benign races are not reported. */
-  onProblem(message: string): void;
-  randomBytes?: (n: number) => Buffer;
-}
+export type { EstablishedKey, KeyEstablishmentDeps, KeyProblemCode } from './key-establishment-state.js';
 
 interface MembershipView {
   members: string[];
   version: number;
-}
-
-interface InitiatorRound {
-  epoch: number;
-  members: string[];
-  challenges: Map<string, Buffer>;
-  nonces: Map<string, Buffer>;
-  restarts: number;
-}
-
-interface AnsweredRequest {
-  initiator: string;
-  epoch: number;
-  members: string[];
-  nonce: Buffer;
 }
 
 const MAX_ANSWERED = 8;
@@ -75,13 +50,7 @@ const MAX_ROUNDS = 3;
 const MAX_FUTURE_REQUESTS = 16;
 /** Stale-epoch restarts one round may make before it waits for the failover timer instead. */
 const MAX_RESTARTS = 4;
-/**
- * How far above the highest epoch it has seen a member holding a key lets a REKEY_REQUEST move it.
- * Epochs are capped at 2^53 - 1 and every re-key needs one more: without a bound, one request for
- * the last epoch would leave the group unable to ever re-key again. Legitimate jumps (re-keys
- * missed during an outage) are far smaller; a member without a key (a newcomer) takes any epoch.
- */
-export const MAX_EPOCH_STEP = 2 ** 20;
+const REKEY_INTERVAL_S = REKEY_REQUEST_INTERVAL_MS / 1000;
 
 function sameList(a: readonly string[], b: readonly string[]): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
@@ -93,20 +62,21 @@ export class KeyEstablishment {
   private attemptNo = 0;
   /** The highest epoch seen anywhere (held, requested, distributed, asked for). */
   private highestSeen = 0;
-  /**
-   * Rounds this member runs as initiator, by epoch. A round survives failover: on a slow machine it
-   * may finish after the timeout, and the first round to finish wins (a later one only supersedes
-   * it with a higher epoch). Discarding it instead could livelock when every round is slow.
-   */
-  private readonly rounds = new Map<number, InitiatorRound>();
-  /** Targets' side: requests answered, by initiator and epoch, until their key arrives. */
-  private readonly answered = new Map<string, AnsweredRequest>();
+  private readonly rounds = new Rounds(MAX_ROUNDS);
+  private readonly answered = new AnsweredRequests(MAX_ANSWERED);
   /** NONCE_REQUESTs for a membership version this member has not seen yet (PRESENCE still on its way). */
   private futureRequests: { sender: string; body: BodyOf<'NONCE_REQUEST'> }[] = [];
   private readonly random: (n: number) => Buffer;
+  /** The highest epoch a key was derived for here, or that was stored before (never goes down). */
+  private keyedFloor: number;
+  private readonly rekeyLimiter: RekeyRateLimiter;
 
   constructor(private readonly deps: KeyEstablishmentDeps) {
     this.random = deps.randomBytes ?? secureRandomBytes;
+    const stored = deps.initialHighestEpoch ?? 0;
+    this.highestSeen = stored;
+    this.keyedFloor = stored;
+    this.rekeyLimiter = new RekeyRateLimiter(deps.now ?? Date.now);
   }
 
   private get self(): string {
@@ -139,6 +109,19 @@ export class KeyEstablishment {
     return this.rounds.size > 0;
   }
 
+  /** The highest epoch a frame may move this member to (see epoch-policy.ts). */
+  get epochLimit(): number {
+    return epochLimit(Math.max(this.deps.heldEpoch(), this.keyedFloor), this.highestEpochSeen);
+  }
+
+  /**
+   * TEST ONLY: the challenge and nonce buffers this machine holds right now, so a test can check
+   * they are zeroed once a round ends however it ends. Never used by the engine.
+   */
+  heldSecretsForTest(): Buffer[] {
+    return [...this.rounds.secrets(), ...this.answered.secrets()];
+  }
+
   /**
    * A new membership (sorted names, self included) from a PRESENCE whose certificates are all
    * settled. Abandons a round over the old members and starts one if this member is the initiator.
@@ -148,7 +131,7 @@ export class KeyEstablishment {
     this.view = { members, version };
     if (changed) {
       this.attemptNo = 0;
-      this.rounds.clear();
+      this.rounds.drop();
     }
     const waiting = this.futureRequests;
     this.futureRequests = [];
@@ -159,8 +142,8 @@ export class KeyEstablishment {
   /** The session ended: nothing in flight can complete. */
   reset(): void {
     this.view = undefined;
-    this.rounds.clear();
-    this.answered.clear();
+    this.rounds.drop();
+    this.answered.drop();
     this.futureRequests = [];
     this.attemptNo = 0;
   }
@@ -176,7 +159,14 @@ export class KeyEstablishment {
     const view = this.view;
     if (!view || view.members.length < 2 || !view.members.includes(this.self)) return false;
     const epoch = Math.max(this.highestEpochSeen + 1, minEpoch);
-    this.highestSeen = Math.max(this.highestSeen, epoch);
+    if (epoch > this.epochLimit) {
+      this.problem(
+        `not starting epoch ${epoch}: more than allowed above ${this.highestEpochSeen} (limit ${this.epochLimit})`,
+        'EpochOutOfRange',
+      );
+      return false;
+    }
+    if (!this.raise(epoch)) return false; // write-ahead: stored before any request leaves
     const round: InitiatorRound = {
       epoch,
       members: [...view.members],
@@ -188,7 +178,8 @@ export class KeyEstablishment {
       if (t === this.self) continue;
       const cert = this.deps.certificateOf(t);
       if (!cert) {
-        this.deps.onProblem(`cannot start epoch ${epoch}: no validated certificate for ${t}`);
+        this.problem(`cannot start epoch ${epoch}: no validated certificate for ${t}`);
+        zeroRound(round);
         return false;
       }
       const challenge = this.random(NONCE_BYTES);
@@ -205,8 +196,7 @@ export class KeyEstablishment {
         challenge: sealed,
       });
     }
-    this.rounds.set(epoch, round);
-    for (const e of this.rounds.keys()) if (this.rounds.size > MAX_ROUNDS) this.rounds.delete(e);
+    this.rounds.add(round);
     return true;
   }
 
@@ -220,26 +210,24 @@ export class KeyEstablishment {
     }
     if (!sameList(body.members, view.members)) return; // a round over an older membership: superseded
     if (!body.members.includes(sender) || !body.members.includes(this.self) || sender === this.self) {
-      this.deps.onProblem(
-        `NONCE_REQUEST from ${sender} for epoch ${body.epoch} has an inconsistent member list`,
-      );
+      this.problem(`NONCE_REQUEST from ${sender} for epoch ${body.epoch} has an inconsistent member list`);
       return;
     }
-    const key = `${sender}\0${body.epoch}`;
-    if (this.answered.has(key)) return; // a duplicate (or a replay): the first answer stands
-    const held = this.deps.heldEpoch();
+    if (!this.withinLimit('NONCE_REQUEST', sender, body.epoch)) return;
+    if (this.answered.get(sender, body.epoch)) return; // a duplicate (or a replay): the first answer stands
+    // Epochs of keys held before (also before a restart) are never answered again: no epoch repeats.
+    const held = Math.max(this.deps.heldEpoch(), this.keyedFloor);
     let answeredByOther = 0;
     for (const a of this.answered.values())
       if (a.epoch >= body.epoch) answeredByOther = Math.max(answeredByOther, a.epoch);
     if (body.epoch <= held || answeredByOther > 0) {
       const minEpoch = Math.max(held, answeredByOther, body.epoch) + 1;
-      this.highestSeen = Math.max(this.highestSeen, minEpoch - 1);
       this.deps.send('REKEY_REQUEST', sender, { minEpoch, reason: 'stale-epoch' });
       return;
     }
     const initiatorCert = this.deps.certificateOf(sender);
     if (!initiatorCert) {
-      this.deps.onProblem(`NONCE_REQUEST from ${sender}, whose certificate is not validated`);
+      this.problem(`NONCE_REQUEST from ${sender}, whose certificate is not validated`);
       return;
     }
     let challenge: Buffer;
@@ -249,23 +237,29 @@ export class KeyEstablishment {
         nonceRequestLabel(this.groupId, body.epoch, sender, this.self),
       );
     } catch {
-      this.deps.onProblem(`the challenge from ${sender} for epoch ${body.epoch} does not decrypt`);
+      this.problem(`the challenge from ${sender} for epoch ${body.epoch} does not decrypt`);
       return;
     }
-    if (challenge.length !== NONCE_BYTES) {
-      this.deps.onProblem(`the challenge from ${sender} for epoch ${body.epoch} is not ${NONCE_BYTES} bytes`);
-      return;
+    let answer: Buffer | undefined;
+    try {
+      if (challenge.length !== NONCE_BYTES) {
+        this.problem(`the challenge from ${sender} for epoch ${body.epoch} is not ${NONCE_BYTES} bytes`);
+        return;
+      }
+      if (!this.raise(body.epoch)) return; // write-ahead: stored before our nonce leaves
+      const nonce = this.random(NONCE_BYTES);
+      this.answered.remember({ initiator: sender, epoch: body.epoch, members: [...body.members], nonce });
+      answer = Buffer.concat([challenge, nonce]);
+      const sealed = oaepEncrypt(
+        initiatorCert.publicKey,
+        answer,
+        nonceResponseLabel(this.groupId, body.epoch, this.self, sender),
+      );
+      this.deps.send('NONCE_RESPONSE', sender, { epoch: body.epoch, sealed });
+    } finally {
+      challenge.fill(0);
+      answer?.fill(0);
     }
-    this.highestSeen = Math.max(this.highestSeen, body.epoch);
-    const nonce = this.random(NONCE_BYTES);
-    this.remember({ initiator: sender, epoch: body.epoch, members: [...body.members], nonce });
-    const sealed = oaepEncrypt(
-      initiatorCert.publicKey,
-      Buffer.concat([challenge, nonce]),
-      nonceResponseLabel(this.groupId, body.epoch, this.self, sender),
-    );
-    challenge.fill(0);
-    this.deps.send('NONCE_RESPONSE', sender, { epoch: body.epoch, sealed });
   }
 
   /** Initiator side, step 3. */
@@ -281,19 +275,22 @@ export class KeyEstablishment {
         nonceResponseLabel(this.groupId, body.epoch, sender, this.self),
       );
     } catch {
-      this.deps.onProblem(`the nonce response of ${sender} for epoch ${body.epoch} does not decrypt`);
+      this.problem(`the nonce response of ${sender} for epoch ${body.epoch} does not decrypt`);
       return;
     }
-    // Constant time: the echo proves the target could decrypt our challenge.
-    if (opened.length !== 2 * NONCE_BYTES || !timingSafeEqual(opened.subarray(0, NONCE_BYTES), challenge)) {
-      this.deps.onProblem(`${sender} did not echo the epoch ${body.epoch} challenge`);
-      return;
+    try {
+      // Constant time: the echo proves the target could decrypt our challenge.
+      if (opened.length !== 2 * NONCE_BYTES || !timingSafeEqual(opened.subarray(0, NONCE_BYTES), challenge)) {
+        this.problem(`${sender} did not echo the epoch ${body.epoch} challenge`);
+        return;
+      }
+      round.nonces.set(sender, Buffer.from(opened.subarray(NONCE_BYTES)));
+    } finally {
+      opened.fill(0);
     }
-    round.nonces.set(sender, Buffer.from(opened.subarray(NONCE_BYTES)));
-    opened.fill(0);
     if (round.nonces.size < round.challenges.size) return;
     if (round.epoch <= this.deps.heldEpoch()) {
-      this.rounds.delete(round.epoch); // finished too late: a newer key is already in use
+      this.rounds.drop((r) => r === round); // finished too late: a newer key is already in use
       return;
     }
     this.distribute(round);
@@ -302,9 +299,10 @@ export class KeyEstablishment {
   /** Target side, step 4. */
   onKeyDistribution(sender: string, body: BodyOf<'KEY_DISTRIBUTION'>): void {
     if (body.epoch <= this.deps.heldEpoch()) return; // superseded
-    const pending = this.answered.get(`${sender}\0${body.epoch}`);
+    if (!this.withinLimit('KEY_DISTRIBUTION', sender, body.epoch)) return;
+    const pending = this.answered.get(sender, body.epoch);
     if (!pending) {
-      this.deps.onProblem(
+      this.problem(
         `KEY_DISTRIBUTION from ${sender} for epoch ${body.epoch}, which this member never answered`,
       );
       return;
@@ -316,7 +314,7 @@ export class KeyEstablishment {
         keyDistributionAad(this.groupId, body.epoch, sender, this.self),
       );
     } catch {
-      this.deps.onProblem(`the key distribution of ${sender} for epoch ${body.epoch} does not decrypt`);
+      this.problem(`the key distribution of ${sender} for epoch ${body.epoch} does not decrypt`);
       return;
     }
     let material;
@@ -325,56 +323,75 @@ export class KeyEstablishment {
     } finally {
       plaintext.fill(0);
     }
+    try {
+      this.acceptKeyMaterial(sender, body.epoch, pending, material);
+    } finally {
+      for (const n of material.nonces) n.fill(0);
+    }
+  }
+
+  /** Step 4's checks, then the key. */
+  private acceptKeyMaterial(
+    sender: string,
+    epoch: number,
+    pending: AnsweredRequest,
+    material: { groupId: string; epoch: number; initiator: string; members: string[]; nonces: Buffer[] },
+  ): void {
     const position = pending.members.indexOf(this.self);
     const ownNonce = material.nonces[position];
     if (
       material.groupId !== this.groupId ||
-      material.epoch !== body.epoch ||
+      material.epoch !== epoch ||
       material.initiator !== sender ||
       !sameList(material.members, pending.members) ||
       material.nonces.length !== pending.members.length ||
       !ownNonce ||
       !timingSafeEqual(ownNonce, pending.nonce)
     ) {
-      this.deps.onProblem(
-        `the key material of ${sender} for epoch ${body.epoch} does not match what this member answered`,
+      this.problem(
+        `the key material of ${sender} for epoch ${epoch} does not match what this member answered`,
       );
       return;
     }
     if (!this.view || !sameList(this.view.members, material.members)) return; // membership moved on
-    for (const [k, a] of this.answered) if (a.epoch <= body.epoch) this.answered.delete(k);
-    this.finish(body.epoch, material.members, sender, material.nonces);
+    this.finish(epoch, material.members, sender, material.nonces);
   }
 
   onRekeyRequest(sender: string, body: BodyOf<'REKEY_REQUEST'>): void {
-    if (this.deps.heldEpoch() > 0 && body.minEpoch > this.highestEpochSeen + MAX_EPOCH_STEP) {
-      this.deps.onProblem(
-        `REKEY_REQUEST from ${sender} for epoch ${body.minEpoch}, too far above ${this.highestEpochSeen}`,
-      );
-      return;
-    }
-    this.highestSeen = Math.max(this.highestSeen, body.minEpoch - 1);
+    if (!this.withinLimit('REKEY_REQUEST', sender, body.minEpoch)) return;
     if (body.reason === 'stale-epoch') {
+      // Only an answer to a round of ours that asked this sender moves anything.
       let stale: InitiatorRound | undefined;
       for (const r of this.rounds.values()) {
         if (r.epoch >= body.minEpoch) return; // a round at or above it is already running
         if (r.challenges.has(sender)) stale = r;
       }
       if (!stale) return;
-      this.rounds.delete(stale.epoch);
-      if (stale.restarts < MAX_RESTARTS) this.startRound(body.minEpoch, stale.restarts + 1);
+      const restarts = stale.restarts;
+      this.rounds.drop((r) => r === stale);
+      if (!this.raise(body.minEpoch - 1)) return;
+      if (restarts < MAX_RESTARTS) this.startRound(body.minEpoch, restarts + 1);
       return;
     }
     // requested / key-missing: the sender wants a fresh epoch over the current members.
     if (!this.view?.members.includes(sender)) return;
+    if (!this.rekeyLimiter.allow(sender)) {
+      this.problem(
+        `REKEY_REQUEST from ${sender} ignored: one is honoured per sender every ${REKEY_INTERVAL_S} s (next in ${this.rekeyLimiter.waitMs(sender)} ms)`,
+        'RekeyRateLimited',
+      );
+      return;
+    }
     this.startRound(body.minEpoch);
   }
 
   private distribute(round: InitiatorRound): void {
-    // This round's key supersedes every older round of ours.
-    for (const e of [...this.rounds.keys()]) if (e <= round.epoch) this.rounds.delete(e);
     const ownNonce = this.random(NONCE_BYTES);
     const nonces = round.members.map((m) => (m === this.self ? ownNonce : (round.nonces.get(m) as Buffer)));
+    // This round's key supersedes every older round of ours. Its challenges are spent; its
+    // nonces live on in `nonces` until finish() (or the failure below) zeroes them.
+    round.nonces.clear();
+    this.rounds.drop((r) => r.epoch <= round.epoch);
     const plaintext = encodeJsonBody({
       groupId: this.groupId,
       epoch: round.epoch,
@@ -386,7 +403,9 @@ export class KeyEstablishment {
       if (t === this.self) continue;
       const cert = this.deps.certificateOf(t);
       if (!cert) {
-        this.deps.onProblem(`cannot finish epoch ${round.epoch}: the certificate of ${t} is gone`);
+        this.problem(`cannot finish epoch ${round.epoch}: the certificate of ${t} is gone`);
+        plaintext.fill(0);
+        for (const n of nonces) n.fill(0);
         return;
       }
       const envelope = sealEnvelope(
@@ -400,28 +419,59 @@ export class KeyEstablishment {
     this.finish(round.epoch, round.members, this.self, nonces);
   }
 
+  /** Derives K_e and hands it on; the nonces are zeroed on every way out. */
   private finish(epoch: number, members: string[], initiator: string, nonces: Buffer[]): void {
-    const fingerprints: Buffer[] = [];
-    for (const m of members) {
-      const cert = this.deps.certificateOf(m);
-      if (!cert) {
-        this.deps.onProblem(`cannot derive epoch ${epoch}: no validated certificate for ${m}`);
-        return;
+    let derived: EpochKey;
+    try {
+      const fingerprints: Buffer[] = [];
+      for (const m of members) {
+        const cert = this.deps.certificateOf(m);
+        if (!cert) {
+          this.problem(`cannot derive epoch ${epoch}: no validated certificate for ${m}`);
+          return;
+        }
+        fingerprints.push(cert.fingerprint);
       }
-      fingerprints.push(cert.fingerprint);
+      if (!this.raise(epoch)) return;
+      derived = deriveEpochKey({ groupId: this.groupId, epoch, fingerprints, nonces });
+    } finally {
+      for (const n of nonces) n.fill(0);
     }
-    const derived = deriveEpochKey({ groupId: this.groupId, epoch, fingerprints, nonces });
-    for (const n of nonces) n.fill(0);
-    this.highestSeen = Math.max(this.highestSeen, epoch);
+    this.keyedFloor = Math.max(this.keyedFloor, epoch);
+    // Rounds and answers at or below this epoch can no longer be used: their secrets go now.
+    this.rounds.drop((r) => r.epoch <= epoch);
+    this.answered.drop(epoch);
     this.deps.onKey({ epoch, members: [...members], initiator, derived });
   }
 
-  private remember(a: AnsweredRequest): void {
-    this.answered.set(`${a.initiator}\0${a.epoch}`, a);
-    while (this.answered.size > MAX_ANSWERED) {
-      const oldest = this.answered.keys().next().value;
-      if (oldest === undefined) break;
-      this.answered.delete(oldest);
+  private problem(message: string, code: KeyProblemCode = 'KeyEstablishment'): void {
+    this.deps.onProblem(message, code);
+  }
+
+  /** Refuses (visibly) a frame that would move this member above its epoch limit. */
+  private withinLimit(type: HandshakeType, sender: string, epoch: number): boolean {
+    const limit = this.epochLimit;
+    if (epoch <= limit) return true;
+    this.problem(
+      `${type} from ${sender} for epoch ${epoch} refused: too far above ${this.highestEpochSeen} (limit ${limit})`,
+      'EpochOutOfRange',
+    );
+    return false;
+  }
+
+  /** Raises the highest epoch seen, storing it first; false (reported) if it could not be stored. */
+  private raise(epoch: number): boolean {
+    if (epoch <= this.highestSeen) return true;
+    try {
+      this.deps.persistEpoch?.(epoch);
+    } catch (err) {
+      this.problem(
+        `epoch ${epoch} not used: storing it failed (${(err as Error).message})`,
+        'StateStoreFailed',
+      );
+      return false;
     }
+    this.highestSeen = epoch;
+    return true;
   }
 }

@@ -15,6 +15,34 @@ export interface UnsafeTestHooks {
   onGroupKey?(epoch: number, key: Buffer): void;
 }
 
+/**
+ * Where the highest epoch this member has seen is kept across restarts, so that epoch numbers
+ * never repeat (DESIGN.md §10.2). The CLI and the app pass a MemberStateStore
+ * (state/member-store.ts); tests may pass an in-memory one.
+ */
+export interface EpochStore {
+  /** The highest epoch saved before (0 = none). */
+  load(): number;
+  /**
+   * Saves `epoch` if it is above the saved one (never lowers it); durable when it returns. The
+   * engine calls it before it uses a new epoch; a throw means the epoch is not used.
+   */
+  save(epoch: number): void;
+}
+
+/** An EpochStore that lives as long as the process (the default: nothing survives a restart). */
+export class MemoryEpochStore implements EpochStore {
+  constructor(private highest = 0) {}
+
+  load(): number {
+    return this.highest;
+  }
+
+  save(epoch: number): void {
+    this.highest = Math.max(this.highest, epoch);
+  }
+}
+
 export interface ChatEngineOptions {
   identity: LocalIdentity;
   relay: RelayAddress;
@@ -46,6 +74,10 @@ export interface ChatEngineOptions {
   heartbeatIntervalMs?: number;
   /** A relay that sent nothing for this long is not responding: reconnect. */
   heartbeatTimeoutMs?: number;
+  /** Keeps the highest epoch seen across restarts (default: in memory only). */
+  epochStore?: EpochStore;
+  /** Clock (ms) for the REKEY_REQUEST rate limit; tests inject a fake one. */
+  now?: () => number;
   unsafeTestHooks?: UnsafeTestHooks;
 }
 
@@ -72,6 +104,8 @@ export function resolveOptions(o: ChatEngineOptions): ResolvedOptions {
     maxFrameBytes: o.maxFrameBytes ?? 1024 * 1024,
     heartbeatIntervalMs: o.heartbeatIntervalMs ?? DEFAULT_LIVENESS.intervalMs,
     heartbeatTimeoutMs: o.heartbeatTimeoutMs ?? DEFAULT_LIVENESS.timeoutMs,
+    epochStore: o.epochStore ?? new MemoryEpochStore(),
+    now: o.now ?? Date.now,
     unsafeTestHooks: o.unsafeTestHooks,
   };
 }

@@ -99,6 +99,13 @@ export type ChatJsonEvent = { event: string } & Record<string, unknown>;
 
 export interface ChatProcessOptions {
   extraArgs?: string[];
+  /**
+   * The member's --state-dir. Default: a new empty folder per process, so that each start is a
+   * member without history (as before the state store existed); a restart test passes the same one.
+   */
+  stateDir?: string;
+  /** false: human output (its lines land in `badLines`). Default true: --json. */
+  json?: boolean;
   /** Short timeouts so failover and reconnect happen quickly in tests. */
   fast?: boolean;
 }
@@ -129,7 +136,10 @@ export class ChatProcess {
       }
       this.waiters.notify();
     });
-    proc.stderr.on('data', (d: Buffer) => (this.stderr += d.toString()));
+    proc.stderr.on('data', (d: Buffer) => {
+      this.stderr += d.toString();
+      this.waiters.notify();
+    });
     void this.exited.then(() => {
       this.waiters.notify();
     });
@@ -140,9 +150,22 @@ export class ChatProcess {
       options.fast === false
         ? []
         : ['--key-timeout-ms', '2000', '--reconnect-min-ms', '100', '--reconnect-max-ms', '1000'];
+    const stateDir = options.stateDir ?? mkdtempSync(join(tmpdir(), `scx-state-${name}-`));
     const proc = spawn(
       process.execPath,
-      [cli(), 'chat', '--bundle', bundle, '--relay', relay, '--json', ...fast, ...(options.extraArgs ?? [])],
+      [
+        cli(),
+        'chat',
+        '--bundle',
+        bundle,
+        '--relay',
+        relay,
+        ...(options.json === false ? [] : ['--json']),
+        '--state-dir',
+        stateDir,
+        ...fast,
+        ...(options.extraArgs ?? []),
+      ],
       { env: childEnv() },
     );
     return new ChatProcess(name, proc);

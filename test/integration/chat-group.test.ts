@@ -123,7 +123,7 @@ describe('chat between real processes', () => {
     }
   });
 
-  it('SIGINT and SIGTERM leave gracefully (DISCONNECT, exit 0); a member left alone waits for others', async () => {
+  it('SIGINT and SIGTERM leave gracefully (DISCONNECT, exit 0); a member left alone waits for others, and exits 3 with its message unsent', async () => {
     const r = await startRelay(group.relayBundle);
     relay = r;
     const names = ['alice', 'bob', 'carol'];
@@ -151,8 +151,8 @@ describe('chat between real processes', () => {
     );
     alice.send('anyone there?');
     alice.end();
-    // Nobody to send to: bounded wait, the message is reported unsent, still a clean exit.
-    expect(await alice.exited).toBe(0);
+    // Nobody to send to: bounded wait, the message is reported unsent, and the exit code says so.
+    expect(await alice.exited).toBe(3);
     expect(alice.of('error').map((e) => e.code)).toContain('Unsent');
   }, 60_000);
 

@@ -33,7 +33,14 @@ import { startRelay, type RelayProcess } from '../helpers/relay-process.js';
 
 const THREE = ['alice', 'bob', 'mallory'];
 /** What an `error` event may carry (docs/client.md, "What is checked on receive"). */
-const DOCUMENTED = new Set<string>([...REJECT_CODES, 'BadFrame', 'KeyEstablishment', 'HeldFramesDropped']);
+const DOCUMENTED = new Set<string>([
+  ...REJECT_CODES,
+  'BadFrame',
+  'KeyEstablishment',
+  'EpochOutOfRange',
+  'RekeyRateLimited',
+  'HeldFramesDropped',
+]);
 const NUM_RUNS = 150;
 
 let g: LoadedGroup;

@@ -3,15 +3,20 @@
  *
  * Each line on stdin is a message (empty lines are ignored). At the end of stdin the queued
  * messages are sent (waiting up to --drain-timeout-ms for a key if one is being established),
- * then DISCONNECT, exit 0. SIGINT / SIGTERM leave the same way. A Failed session exits 1.
+ * then DISCONNECT, exit 0. SIGINT / SIGTERM leave the same way. A Failed session exits 1;
+ * leaving with messages that were never sent exits 3.
  */
 import { readFile } from 'node:fs/promises';
+import { resolve as resolvePath } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { ChatEngine } from '../../client/engine.js';
 import type { EngineEvent, RelayAddress } from '../../client/engine-types.js';
+import { StateStoreError } from '../../client/state/errors.js';
+import type { MemberStateStore } from '../../client/state/member-store.js';
+import { defaultStateDir, openStoreWithPassword } from '../../client/state/store-key.js';
 import { LocalIdentity } from '../../core/pki/local-identity.js';
-import { humanLine, jsonLine } from '../chat-output.js';
+import { humanLine, jsonLine, UnreachableNotice } from '../chat-output.js';
 import { CliError } from '../cli-error.js';
 import { readPassword } from '../password.js';
 
@@ -30,8 +35,20 @@ options:
   --reconnect-min-ms N       first reconnect delay (default 250)
   --reconnect-max-ms N       longest reconnect delay (default 10000)
   --drain-timeout-ms N       at end of input, how long to wait for queued messages (default 10000)
+  --state-dir DIR            this member's encrypted local state (the highest epoch seen);
+                             default $XDG_DATA_HOME/securechat-x/<group id>/<name>
+                             (~/.local/share/... when XDG_DATA_HOME is unset)
   -h, --help                 this text
+
+exit codes:
+  0  left normally, everything typed was sent
+  1  failed (relay refused this member, wrong relay, unusable bundle or state store)
+  2  usage error (a missing or bad flag, no password)
+  3  left with messages that were never sent (their number is printed on stderr)
 `;
+
+/** Exit code when the session ended with messages never sent. */
+export const EXIT_UNSENT = 3;
 
 export function parseRelayAddress(text: string): RelayAddress {
   const m = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(text);
@@ -59,6 +76,7 @@ export async function run(argv: string[]): Promise<number> {
       'reconnect-min-ms': { type: 'string' },
       'reconnect-max-ms': { type: 'string' },
       'drain-timeout-ms': { type: 'string' },
+      'state-dir': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     allowPositionals: false,
@@ -85,12 +103,16 @@ export async function run(argv: string[]): Promise<number> {
     throw new CliError(`cannot read ${values.bundle}: ${(err as NodeJS.ErrnoException).code}`);
   }
   const identity = LocalIdentity.fromBundleFile(data, password, 'member');
+  const owner = { groupId: identity.groupId, member: identity.name };
+  const stateDir = resolvePath(values['state-dir'] ?? defaultStateDir(owner));
+  const store = await openStateStore(stateDir, password, owner);
 
   const engine = new ChatEngine({
     identity,
     relay,
     ...(keyTimeout !== undefined ? { keyEstablishmentTimeoutMs: keyTimeout } : {}),
     backoff: { initialMs: minMs, maxMs },
+    epochStore: store,
   });
   const json = values.json === true;
   const print = (line: string) => process.stdout.write(`${line}\n`);
@@ -98,11 +120,38 @@ export async function run(argv: string[]): Promise<number> {
     print(`* you are ${identity.name}  ${identity.certificate.fingerprintDisplay}`);
     print(`* connecting to ${values.relay}`);
   }
+  const notice = new UnreachableNotice(values.relay);
   const render = (e: EngineEvent) => {
-    const line = json ? jsonLine(e) : humanLine(e, identity.name);
+    const { hint, quiet } = notice.observe(e);
+    if (hint !== undefined) process.stderr.write(`securechat-x: ${hint}\n`);
+    // --json keeps every line: scripts parse the state events.
+    const line = json ? jsonLine(e) : quiet ? undefined : humanLine(e, identity.name);
     if (line !== undefined) print(line);
   };
-  return session(engine, render, drainMs);
+  try {
+    return await session(engine, render, drainMs);
+  } finally {
+    store.close();
+  }
+}
+
+async function openStateStore(
+  dir: string,
+  password: string,
+  owner: { groupId: string; member: string },
+): Promise<MemberStateStore> {
+  try {
+    return await openStoreWithPassword(dir, password, owner);
+  } catch (err) {
+    if (err instanceof StateStoreError) {
+      const hint =
+        err.code === 'StateKeyWrong'
+          ? ' (it was created with another bundle password; use another --state-dir or the old password)'
+          : '';
+      throw new CliError(`state store ${dir}: ${err.message} [${err.code}]${hint}`, 1);
+    }
+    throw err;
+  }
 }
 
 /** Runs one chat session to its end; resolves with the exit code. */
@@ -166,13 +215,14 @@ function session(engine: ChatEngine, render: (e: EngineEvent) => void, drainMs: 
           code: 'Unsent',
           message: `${unsent} message(s) could not be sent before leaving`,
         });
+        process.stderr.write(`securechat-x: ${unsent} message(s) were not sent\n`);
       }
       await engine.stop(why === 'failed' ? 'failed' : 'leaving');
       stdin.close();
       process.stdin.destroy();
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
-      resolve(failed ? 1 : 0);
+      resolve(failed ? 1 : unsent > 0 ? EXIT_UNSENT : 0);
     }
 
     engine.start();

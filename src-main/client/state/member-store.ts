@@ -1,0 +1,175 @@
+/**
+ * The member's local state store: one SQLCipher-compatible encrypted SQLite file
+ * (better-sqlite3-multiple-ciphers, cipher `sqlcipher`, a raw 32-byte key). Today it holds the
+ * highest epoch this member has seen, so that epoch numbers never repeat across restarts
+ * (DESIGN.md §10.2, §10.4); the durable-groups work adds roster, epoch keys, log offset and
+ * history tables to the same file through further migrations.
+ *
+ * Tables:
+ *   schema_migrations(version INTEGER PRIMARY KEY, applied_at INTEGER)  one row per migration
+ *   meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)                     JSON values
+ * meta keys: `groupId`, `member` (whose store it is, checked on open), `highestEpoch`.
+ */
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3-multiple-ciphers';
+import type { EpochStore } from '../options.js';
+import { StateStoreError } from './errors.js';
+
+export const STORE_KEY_BYTES = 32;
+
+/** Each entry moves the schema from its index to index + 1; never edit one that has shipped. */
+const MIGRATIONS: readonly string[] = [
+  `CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;`,
+];
+
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+export interface MemberStoreOwner {
+  groupId: string;
+  member: string;
+}
+
+type Db = InstanceType<typeof Database>;
+
+function sqliteCode(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+function wrap(err: unknown, path: string, doing: string): StateStoreError {
+  if (err instanceof StateStoreError) return err;
+  const code = sqliteCode(err);
+  if (code === 'SQLITE_NOTADB') {
+    return new StateStoreError(
+      'StateKeyWrong',
+      `${path} cannot be opened with this key (another password, or not a state store)`,
+      { cause: err },
+    );
+  }
+  if (code === 'SQLITE_CORRUPT') {
+    return new StateStoreError('StateStoreCorrupt', `${path} is damaged`, { cause: err });
+  }
+  return new StateStoreError('StateStoreIo', `${doing} ${path}: ${(err as Error).message}`, { cause: err });
+}
+
+export class MemberStateStore implements EpochStore {
+  private highest: number;
+
+  private constructor(
+    private readonly db: Db,
+    readonly path: string,
+  ) {
+    this.highest = this.readHighest();
+  }
+
+  /**
+   * Opens (creating if needed) the store at `path` with a 32-byte key, applies migrations, and
+   * checks it belongs to `owner`. The folder is created 0700 and the file 0600.
+   */
+  static open(path: string, key: Buffer, owner: MemberStoreOwner): MemberStateStore {
+    if (key.length !== STORE_KEY_BYTES) throw new RangeError(`a store key is ${STORE_KEY_BYTES} bytes`);
+    let db: Db | undefined;
+    try {
+      mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+      // SQLite gives the -wal and -shm files the database file's mode: create it 0600 first.
+      if (!existsSync(path)) closeSync(openSync(path, 'a', 0o600));
+      chmodSync(path, 0o600);
+      db = new Database(path);
+      db.pragma(`cipher = 'sqlcipher'`);
+      db.pragma(`legacy = 4`);
+      // A raw key (x'…'): it is already the output of a KDF, so SQLCipher's PBKDF2 is skipped.
+      db.pragma(`key = "x'${key.toString('hex')}'"`);
+      db.pragma('journal_mode = WAL');
+      // Epoch numbers are saved before they are used: a commit must survive a power cut.
+      db.pragma('synchronous = FULL');
+      migrate(db, path);
+      checkOwner(db, path, owner);
+      return new MemberStateStore(db, path);
+    } catch (err) {
+      db?.close();
+      throw wrap(err, path, 'cannot open');
+    }
+  }
+
+  /** EpochStore: the highest epoch saved (0 = none). */
+  load(): number {
+    return this.highest;
+  }
+
+  /** EpochStore: raises the saved highest epoch (never lowers it); durable when it returns. */
+  save(epoch: number): void {
+    if (!Number.isSafeInteger(epoch) || epoch < 0) throw new RangeError(`not an epoch: ${epoch}`);
+    if (epoch <= this.highest) return;
+    try {
+      setMeta(this.db, 'highestEpoch', epoch);
+    } catch (err) {
+      throw wrap(err, this.path, 'cannot write');
+    }
+    this.highest = epoch;
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+
+  private readHighest(): number {
+    const value = getMeta(this.db, 'highestEpoch');
+    if (value === undefined) return 0;
+    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+      throw new StateStoreError('StateStoreCorrupt', `${this.path}: highestEpoch is not an epoch`);
+    }
+    return value;
+  }
+}
+
+function migrate(db: Db, path: string): void {
+  db.exec(
+    `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL) STRICT;`,
+  );
+  const row = db.prepare('SELECT max(version) AS v FROM schema_migrations').get() as { v: number | null };
+  const current = row.v ?? 0;
+  if (current > SCHEMA_VERSION) {
+    throw new StateStoreError(
+      'StateStoreTooNew',
+      `${path} has schema version ${current}; this version of SecureChat-X knows up to ${SCHEMA_VERSION}`,
+    );
+  }
+  const record = db.prepare('INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)');
+  db.transaction(() => {
+    for (let v = current; v < SCHEMA_VERSION; v++) {
+      db.exec(MIGRATIONS[v] as string);
+      record.run(v + 1, Date.now());
+    }
+  })();
+}
+
+function checkOwner(db: Db, path: string, owner: MemberStoreOwner): void {
+  for (const field of ['groupId', 'member'] as const) {
+    const stored = getMeta(db, field);
+    if (stored === undefined) {
+      setMeta(db, field, owner[field]);
+    } else if (stored !== owner[field]) {
+      throw new StateStoreError(
+        'StateStoreMismatch',
+        `${path} belongs to ${field} "${String(stored)}", not "${owner[field]}"`,
+      );
+    }
+  }
+}
+
+function getMeta(db: Db, key: string): unknown {
+  const row = db.prepare('SELECT value FROM meta WHERE key = ?').get(key) as { value: string } | undefined;
+  if (row === undefined) return undefined;
+  try {
+    return JSON.parse(row.value) as unknown;
+  } catch (err) {
+    throw new StateStoreError('StateStoreCorrupt', `meta ${key} is not JSON`, { cause: err });
+  }
+}
+
+function setMeta(db: Db, key: string, value: string | number): void {
+  db.prepare(
+    'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
+  ).run(key, JSON.stringify(value));
+}
