@@ -47,7 +47,10 @@ type WriteMeta =
   | { kind: 'chat'; message: OutgoingMessage; epoch: number; seq: number }
   | { kind: 'control'; type: MessageType; onWritten?: () => void };
 
-/** Relay error codes after which reconnecting would only repeat the refusal. */
+/**
+ * Relay error codes after which reconnecting would only repeat the refusal. A spent login budget
+ * is RateLimited, never one of these: it says when to retry.
+ */
 const TERMINAL_RELAY_ERRORS = new Set(['AuthFailed', 'CertificateRejected', 'Replaced']);
 
 interface Session {
@@ -57,6 +60,8 @@ interface Session {
   presenceVersion?: number;
   /** Set when retrying is pointless; the close that follows moves to Failed. */
   failReason?: string;
+  /** The relay said when to come back (RateLimited): the next attempt waits at least this long. */
+  retryAfterMs?: number;
 }
 
 interface HeldChat {
@@ -276,7 +281,7 @@ export class ChatEngine implements ChatEngineApi {
       this.setState('Failed', session.failReason);
       return;
     }
-    const delay = this.backoff.next();
+    const delay = Math.max(this.backoff.next(), session.retryAfterMs ?? 0);
     this.setState('Reconnecting', why, delay);
     this.reconnectTimer = setTimeout(() => this.connect(), delay);
   }
@@ -383,6 +388,10 @@ export class ChatEngine implements ChatEngineApi {
 
   private onRelayError(session: Session, body: BodyOf<'ERROR'>): void {
     const message = `relay: ${body.message}`;
+    // A spent budget (RateLimited) is never terminal: come back when the relay said, not sooner.
+    if (body.retryAfterMs !== undefined) {
+      session.retryAfterMs = Math.max(session.retryAfterMs ?? 0, body.retryAfterMs);
+    }
     if (TERMINAL_RELAY_ERRORS.has(body.code)) {
       session.failReason = `${body.code}: ${body.message}`;
       this.emitError(body.code, message);
