@@ -66,7 +66,7 @@ export class RelayFrames {
   }
 
   /**
-   * A HELLO for connections that are refused at once (server full, address over its budget): its
+   * A HELLO for links that are refused at once (server full, rate limited, certificate refused): its
    * challenge is never accepted, so one signature serves them all and a connection flood costs
    * the relay no RSA work.
    */
@@ -87,9 +87,10 @@ export class RelayFrames {
     return this.sealAsync('CERT_RESPONSE', this.byFingerprint, { certificates, unknown });
   }
 
-  error(code: RelayErrorCode, message: string, fatal: boolean): Buffer {
+  /** `retryAfterMs`: when the client may try again (RateLimited); whole seconds keep it cacheable. */
+  error(code: RelayErrorCode, message: string, fatal: boolean, retryAfterMs?: number): Buffer {
     const text = message.length > 500 ? `${message.slice(0, 497)}...` : message;
-    const key = `${code}\0${fatal ? 1 : 0}\0${text}`;
+    const key = `${code}\0${fatal ? 1 : 0}\0${retryAfterMs ?? ''}\0${text}`;
     const hit = this.errorCache.get(key);
     if (hit) {
       // Refresh its LRU position.
@@ -97,7 +98,12 @@ export class RelayFrames {
       this.errorCache.set(key, hit);
       return hit;
     }
-    const frame = this.seal('ERROR', this.byFingerprint, { code, message: text, fatal });
+    const frame = this.seal('ERROR', this.byFingerprint, {
+      code,
+      message: text,
+      fatal,
+      ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
+    });
     this.errorCache.set(key, frame);
     if (this.errorCache.size > ERROR_CACHE_ENTRIES) {
       const oldest = this.errorCache.keys().next().value;
