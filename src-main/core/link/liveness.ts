@@ -15,7 +15,10 @@ export interface LivenessOptions {
 }
 
 /** 5 s / 15 s: a silent peer is noticed within 20 s even with a tick every few seconds. */
-export const DEFAULT_LIVENESS: Readonly<LivenessOptions> = Object.freeze({ intervalMs: 5_000, timeoutMs: 15_000 });
+export const DEFAULT_LIVENESS: Readonly<LivenessOptions> = Object.freeze({
+  intervalMs: 5_000,
+  timeoutMs: 15_000,
+});
 
 export type LivenessVerdict =
   | { kind: 'ok' }
@@ -58,6 +61,9 @@ export class Liveness {
 
   /** How often a driver should tick: often enough that neither deadline is overshot by much. */
   get tickMs(): number {
-    return Math.max(10, Math.min(this.options.intervalMs, this.options.timeoutMs - this.options.intervalMs) / 2);
+    return Math.max(
+      10,
+      Math.min(this.options.intervalMs, this.options.timeoutMs - this.options.intervalMs) / 2,
+    );
   }
 }
