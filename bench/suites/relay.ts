@@ -675,9 +675,17 @@ async function idleConnections(
   const relay = await startRelay(bundle, [
     '--max-connections',
     String(IDLE_CONNECTIONS + 100),
+    // 1,000 members logging in from one host, 100 links at a time: not a flood, so the pending
+    // pool is opened up for them.
+    '--max-pending',
+    String(IDLE_CONNECTIONS + 100),
+    '--max-pending-per-address',
+    String(IDLE_CONNECTIONS + 100),
     '--presence-interval-ms',
     '2000',
     '--auth-timeout-ms',
+    '120000',
+    '--pressure-auth-timeout-ms',
     '120000',
   ]);
   const conns: BenchConn[] = [];

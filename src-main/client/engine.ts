@@ -60,6 +60,8 @@ interface Session {
   presenceVersion?: number;
   /** Set when retrying is pointless; the close that follows moves to Failed. */
   failReason?: string;
+  /** The relay said when to come back (RateLimited): the next attempt waits at least this long. */
+  retryAfterMs?: number;
 }
 
 interface HeldChat {
@@ -285,7 +287,7 @@ export class ChatEngine implements ChatEngineApi {
       this.setState('Failed', session.failReason);
       return;
     }
-    const delay = this.backoff.next();
+    const delay = Math.max(this.backoff.next(), session.retryAfterMs ?? 0);
     this.setState('Reconnecting', why, delay);
     this.reconnectTimer = setTimeout(() => this.connect(), delay);
   }
@@ -434,6 +436,10 @@ export class ChatEngine implements ChatEngineApi {
 
   private onRelayError(session: Session, body: BodyOf<'ERROR'>): void {
     const message = `relay: ${body.message}`;
+    // A spent budget (RateLimited) is never terminal: come back when the relay said, not sooner.
+    if (body.retryAfterMs !== undefined) {
+      session.retryAfterMs = Math.max(session.retryAfterMs ?? 0, body.retryAfterMs);
+    }
     this.emitError(body.code, message);
     const verdict = classifyRelayError(body, session.authenticated);
     if (verdict.kind === 'terminal') {

@@ -7,11 +7,15 @@ import type { RelayLimits } from './limits.js';
 
 export const LIMIT_FLAGS: Record<string, keyof RelayLimits> = {
   'max-connections': 'maxConnections',
+  'max-pending': 'maxPending',
+  'max-pending-per-address': 'maxPendingPerAddress',
+  'pressure-auth-timeout-ms': 'pressureAuthTimeoutMs',
   'max-frame-bytes': 'maxFrameBytes',
   'max-preauth-frame-bytes': 'maxPreAuthFrameBytes',
   'auth-timeout-ms': 'authTimeoutMs',
   'max-auth-failures': 'maxAuthFailures',
   'address-auth-failures': 'addressAuthFailuresPerMinute',
+  'identity-auth-failures': 'identityAuthFailuresPerMinute',
   'max-protocol-errors': 'maxProtocolErrors',
   'error-decay-ms': 'errorDecayMs',
   'rate-frames': 'rateFramesPerSec',

@@ -4,8 +4,21 @@
  */
 
 export interface RelayLimits {
-  /** Concurrent TCP connections, authenticated or not. More are refused with ERROR ServerFull. */
+  /**
+   * Logged-in members at one time (the name predates the pending pool: connections that have not
+   * logged in are counted in `maxPending` instead). One more login gets ERROR ServerFull.
+   */
   maxConnections: number;
+  /**
+   * Connections that have not logged in yet (TLS handshake, HELLO, CONNECTION), all addresses
+   * together. When the pool is full the oldest pending connection of the address holding the most
+   * is closed to admit the new one, so a flood delays logins but never locks them out.
+   */
+  maxPending: number;
+  /** Pending connections from one remote address; more are closed at once, before any TLS work. */
+  maxPendingPerAddress: number;
+  /** Login deadline for connections admitted while the pending pool is more than half full. */
+  pressureAuthTimeoutMs: number;
   /** Largest frame accepted from an authenticated member (bytes, without the length prefix). */
   maxFrameBytes: number;
   /** Largest frame accepted before authentication (a CONNECTION is a few KiB). */
@@ -14,8 +27,18 @@ export interface RelayLimits {
   authTimeoutMs: number;
   /** Failed CONNECTION attempts one connection may make before it is closed. */
   maxAuthFailures: number;
-  /** Failed CONNECTION attempts one remote address may make per minute (a token bucket). */
+  /**
+   * Failed logins per minute (a token bucket) that no member identity answers for, per remote
+   * address: TLS handshakes that fail and link certificates the group refuses. Once spent, new
+   * connections from the address are closed before any TLS work until a token is back.
+   */
   addressAuthFailuresPerMinute: number;
+  /**
+   * Failed CONNECTIONs per minute (a token bucket) per member identity, i.e. per certificate the
+   * TLS link authenticated. Once spent, that identity's logins get ERROR RateLimited with the
+   * time until it may try again; other identities, from any address, are not affected.
+   */
+  identityAuthFailuresPerMinute: number;
   /**
    * Refused frames (bad envelope, sender mismatch, unknown target, not allowed …) a connection may
    * accumulate before ERROR TooManyErrors; the count decays by one every `errorDecayMs`.
@@ -55,11 +78,15 @@ export interface RelayLimits {
 
 export const DEFAULT_RELAY_LIMITS: Readonly<RelayLimits> = Object.freeze({
   maxConnections: 256,
+  maxPending: 128,
+  maxPendingPerAddress: 8,
+  pressureAuthTimeoutMs: 2000,
   maxFrameBytes: 1024 * 1024,
   maxPreAuthFrameBytes: 16 * 1024,
   authTimeoutMs: 10_000,
   maxAuthFailures: 3,
   addressAuthFailuresPerMinute: 30,
+  identityAuthFailuresPerMinute: 10,
   maxProtocolErrors: 10,
   errorDecayMs: 60_000,
   rateFramesPerSec: 2000,
@@ -77,11 +104,16 @@ export const DEFAULT_RELAY_LIMITS: Readonly<RelayLimits> = Object.freeze({
 
 const BOUNDS: Record<keyof RelayLimits, [min: number, max: number]> = {
   maxConnections: [1, 1_000_000],
+  // The pool is scanned when it is full (eviction): keep it small enough for that to stay cheap.
+  maxPending: [1, 10_000],
+  maxPendingPerAddress: [1, 10_000],
+  pressureAuthTimeoutMs: [100, 3_600_000],
   maxFrameBytes: [1024, 64 * 1024 * 1024],
   maxPreAuthFrameBytes: [1024, 1024 * 1024],
   authTimeoutMs: [100, 3_600_000],
   maxAuthFailures: [1, 1000],
   addressAuthFailuresPerMinute: [1, 1_000_000],
+  identityAuthFailuresPerMinute: [1, 1_000_000],
   maxProtocolErrors: [1, 1_000_000],
   errorDecayMs: [1, 86_400_000],
   rateFramesPerSec: [0, 100_000_000],
@@ -116,6 +148,9 @@ export function resolveLimits(overrides: Partial<RelayLimits> = {}): RelayLimits
   }
   if (limits.heartbeatTimeoutMs <= limits.heartbeatIntervalMs) {
     throw new RangeError('relay limit heartbeatTimeoutMs must be longer than heartbeatIntervalMs');
+  }
+  if (limits.maxPendingPerAddress > limits.maxPending) {
+    throw new RangeError('relay limit maxPendingPerAddress must not exceed maxPending');
   }
   if (limits.rateBytesPerSec > 0 && limits.rateByteBurst < limits.maxFrameBytes) {
     // A frame larger than the whole bucket would still pass (the bucket goes into debt), so this
@@ -167,6 +202,13 @@ export class TokenBucket {
     if (this.tokens < n) return false;
     this.tokens -= n;
     return true;
+  }
+
+  /** Milliseconds until `n` tokens are available (0 if they are now). */
+  msUntil(n = 1): number {
+    if (this.rate === 0) return 0;
+    this.refill();
+    return this.tokens >= n ? 0 : Math.ceil(((n - this.tokens) * 1000) / this.rate);
   }
 
   /** Tokens available now. */

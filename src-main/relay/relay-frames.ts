@@ -68,9 +68,9 @@ export class RelayFrames {
   }
 
   /**
-   * A HELLO for connections that are refused at once (server full, a certificate of another group):
-   * its challenge is never accepted, so one signature serves them all and, with the ERRORs bound
-   * to it cached, a connection flood costs the relay almost no RSA work.
+   * A HELLO for links that are refused at once (server full, rate limited, certificate refused): its
+   * challenge is never accepted, so one signature serves them all and, with the ERRORs bound to it
+   * cached, a connection flood costs the relay almost no RSA work.
    */
   refusalHelloFrame(): Buffer {
     return this.refusal().frame;
@@ -111,9 +111,16 @@ export class RelayFrames {
     return this.seal('HEARTBEAT', this.byFingerprint, { session });
   }
 
-  error(session: Buffer, code: RelayErrorCode, message: string, fatal: boolean): Buffer {
+  /** `retryAfterMs`: when the client may try again (RateLimited); whole seconds keep it cacheable. */
+  error(
+    session: Buffer,
+    code: RelayErrorCode,
+    message: string,
+    fatal: boolean,
+    retryAfterMs?: number,
+  ): Buffer {
     const text = message.length > 500 ? `${message.slice(0, 497)}...` : message;
-    const key = `${session.toString('hex')}\0${code}\0${fatal ? 1 : 0}\0${text}`;
+    const key = `${session.toString('hex')}\0${code}\0${fatal ? 1 : 0}\0${retryAfterMs ?? ''}\0${text}`;
     const hit = this.errorCache.get(key);
     if (hit) {
       // Refresh its LRU position.
@@ -121,7 +128,13 @@ export class RelayFrames {
       this.errorCache.set(key, hit);
       return hit;
     }
-    const frame = this.seal('ERROR', this.byFingerprint, { session, code, message: text, fatal });
+    const frame = this.seal('ERROR', this.byFingerprint, {
+      session,
+      code,
+      message: text,
+      fatal,
+      ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
+    });
     this.errorCache.set(key, frame);
     if (this.errorCache.size > ERROR_CACHE_ENTRIES) {
       const oldest = this.errorCache.keys().next().value;

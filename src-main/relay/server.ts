@@ -28,7 +28,10 @@ import {
 import { authenticate } from './auth.js';
 import { RelayConnection } from './connection.js';
 import { RelayRefusal } from './errors.js';
-import { resolveLimits, TokenBucket, type RelayLimits } from './limits.js';
+import { resolveLimits, type RelayLimits } from './limits.js';
+import { LoginBudgets } from './login-budgets.js';
+import { PendingPool } from './pending-pool.js';
+import { PressureReport, type PressureEvent } from './pressure-report.js';
 import { RelayFrames, type PresenceMember } from './relay-frames.js';
 import { route } from './routing.js';
 
@@ -43,6 +46,8 @@ export interface RelayServerOptions {
 export interface RelayStats {
   /** Open TCP connections, authenticated or not. */
   connections: number;
+  /** Connections in the pending pool (not logged in yet). */
+  pending: number;
   /** Authenticated members. */
   members: number;
   /** Frames received from clients. */
@@ -67,9 +72,8 @@ export interface RelayEvents {
   closed: [];
 }
 
-const ADDRESS_BUDGET_ENTRIES = 10_000;
-/** Refused connections still being told why (HELLO + ERROR) at one time; beyond, just closed. */
-const MAX_LINGERING_REFUSALS = 64;
+/** Admission pressure is logged at most this often; budgets are swept at the same pace. */
+const ADMISSION_REPORT_MS = 10_000;
 
 export class RelayServer extends EventEmitter<RelayEvents> {
   readonly limits: RelayLimits;
@@ -81,10 +85,13 @@ export class RelayServer extends EventEmitter<RelayEvents> {
   private readonly members = new Map<string, RelayConnection>();
   /** The members as an array, rebuilt on membership changes (broadcast iterates it per frame). */
   private memberArray: RelayConnection[] = [];
-  private readonly addressBudgets = new Map<string, TokenBucket>();
+  private readonly budgets: LoginBudgets;
+  private readonly pending: PendingPool<number>;
+  /** The connections in the pending pool, by id (the pool itself holds ids only). */
+  private readonly pendingConns = new Map<number, RelayConnection>();
+  private readonly pressure = new PressureReport(ADMISSION_REPORT_MS);
   private readonly dirty = new Set<RelayConnection>();
   private flushScheduled = false;
-  private refusing = 0;
   private nextId = 1;
   private version = 0;
   private presenceTimer: NodeJS.Timeout | undefined;
@@ -105,6 +112,8 @@ export class RelayServer extends EventEmitter<RelayEvents> {
     this.limits = resolveLimits(options.limits);
     this.log = options.logger ?? pino({ level: 'silent' });
     this.frames = new RelayFrames(this.identity, this.limits.maxFrameBytes);
+    this.budgets = new LoginBudgets(this.limits);
+    this.pending = new PendingPool(this.limits);
   }
 
   /** Starts listening; `port: 0` picks a free port. Resolves with the bound address. */
@@ -126,7 +135,10 @@ export class RelayServer extends EventEmitter<RelayEvents> {
         );
         const address = server.address() as AddressInfo;
         const bound = { host: address.address, port: address.port };
-        this.sweepTimer = setInterval(() => this.sweepAddressBudgets(), 60_000);
+        this.sweepTimer = setInterval(
+          () => this.guard(undefined, () => this.admissionTick()),
+          ADMISSION_REPORT_MS,
+        );
         this.sweepTimer.unref();
         this.stallTimer = setInterval(
           () => this.guard(undefined, () => this.checkStalled()),
@@ -164,6 +176,7 @@ export class RelayServer extends EventEmitter<RelayEvents> {
   stats(): RelayStats {
     return {
       connections: this.connections.size,
+      pending: this.pending.size,
       members: this.members.size,
       ...this.counters,
       refusals: { ...this.refusals },
@@ -225,33 +238,34 @@ export class RelayServer extends EventEmitter<RelayEvents> {
       raw.destroy();
       return;
     }
+    // Both refusals below close the socket before any TLS work: a flood costs an accept and a
+    // close, and no handshake. There is no way to say why without TLS; the client's retry is the
+    // same as after any dropped connection.
+    if (this.budgets.addressRetryAfter(remote) > 0) {
+      this.closeAtAccept(raw, 'refusedAddressBudget');
+      return;
+    }
+    const id = this.nextId++;
+    const decision = this.pending.admit(id, remote);
+    if (!decision.admitted) {
+      this.closeAtAccept(raw, 'refusedPerAddress');
+      return;
+    }
+    if (decision.evict !== undefined) this.evict(decision.evict);
+    if (decision.underPressure) this.notePressure('shortDeadline');
     raw.setNoDelay(true);
     raw.setKeepAlive(true, 30_000);
     const socket = acceptLink(raw, this.identity.linkContext);
-    socket.on('error', () => {
-      // Handshake failures (no or a foreign client certificate) and resets: 'close' cleans up.
-    });
-    if (this.connections.size >= this.limits.maxConnections) {
-      this.refuseAtAccept(
-        socket,
-        remote,
-        'ServerFull',
-        `the relay is full (${this.limits.maxConnections} connections)`,
-      );
-      return;
-    }
-    const budget = this.addressBudgets.get(remote);
-    if (budget && budget.available < 1) {
-      this.refuseAtAccept(
-        socket,
-        remote,
-        'AuthFailed',
-        'too many failed logins from this address; try again later',
-      );
-      return;
-    }
-    const conn = new RelayConnection(this.nextId++, socket, remote, this.limits);
+    const conn = new RelayConnection(id, socket, remote, this.limits);
     this.connections.add(conn);
+    this.pendingConns.set(id, conn);
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      // A handshake OpenSSL refused (no client certificate, not TLS at all): no member identity
+      // answers for it, so the address pays. Resets and the like cost nothing; 'close' cleans up.
+      if (conn.state === 'hello' && typeof err.code === 'string' && err.code.startsWith('ERR_SSL_')) {
+        this.budgets.addressFailed(remote);
+      }
+    });
     this.log.info({ event: 'accepted', conn: conn.id, remote }, 'connection accepted');
     socket.on('close', () => this.guard(undefined, () => this.onClosed(conn)));
     conn.authTimer = setTimeout(
@@ -262,17 +276,45 @@ export class RelayServer extends EventEmitter<RelayEvents> {
             'auth-timeout',
             conn.state === 'hello'
               ? undefined
-              : this.refusal(
-                  conn,
-                  'AuthTimeout',
-                  `not authenticated within ${this.limits.authTimeoutMs} ms`,
-                  true,
-                ),
+              : this.refusal(conn, 'AuthTimeout', `not authenticated within ${decision.deadlineMs} ms`, true),
           ),
         ),
-      this.limits.authTimeoutMs,
+      decision.deadlineMs,
     );
     socket.once('secure', () => this.guard(conn, () => this.onLinkUp(conn, socket)));
+  }
+
+  private closeAtAccept(raw: Socket, why: PressureEvent): void {
+    raw.destroy();
+    this.notePressure(why);
+  }
+
+  /** The pending pool is full: the connection it chose makes room for a newer one. */
+  private evict(id: number): void {
+    const victim = this.pendingConns.get(id);
+    this.pendingConns.delete(id);
+    this.notePressure('evicted');
+    // Closed without a word: most victims of a flood never finished TLS, and a member that was
+    // evicted simply reconnects.
+    if (victim) this.drop(victim, 'evicted', undefined, true);
+  }
+
+  private notePressure(event: PressureEvent): void {
+    const counts = this.pressure.note(event);
+    if (counts) this.logPressure(counts);
+  }
+
+  private logPressure(counts: Record<PressureEvent, number>): void {
+    this.log.warn(
+      { event: 'admission-pressure', pending: this.pending.size, ...counts },
+      'connections that do not log in are being turned away',
+    );
+  }
+
+  private admissionTick(): void {
+    const counts = this.pressure.flush();
+    if (counts) this.logPressure(counts);
+    this.budgets.sweep();
   }
 
   /**
@@ -281,9 +323,10 @@ export class RelayServer extends EventEmitter<RelayEvents> {
    */
   private onLinkUp(conn: RelayConnection, socket: TLSSocket): void {
     const presented = peerCertificate(socket);
+    let cert: Certificate;
     try {
       if (!presented) throw new PkiError('BadCertificate', 'no client certificate');
-      conn.linkCertificate = this.identity.validator.validate(presented, { role: 'member' });
+      cert = this.identity.validator.validate(presented, { role: 'member' });
     } catch (err) {
       const why =
         err instanceof PkiError
@@ -295,10 +338,26 @@ export class RelayServer extends EventEmitter<RelayEvents> {
         { event: 'link-refused', conn: conn.id, remote: conn.remote, reason: why },
         'TLS peer refused',
       );
+      this.budgets.addressFailed(conn.remote);
       // Say why (a member of another group, an expired certificate): its client stops retrying.
-      // The refusal HELLO is signed once for all; the ERROR is cached per message.
-      const refusal = this.refusal(conn, 'CertificateRejected', `certificate refused: ${why}`, true);
-      this.drop(conn, 'link-refused', Buffer.concat([this.frames.refusalHelloFrame(), refusal]));
+      this.refuseLink(conn, 'link-refused', 'CertificateRejected', `certificate refused: ${why}`);
+      return;
+    }
+    conn.linkCertificate = cert;
+    this.pending.markLinked(conn.id);
+    const retryAfterMs = this.budgets.identityRetryAfter(cert.fingerprintHex);
+    if (retryAfterMs > 0) {
+      this.refuseLink(
+        conn,
+        'rate-limited',
+        'RateLimited',
+        `too many failed logins for ${cert.name}; retry in ${retryAfterMs / 1000} s`,
+        retryAfterMs,
+      );
+      return;
+    }
+    if (this.membersFull(cert.name)) {
+      this.refuseLink(conn, 'server-full', 'ServerFull', this.fullMessage());
       return;
     }
     this.frames.hello().then(
@@ -317,26 +376,28 @@ export class RelayServer extends EventEmitter<RelayEvents> {
     );
   }
 
-  private refuseAtAccept(socket: TLSSocket, remote: string, code: RelayErrorCode, message: string): void {
-    this.refusals[code] = (this.refusals[code] ?? 0) + 1;
-    if (this.refusing >= MAX_LINGERING_REFUSALS) {
-      // A connection flood: no explanation for this one, just close (bounded sockets and memory).
-      socket.destroy();
-      return;
-    }
-    this.log.warn({ event: 'refused', code, remote, reason: message }, 'connection refused');
-    this.refusing++;
-    socket.once('close', () => this.refusing--);
-    // The explanation needs the link up; a peer that never finishes the handshake gets none.
-    socket.once('secure', () =>
-      socket.end(
-        Buffer.concat([
-          this.frames.refusalHelloFrame(),
-          this.frames.error(this.frames.refusalSession, code, message, true),
-        ]),
-      ),
-    );
-    setTimeout(() => socket.destroy(), this.limits.closeLingerMs + this.limits.authTimeoutMs).unref();
+  /**
+   * Refuses a link before HELLO: the refusal HELLO is signed once for all and the ERROR is cached
+   * per message, so refusing costs no RSA work per connection.
+   */
+  private refuseLink(
+    conn: RelayConnection,
+    reason: string,
+    code: RelayErrorCode,
+    message: string,
+    retryAfterMs?: number,
+  ): void {
+    const refusal = this.refusal(conn, code, message, true, retryAfterMs);
+    this.drop(conn, reason, Buffer.concat([this.frames.refusalHelloFrame(), refusal]));
+  }
+
+  /** True if a login by `name` would need a member slot and none is free. */
+  private membersFull(name: string): boolean {
+    return !this.members.has(name) && this.members.size >= this.limits.maxConnections;
+  }
+
+  private fullMessage(): string {
+    return `the relay is full (${this.limits.maxConnections} members)`;
   }
 
   private onData(conn: RelayConnection, chunk: Buffer): void {
@@ -391,23 +452,34 @@ export class RelayServer extends EventEmitter<RelayEvents> {
 
   private authFailed(conn: RelayConnection, err: RelayRefusal): void {
     conn.authFailures++;
-    let budget = this.addressBudgets.get(conn.remote);
-    if (!budget) {
-      const perMinute = this.limits.addressAuthFailuresPerMinute;
-      budget = new TokenBucket(perMinute / 60, perMinute);
-      this.addressBudgets.set(conn.remote, budget);
-      if (this.addressBudgets.size > ADDRESS_BUDGET_ENTRIES) this.sweepAddressBudgets(true);
-    }
-    const addressOk = budget.tryTake(1);
+    // CONNECTION is only read on a link whose certificate passed the group's checks: the failure
+    // is that identity's, whatever address it came from.
+    const identity = conn.linkCertificate;
+    if (!identity) throw new Error('CONNECTION on a link without a certificate');
+    const withinBudget = this.budgets.identityFailed(identity.fingerprintHex);
     this.log.warn(
-      { event: 'auth-failed', conn: conn.id, remote: conn.remote, code: err.code, reason: err.message },
+      {
+        event: 'auth-failed',
+        conn: conn.id,
+        remote: conn.remote,
+        name: identity.name,
+        code: err.code,
+        reason: err.message,
+      },
       'login refused',
     );
-    if (!addressOk) {
+    if (!withinBudget) {
+      const retryAfterMs = this.budgets.identityRetryAfter(identity.fingerprintHex);
       this.drop(
         conn,
-        'auth-failed',
-        this.refusal(conn, err.code, `${err.message}; too many failed logins from this address`, true),
+        'rate-limited',
+        this.refusal(
+          conn,
+          'RateLimited',
+          `${err.message}; too many failed logins for ${identity.name}; retry in ${retryAfterMs / 1000} s`,
+          true,
+          retryAfterMs,
+        ),
       );
     } else if (conn.authFailures >= this.limits.maxAuthFailures) {
       this.drop(
@@ -426,6 +498,11 @@ export class RelayServer extends EventEmitter<RelayEvents> {
   }
 
   private admit(conn: RelayConnection, cert: Certificate): void {
+    if (this.membersFull(cert.name)) {
+      this.drop(conn, 'server-full', this.refusal(conn, 'ServerFull', this.fullMessage(), true));
+      return;
+    }
+    this.leavePending(conn);
     conn.certificate = cert;
     conn.state = 'member';
     conn.decoder.maxFrameBytes = this.limits.maxFrameBytes;
@@ -610,8 +687,15 @@ export class RelayServer extends EventEmitter<RelayEvents> {
   private drop(conn: RelayConnection, reason: string, last?: Buffer, destroyNow = false): void {
     if (!conn.open) return;
     this.dirty.delete(conn);
+    this.leavePending(conn);
     conn.close(reason, last, destroyNow);
     this.leave(conn);
+  }
+
+  /** Logged in or closing: the connection's pending slot is free again. */
+  private leavePending(conn: RelayConnection): void {
+    this.pending.remove(conn.id);
+    this.pendingConns.delete(conn.id);
   }
 
   private leave(conn: RelayConnection): void {
@@ -632,6 +716,7 @@ export class RelayServer extends EventEmitter<RelayEvents> {
     conn.closed();
     this.dirty.delete(conn);
     this.connections.delete(conn);
+    this.leavePending(conn);
     this.leave(conn);
     this.log.info(
       { event: 'closed', conn: conn.id, name: conn.name, reason: conn.closeReason },
@@ -711,13 +796,27 @@ export class RelayServer extends EventEmitter<RelayEvents> {
   }
 
   /** An ERROR frame, counted and logged (never with a message body). */
-  private refusal(conn: RelayConnection, code: RelayErrorCode, message: string, fatal: boolean): Buffer {
+  private refusal(
+    conn: RelayConnection,
+    code: RelayErrorCode,
+    message: string,
+    fatal: boolean,
+    retryAfterMs?: number,
+  ): Buffer {
     this.refusals[code] = (this.refusals[code] ?? 0) + 1;
     this.log.warn(
-      { event: 'refused', conn: conn.id, name: conn.name, code, fatal, reason: message },
+      {
+        event: 'refused',
+        conn: conn.id,
+        name: conn.name ?? conn.linkCertificate?.name,
+        code,
+        fatal,
+        reason: message,
+        ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
+      },
       'refused',
     );
-    return this.frames.error(this.sessionOf(conn), code, message, fatal);
+    return this.frames.error(this.sessionOf(conn), code, message, fatal, retryAfterMs);
   }
 
   /** The session relay frames for `conn` are bound to: its HELLO challenge, or the refusal HELLO's. */
@@ -736,19 +835,6 @@ export class RelayServer extends EventEmitter<RelayEvents> {
       return;
     }
     this.send(conn, this.refusal(conn, code, message, false));
-  }
-
-  private sweepAddressBudgets(force = false): void {
-    for (const [address, bucket] of this.addressBudgets) {
-      if (bucket.full) this.addressBudgets.delete(address);
-    }
-    if (force) {
-      // Still over the bound: forget the oldest entries (a bounded map, whatever the traffic).
-      for (const address of this.addressBudgets.keys()) {
-        if (this.addressBudgets.size <= ADDRESS_BUDGET_ENTRIES / 2) break;
-        this.addressBudgets.delete(address);
-      }
-    }
   }
 
   /** Runs a handler; an exception closes only the connection it belongs to and is logged. */

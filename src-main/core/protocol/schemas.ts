@@ -148,6 +148,8 @@ export const BODY_SCHEMAS = {
     code: z.enum(ERROR_CODES),
     message: z.string().max(LIMITS.errorMessageChars),
     fatal: z.boolean(),
+    /** When the client may try again (RateLimited); it waits at least this long. */
+    retryAfterMs: z.number().int().min(0).max(3_600_000).optional(),
   }),
   REKEY_REQUEST: z.strictObject({
     minEpoch: Epoch,
