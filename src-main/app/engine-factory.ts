@@ -5,9 +5,13 @@
 import { ChatEngine, type ChatEngineOptions } from '../client/engine.js';
 import type { EngineFactory } from './ports.js';
 
-/** Options other than identity and relay (tests shorten timeouts; the app uses the defaults). */
-export type EngineTuning = Omit<ChatEngineOptions, 'identity' | 'relay' | 'unsafeTestHooks'>;
+/**
+ * Options other than identity, relay and the session's state (tests shorten timeouts; the app
+ * uses the defaults). The epoch store comes from the service per connect, never from tuning.
+ */
+export type EngineTuning = Omit<ChatEngineOptions, 'identity' | 'relay' | 'epochStore' | 'unsafeTestHooks'>;
 
 export function defaultEngineFactory(tuning: EngineTuning = {}): EngineFactory {
-  return (identity, relay) => new ChatEngine({ ...tuning, identity, relay });
+  return (identity, relay, session) =>
+    new ChatEngine({ ...tuning, identity, relay, epochStore: session.epochStore });
 }

@@ -3,6 +3,7 @@
  * every public method turns any failure into `{ ok: false, error }` (see toResult).
  */
 import { PkiError } from '../core/pki/errors.js';
+import { StateStoreError, type StateStoreErrorCode } from '../client/state/errors.js';
 import type { AppError, ErrorCode, Result } from '../../src-shared/ipc-contract.js';
 
 export class AppFailure extends Error {
@@ -15,6 +16,20 @@ export class AppFailure extends Error {
     super(message);
   }
 }
+
+const STATE_PREFIX = 'Your saved chat state (the key numbers this identity has used) cannot be opened';
+const STATE_RESET =
+  'Nothing was overwritten. To start over, remove this identity and import it again: the app then forgets which key numbers it used.';
+
+/** Plain words for each way the member state store can fail (member-state.ts). */
+const STATE_MESSAGES: Record<StateStoreErrorCode, string> = {
+  StateKeyWrong: `${STATE_PREFIX}: its key does not fit (the bundle password changed since it was made, or its kept key was lost). Unlock with the earlier password if you have it. ${STATE_RESET}`,
+  StateKeyUnavailable: `${STATE_PREFIX}: its key is kept by the system keystore, which is not available or cannot decrypt it (another user account or computer?). ${STATE_RESET}`,
+  StateStoreCorrupt: `${STATE_PREFIX}: it is damaged. ${STATE_RESET}`,
+  StateStoreTooNew: `${STATE_PREFIX}: a newer version of SecureChat-X wrote it. Update the app.`,
+  StateStoreMismatch: `${STATE_PREFIX}: its folder holds another identity’s state. ${STATE_RESET}`,
+  StateStoreIo: `${STATE_PREFIX}: the app cannot read or write its folder.`,
+};
 
 /** Maps anything thrown to an AppError a person can act on. Never leaks a stack trace. */
 export function toAppError(err: unknown, context?: 'identity' | 'relay'): AppError {
@@ -53,6 +68,11 @@ export function toAppError(err: unknown, context?: 'identity' | 'relay'): AppErr
       default:
         return { code: 'CertificateInvalid', message: `The certificate cannot be used: ${err.message}.` };
     }
+  }
+  if (err instanceof StateStoreError) {
+    // details[0] is the store's own code, for the window and for tests.
+    const message = STATE_MESSAGES[err.code] + (err.code === 'StateStoreIo' ? ` (${err.message})` : '');
+    return { code: 'StorageFailed', message, details: [err.code] };
   }
   const errno = (err as NodeJS.ErrnoException | undefined)?.code;
   if (errno === 'ENOENT') return { code: 'FileError', message: 'The file or folder no longer exists.' };

@@ -6,6 +6,7 @@
 import type { LoadedBundle } from '../core/pki/bundle.js';
 import type { LocalIdentity } from '../core/pki/local-identity.js';
 import type { ChatEngineApi, RelayAddress } from '../client/engine-types.js';
+import type { EpochStore } from '../client/options.js';
 
 /** Native dialogs. Paths never come from the renderer: only from here. */
 export interface DialogPort {
@@ -88,7 +89,17 @@ export interface PkiPort {
   close(): Promise<void>;
 }
 
-export type EngineFactory = (identity: LocalIdentity, address: RelayAddress) => ChatEngineApi;
+/** What the service gives each engine it makes, besides identity and address. */
+export interface EngineSession {
+  /** The identity's state store (member-state.ts), open for as long as the engine runs. */
+  epochStore: EpochStore;
+}
+
+export type EngineFactory = (
+  identity: LocalIdentity,
+  address: RelayAddress,
+  session: EngineSession,
+) => ChatEngineApi;
 
 export interface AppServicePorts {
   dialogs: DialogPort;

@@ -14,6 +14,7 @@ import { MAX_BUNDLE_BYTES, DEFAULT_KDF_ITERATIONS } from '../core/pki/bundle.js'
 import { formatFingerprint } from '../core/pki/fingerprint.js';
 import { LocalIdentity } from '../core/pki/local-identity.js';
 import type { ChatEngineApi, EngineEvent } from '../client/engine-types.js';
+import type { MemberStateStore } from '../client/state/member-store.js';
 import type {
   AppEvent,
   AppEventListener,
@@ -36,6 +37,7 @@ import type {
   RelayView,
 } from '../../src-shared/model.js';
 import { AppFailure, toAppError, toResult } from './errors.js';
+import { AppMemberState } from './member-state.js';
 import type { AppServicePorts, RelayChildMessage, RelayProcess } from './ports.js';
 import { Settings, type KeptIdentity } from './settings.js';
 
@@ -92,6 +94,9 @@ export class AppService implements ServiceApi {
   #identityState: IdentityState = { status: 'none' };
   #engine: ChatEngineApi | undefined;
   #engineOff: (() => void) | undefined;
+  /** The identity's state stores (member-state.ts); the one open while an engine runs. */
+  readonly #memberState: AppMemberState;
+  #stateStore: MemberStateStore | undefined;
   #connection: ConnectionView = { state: 'Disconnected' };
   #loggedIn = false;
   #reportedUnreachable = false;
@@ -112,6 +117,11 @@ export class AppService implements ServiceApi {
   private constructor(ports: AppServicePorts) {
     this.#ports = ports;
     this.#settings = new Settings(ports.settings);
+    this.#memberState = new AppMemberState({
+      dataDir: ports.dataDir,
+      settings: this.#settings,
+      secrets: ports.secrets,
+    });
   }
 
   /** Creates the service and reopens the kept identity (without a prompt when the keystore can). */
@@ -253,6 +263,7 @@ export class AppService implements ServiceApi {
         const data = await readFile(file);
         const identity = await this.#openBundle(data, password, 'member');
         data.fill(0);
+        await this.#unlockState(identity, password);
         this.#setIdentity(identity, 'safeStorage');
         return;
       } catch (err) {
@@ -295,6 +306,7 @@ export class AppService implements ServiceApi {
         // A connect may have started while the worker was busy.
         this.#assertNotConnected('changing your identity');
         const storage = await this.#keep(identity, data, arg.password);
+        await this.#unlockState(identity, arg.password);
         this.#choices.delete(arg.token);
         return this.#setIdentity(identity, storage);
       } finally {
@@ -341,6 +353,7 @@ export class AppService implements ServiceApi {
       try {
         const identity = await this.#openBundle(data, arg.password, 'member');
         const storage = await this.#keep(identity, data, arg.password);
+        await this.#unlockState(identity, arg.password);
         return this.#setIdentity(identity, storage);
       } finally {
         data.fill(0);
@@ -348,10 +361,18 @@ export class AppService implements ServiceApi {
     }, 'identity');
   }
 
+  /** The state store's key comes from the password at unlock (member-state.ts); never fails. */
+  async #unlockState(identity: LocalIdentity, password: string): Promise<void> {
+    await this.#memberState.unlock({ groupId: identity.groupId, member: identity.name }, password);
+  }
+
   async removeIdentity(): Promise<Result<null>> {
     return toResult(async () => {
       await this.#stopEngine('identity removed');
       const kept = this.#settings.get('identity');
+      // The state first: if its folder cannot be deleted, the identity stays and the user can retry.
+      if (kept) await this.#memberState.remove({ groupId: kept.groupId, member: kept.name });
+      this.#memberState.lock();
       if (kept) await rm(join(this.#ports.dataDir, kept.file), { force: true });
       this.#settings.delete('identity');
       this.#identity = undefined;
@@ -374,6 +395,7 @@ export class AppService implements ServiceApi {
       const identity = this.#requireIdentity();
       this.#assertNotConnected('connecting again');
       await this.#stopEngine();
+      const epochStore = this.#openStateStore(identity);
       const address = { host: arg.host, port: arg.port };
       this.#settings.set('relayAddress', address);
       this.#emit({ type: 'settings', settings: this.#settings.view() });
@@ -382,13 +404,45 @@ export class AppService implements ServiceApi {
       this.#key = undefined;
       this.#rawMembers = [];
       this.#members = [];
-      const engine = this.#ports.engineFactory(identity, address);
+      let engine: ChatEngineApi;
+      try {
+        engine = this.#ports.engineFactory(identity, address, { epochStore });
+      } catch (err) {
+        epochStore.close();
+        throw err;
+      }
+      this.#stateStore = epochStore;
       this.#engine = engine;
       this.#engineOff = engine.on((event) => this.#onEngineEvent(engine, event));
       this.#setConnection({ state: engine.state, address });
       engine.start();
       return this.#connection;
     });
+  }
+
+  /**
+   * Opens the identity's state store for a connect. A failure is an error event and a failed
+   * connect (StorageFailed, details[0] = the StateStoreError code), never an engine without it:
+   * an engine with an empty store could reuse epoch numbers.
+   */
+  #openStateStore(identity: LocalIdentity): MemberStateStore {
+    try {
+      return this.#memberState.open({ groupId: identity.groupId, member: identity.name });
+    } catch (err) {
+      const error = toAppError(err);
+      this.#emit({ type: 'error', error });
+      throw new AppFailure(error.code, error.message, error.details);
+    }
+  }
+
+  #closeStateStore(): void {
+    const store = this.#stateStore;
+    this.#stateStore = undefined;
+    try {
+      store?.close();
+    } catch {
+      // Closing flushes nothing new (every save is committed when it returns); nothing to report.
+    }
   }
 
   async disconnect(): Promise<Result<null>> {
@@ -409,6 +463,8 @@ export class AppService implements ServiceApi {
         this.#engineOff?.();
         this.#engine = undefined;
         this.#engineOff = undefined;
+        // After stop(): the engine saves no more epochs.
+        this.#closeStateStore();
         this.#key = undefined;
         this.#rawMembers = [];
         this.#members = [];
@@ -828,6 +884,8 @@ export class AppService implements ServiceApi {
   /** Stops the engine and the relay (app quit). */
   async dispose(): Promise<void> {
     await this.#stopEngine('app closed').catch(() => undefined);
+    this.#closeStateStore();
+    this.#memberState.lock();
     if (this.#relayProcess) await this.stopRelay();
     await this.#ports.pki.close().catch(() => undefined);
     this.#listeners.clear();

@@ -43,6 +43,12 @@ const SCHEMAS = {
   verified: z.record(z.string().regex(/^[A-Za-z0-9._-]{1,64}$/), Fingerprint),
   windowBounds: WindowBoundsSchema,
   relayLaunch: z.strictObject({ port: z.number().int().min(0).max(65535) }),
+  /**
+   * The member state stores' random keys, encrypted by the OS keystore (base64), one per
+   * identity: `<group id>/<name>` → wrapped key (member-state.ts). Kept when another identity is
+   * imported, so switching back reopens the same store.
+   */
+  stateKeys: z.record(z.string().regex(/^[0-9a-f]{64}\/[A-Za-z0-9._-]{1,64}$/), z.string().min(1).max(8192)),
 } as const;
 
 type Key = keyof typeof SCHEMAS;

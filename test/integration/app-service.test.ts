@@ -2,18 +2,23 @@
  * The desktop app's service under plain Node, against a real relay child process and real chat
  * engines: identity import and keeping, connect, members with verified marks, safety numbers,
  * chat both ways, leave + re-key, fingerprint-change warnings, relay start/stop/crash, group
- * creation.
+ * creation, the member state store (highest epoch) across restarts.
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AppMemberState, memberStateDir, stateKeyId } from '../../src-main/app/member-state.js';
+import type { SecretStoragePort } from '../../src-main/app/ports.js';
+import { Settings } from '../../src-main/app/settings.js';
+import { SALT_FILE, STATE_DB_FILE } from '../../src-main/client/state/store-key.js';
 import { readBundle, writeBundle } from '../../src-main/core/pki/bundle.js';
 import { Certificate } from '../../src-main/core/pki/certificate.js';
 import { issueCertificate } from '../../src-main/core/pki/issue.js';
 import type { ChatLine } from '../../src-shared/model.js';
 import { makeTestGroup, TEST_PASSWORD, type TestGroup } from '../helpers/group.js';
+import { noSecretStorage as noKeystore } from '../../src-main/app/node-ports.js';
 import {
   createTestApp,
   importBundle,
@@ -443,5 +448,184 @@ describe('app service: create a group', () => {
 
     unwrap(await app.service.createGroup({ ...args, overwrite: true }));
     expect(readFileSync(join(folder, 'ann.p12')).equals(before)).toBe(false);
+  });
+});
+
+describe('app service: the highest epoch is kept across restarts (member state store)', () => {
+  let group: TestGroup;
+  let host: TestApp;
+  let port: number;
+  const groupId = (): string => group.ca.certificate.fingerprintHex;
+
+  beforeAll(async () => {
+    group = makeTestGroup(['alice', 'bob']);
+    host = await createTestApp();
+    port = required(unwrap(await startRelay(host, group.relayBundle, TEST_PASSWORD)).port, 'relay port');
+  }, 60_000);
+
+  afterAll(async () => {
+    await host?.service.dispose();
+  });
+
+  /** The epoch saved in an app's store, read with the app's own settings and keystore (app disconnected). */
+  async function storedEpoch(app: TestApp, name: string, secrets: SecretStoragePort): Promise<number> {
+    const state = new AppMemberState({ dataDir: app.dataDir, settings: new Settings(app.settings), secrets });
+    const owner = { groupId: groupId(), member: name };
+    await state.unlock(owner, TEST_PASSWORD);
+    const store = state.open(owner);
+    try {
+      return store.load();
+    } finally {
+      store.close();
+      state.lock();
+    }
+  }
+
+  const keyEpochs = (apps: TestApp[]): number[] =>
+    apps.flatMap((a) => a.events.flatMap((e) => (e.type === 'key' ? [e.key.epoch] : [])));
+
+  async function chatting(apps: TestApp[]): Promise<number> {
+    for (const app of apps) unwrap(await app.service.connect({ host: '127.0.0.1', port }));
+    await until(
+      () =>
+        apps.every(
+          (a) =>
+            a.service.snapshot().connection.state === 'Chatting' &&
+            a.service.snapshot().key?.members.length === apps.length,
+        ) && new Set(apps.map((a) => a.service.snapshot().key?.epoch)).size === 1,
+      'one key for all',
+    );
+    return required(apps[0]?.service.snapshot().key, 'key').epoch;
+  }
+
+  /** The same installation started again: a new service over the same data folder and settings. */
+  async function restart(app: TestApp, secrets: SecretStoragePort | undefined): Promise<TestApp> {
+    await app.service.dispose();
+    const again = await createTestApp({
+      ...(secrets ? { secrets } : {}),
+      dataDir: app.dataDir,
+      settingsDir: app.settingsDir,
+    });
+    if (!secrets) {
+      expect(again.service.snapshot().identity.status).toBe('locked');
+      unwrap(await again.service.unlockIdentity({ password: TEST_PASSWORD }));
+    }
+    expect(again.service.snapshot().identity.status).toBe('ready');
+    return again;
+  }
+
+  for (const withKeystore of [true, false]) {
+    it(`${withKeystore ? 'with' : 'without'} a keystore: after both members restart, the next key's epoch is above every epoch used before`, async () => {
+      const keystores = withKeystore ? [memorySecretStorage(), memorySecretStorage()] : [];
+      const secretsOf = (i: number): SecretStoragePort | undefined => keystores[i];
+      const names = ['alice', 'bob'];
+      let apps = await Promise.all(
+        names.map((_, i) => {
+          const secrets = secretsOf(i);
+          return createTestApp(secrets ? { secrets } : {});
+        }),
+      );
+      for (const [i, app] of apps.entries()) {
+        const view = unwrap(
+          await importBundle(app, bundleOf(group, required(names[i], 'name')), TEST_PASSWORD),
+        );
+        expect(view.storage).toBe(withKeystore ? 'safeStorage' : 'password');
+      }
+      const first = await chatting(apps);
+      unwrap(await required(apps[0], 'alice').service.rekey());
+      await until(
+        () => apps.every((a) => (a.service.snapshot().key?.epoch ?? 0) > first),
+        'a second key for both',
+      );
+      const usedBefore = Math.max(...keyEpochs(apps));
+      expect(usedBefore).toBeGreaterThan(first);
+      for (const app of apps) unwrap(await app.service.disconnect());
+
+      // What is on disk: one folder per identity, the key kept the way this installation can.
+      for (const [i, app] of apps.entries()) {
+        const name = required(names[i], 'name');
+        const dir = memberStateDir(app.dataDir, { groupId: groupId(), member: name });
+        expect(existsSync(join(dir, STATE_DB_FILE))).toBe(true);
+        expect(existsSync(join(dir, SALT_FILE))).toBe(!withKeystore);
+        expect(app.settings.get('stateKeys') !== undefined).toBe(withKeystore);
+        const stored = await storedEpoch(app, name, secretsOf(i) ?? noKeystore);
+        expect(stored).toBeGreaterThanOrEqual(usedBefore);
+      }
+
+      // Every member restarts (nobody stays connected to remember the epoch for the group).
+      apps = await Promise.all(apps.map((app, i) => restart(app, secretsOf(i))));
+      const next = await chatting(apps);
+      expect(next).toBeGreaterThan(usedBefore);
+      for (const app of apps) {
+        expect(app.events.some((e) => e.type === 'error' && e.error.code === 'StorageFailed')).toBe(false);
+        unwrap(await app.service.disconnect());
+      }
+
+      // Removing the identity deletes its state folder and its kept key.
+      const alice = required(apps[0], 'alice');
+      unwrap(await alice.service.removeIdentity());
+      expect(existsSync(memberStateDir(alice.dataDir, { groupId: groupId(), member: 'alice' }))).toBe(false);
+      expect(alice.settings.get('stateKeys') ?? {}).not.toHaveProperty(
+        stateKeyId({ groupId: groupId(), member: 'alice' }),
+      );
+      await Promise.all(apps.map((a) => a.service.dispose()));
+    });
+  }
+
+  async function expectStoreRefused(app: TestApp, code: string): Promise<void> {
+    const db = join(memberStateDir(app.dataDir, { groupId: groupId(), member: 'alice' }), STATE_DB_FILE);
+    const before = readFileSync(db);
+    const result = await app.service.connect({ host: '127.0.0.1', port });
+    expect(result).toMatchObject({ ok: false, error: { code: 'StorageFailed', details: [code] } });
+    if (!result.ok) expect(result.error.message).toMatch(/saved chat state/);
+    const event = app.events.find((e) => e.type === 'error' && e.error.code === 'StorageFailed');
+    expect(event).toMatchObject({ type: 'error', error: { code: 'StorageFailed', details: [code] } });
+    // No engine was started without its store, and the old store was not replaced.
+    expect(app.service.snapshot().connection.state).toBe('Disconnected');
+    expect(readFileSync(db).equals(before)).toBe(true);
+    expect(unwrap(await app.service.getSnapshot()).identity.status).toBe('ready');
+  }
+
+  it('with a keystore: a kept key that does not open the store is StorageFailed / StateKeyWrong, shown, and nothing is replaced', async () => {
+    const secrets = memorySecretStorage();
+    const app = await createTestApp({ secrets });
+    unwrap(await importBundle(app, bundleOf(group, 'alice'), TEST_PASSWORD));
+    // Connecting makes the store (alone, alice gets no key; that does not matter here).
+    unwrap(await app.service.connect({ host: '127.0.0.1', port }));
+    unwrap(await app.service.disconnect());
+    const id = stateKeyId({ groupId: groupId(), member: 'alice' });
+    const good = required(app.settings.get('stateKeys'), 'kept keys') as Record<string, string>;
+    const wrong = Buffer.from(secrets.encryptString('00'.repeat(32))).toString('base64');
+    app.settings.set('stateKeys', { ...good, [id]: wrong });
+    await expectStoreRefused(app, 'StateKeyWrong');
+
+    // The right key back: connects again with the same store.
+    app.settings.set('stateKeys', good);
+    unwrap(await app.service.connect({ host: '127.0.0.1', port }));
+    unwrap(await app.service.disconnect());
+    await app.service.dispose();
+  });
+
+  it('without a keystore: a damaged salt file is StorageFailed / StateStoreCorrupt, another salt StateKeyWrong', async () => {
+    const app = await createTestApp();
+    unwrap(await importBundle(app, bundleOf(group, 'alice'), TEST_PASSWORD));
+    unwrap(await app.service.connect({ host: '127.0.0.1', port }));
+    unwrap(await app.service.disconnect());
+    const salt = join(memberStateDir(app.dataDir, { groupId: groupId(), member: 'alice' }), SALT_FILE);
+    const goodSalt = readFileSync(salt, 'utf8');
+
+    writeFileSync(salt, 'not json');
+    let again = await restart(app, undefined);
+    await expectStoreRefused(again, 'StateStoreCorrupt');
+
+    writeFileSync(salt, goodSalt.replace(/"salt":"[0-9a-f]+"/, `"salt":"${'11'.repeat(16)}"`));
+    again = await restart(again, undefined);
+    await expectStoreRefused(again, 'StateKeyWrong');
+
+    // A deleted salt file: a new salt is made, which does not open the old store either.
+    rmSync(salt);
+    again = await restart(again, undefined);
+    await expectStoreRefused(again, 'StateKeyWrong');
+    await again.service.dispose();
   });
 });

@@ -4,7 +4,13 @@
  * (sentinel + version + 8 fuses at Electron's defaults) so the configured fuses are really
  * flipped and can be checked. Then app.asar is read with @electron/asar: the built app and its
  * runtime dependencies are in, sources, tests, benchmarks and docs are not; the PKI worker entry
- * ships with what it imports; the preload holds no zod.
+ * ships with what it imports; the preload holds no zod; the SQLite driver's .node file is unpacked
+ * beside the archive.
+ *
+ * `npmRebuild` is off here: rebuilding native modules for Electron's ABI needs Electron's headers
+ * (a download), and @electron/rebuild rebuilds in place in this project's node_modules, which would
+ * leave a .node file that plain Node (the CLI, every other test) cannot load. So the packed
+ * better_sqlite3.node is the Node build: that it loads inside Electron is not checked here.
  */
 import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -55,6 +61,7 @@ beforeAll(() => {
       'dir',
       `-c.electronDist=${electronDist}`,
       `-c.directories.output=${join(work, 'dist')}`,
+      '-c.npmRebuild=false',
       '--publish',
       'never',
     ],
@@ -87,7 +94,7 @@ describe('electron-builder --linux dir (offline, placeholder Electron)', () => {
   });
 
   it('packs the runtime dependencies and no development tools', () => {
-    for (const dep of ['node-forge', 'zod', 'pino', 'electron-store']) {
+    for (const dep of ['node-forge', 'zod', 'pino', 'electron-store', 'better-sqlite3-multiple-ciphers']) {
       expect(entries, dep).toContain(`/node_modules/${dep}/package.json`);
     }
     for (const dev of [
@@ -104,6 +111,19 @@ describe('electron-builder --linux dir (offline, placeholder Electron)', () => {
         dev,
       ).toBe(false);
     }
+  });
+
+  it('keeps the native SQLite module outside the archive (asarUnpack), without its C sources', () => {
+    const module = 'node_modules/better-sqlite3-multiple-ciphers';
+    const unpacked = join(work, 'dist/linux-unpacked/resources/app.asar.unpacked');
+    // A .node file cannot be loaded from inside app.asar; Electron redirects its require here.
+    expect(existsSync(join(unpacked, module, 'build/Release/better_sqlite3.node'))).toBe(true);
+    expect(entries).toContain(`/${module}/lib/index.js`);
+    expect(entries).toContain('/node_modules/bindings/package.json');
+    const nodeFiles = entries.filter((e) => e.endsWith('.node'));
+    expect(nodeFiles).toEqual([`/${module}/build/Release/better_sqlite3.node`]);
+    for (const e of nodeFiles) expect(existsSync(join(unpacked, e))).toBe(true);
+    expect(entries.some((e) => /\.(c|cpp|hpp|a)$/.test(e) || e.includes(`${module}/deps/`))).toBe(false);
   });
 
   it('holds nothing of the sources, tests, benchmarks, docs or the Node build', () => {

@@ -2,6 +2,11 @@
 export type StateStoreErrorCode =
   /** The key does not open the database: another password, or another store's key. */
   | 'StateKeyWrong'
+  /**
+   * The key is kept by the OS keystore (the desktop app), which is unavailable now or cannot
+   * decrypt it (another user account or computer).
+   */
+  | 'StateKeyUnavailable'
   /** The database holds values this version cannot read, or its salt file is damaged. */
   | 'StateStoreCorrupt'
   /** The store was written by a newer version (schema version above what this one knows). */
