@@ -12,6 +12,7 @@ import forge from 'node-forge';
 import { Certificate } from './certificate.js';
 import { PkiError } from './errors.js';
 import type { Credential } from './issue.js';
+import { assertStrongKey } from './key-strength.js';
 import { openPfx } from './pfx.js';
 import { validateCertificate } from './validate.js';
 
@@ -121,6 +122,7 @@ export function readBundle(
 
   if (holder.isCa) {
     // The organiser's CA bundle: the CA is its own holder.
+    assertStrongKey(holder, `the group CA "${holder.name}"`);
     return { certificate: holder, ca: holder, privateKeyPem };
   }
   const cas = certs.filter((c) => c !== holder && c.isCa);

@@ -7,6 +7,7 @@ import forge from 'node-forge';
 import { Certificate } from './certificate.js';
 import { PkiError } from './errors.js';
 import { assertValidIdentityName } from './identity-name.js';
+import { assertStrongKey } from './key-strength.js';
 
 export type KeyBits = 2048 | 3072 | 4096;
 export const KEY_BITS: readonly KeyBits[] = [2048, 3072, 4096];
@@ -65,7 +66,40 @@ function validity(cert: forge.pki.Certificate, days: number): void {
 
 function toCertificate(cert: forge.pki.Certificate): Certificate {
   const der = forge.asn1.toDer(forge.pki.certificateToAsn1(cert)).getBytes();
-  return Certificate.fromDer(Buffer.from(der, 'binary'));
+  const certificate = Certificate.fromDer(Buffer.from(der, 'binary'));
+  // newKeyPair only makes strong keys; this keeps it that way if that ever changes.
+  assertStrongKey(certificate);
+  return certificate;
+}
+
+/**
+ * The UTF8String tag. @types/node-forge types valueTagClass as an asn1.Class, but forge reads and
+ * writes it as the string's asn1.Type.
+ */
+const UTF8_TAG = forge.asn1.Type.UTF8 as number as forge.asn1.Class;
+
+/**
+ * Names as UTF8String (RFC 5280 4.1.2.4): forge's default PrintableString cannot hold 'Équipe Zoë
+ * 日本' and would store the characters' low bytes. forge encodes the value to UTF-8 itself.
+ */
+function utf8Name(cn: string): forge.pki.CertificateField[] {
+  return [
+    { name: 'commonName', value: cn, valueTagClass: UTF8_TAG },
+    { name: 'organizationName', value: 'SecureChat-X group', valueTagClass: UTF8_TAG },
+  ];
+}
+
+/**
+ * The CA's subject as the issuer of a new certificate. Parsed attributes hold the raw bytes of each
+ * string, and forge would UTF-8-encode a UTF8String value a second time: decode it first so the
+ * issuer name is byte for byte the CA's subject.
+ */
+function issuerOf(caCert: forge.pki.Certificate): forge.pki.CertificateField[] {
+  return caCert.subject.attributes.map((attr) =>
+    attr.valueTagClass === UTF8_TAG && typeof attr.value === 'string'
+      ? { ...attr, value: forge.util.decodeUtf8(attr.value) }
+      : attr,
+  );
 }
 
 export function createGroupCa(options: CaOptions = {}): Credential {
@@ -77,10 +111,7 @@ export function createGroupCa(options: CaOptions = {}): Credential {
   cert.publicKey = publicKey;
   cert.serialNumber = randomSerial();
   validity(cert, options.validityDays ?? 3650);
-  const subject = [
-    { name: 'commonName', value: name },
-    { name: 'organizationName', value: 'SecureChat-X group' },
-  ];
+  const subject = utf8Name(name);
   cert.setSubject(subject);
   cert.setIssuer(subject);
   cert.setExtensions([
@@ -97,6 +128,7 @@ export function issueCertificate(ca: Credential, options: IssueOptions): Credent
   if (!ca.certificate.isCa || !ca.certificate.keyUsage?.keyCertSign) {
     throw new PkiError('IssuerNotCa', `"${ca.certificate.name}" is not a certificate authority`);
   }
+  assertStrongKey(ca.certificate, `the group CA "${ca.certificate.name}"`);
   // Its certificates would be clamped to a past date: invalid from the moment they are issued.
   if (Date.now() >= ca.certificate.notAfter.getTime()) {
     throw new PkiError('Expired', `the group CA "${ca.certificate.name}" has expired; create a new group`);
@@ -110,11 +142,8 @@ export function issueCertificate(ca: Credential, options: IssueOptions): Credent
   validity(cert, options.validityDays ?? 825);
   // A certificate never outlives the CA that vouches for it.
   if (cert.validity.notAfter.getTime() > caNotAfter) cert.validity.notAfter = new Date(caNotAfter);
-  cert.setSubject([
-    { name: 'commonName', value: options.name },
-    { name: 'organizationName', value: 'SecureChat-X group' },
-  ]);
-  cert.setIssuer(caCert.subject.attributes);
+  cert.setSubject(utf8Name(options.name));
+  cert.setIssuer(issuerOf(caCert));
   cert.setExtensions([
     { name: 'basicConstraints', cA: false, critical: true },
     { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
