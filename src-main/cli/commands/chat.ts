@@ -14,6 +14,7 @@ import { LocalIdentity } from '../../core/pki/local-identity.js';
 import { humanLine, jsonLine } from '../chat-output.js';
 import { CliError } from '../cli-error.js';
 import { checkExpectedCa, parseExpectedCa } from '../expect-ca.js';
+import { fileProblem } from '../fs-errors.js';
 import { readPassword } from '../password.js';
 
 export const CHAT_USAGE = `usage: securechat-x chat --bundle FILE --relay HOST:PORT [options]
@@ -87,7 +88,7 @@ export async function run(argv: string[]): Promise<number> {
   try {
     data = await readFile(values.bundle);
   } catch (err) {
-    throw new CliError(`cannot read ${values.bundle}: ${(err as NodeJS.ErrnoException).code}`);
+    throw new CliError(fileProblem(values.bundle, err));
   }
   const identity = LocalIdentity.fromBundleFile(data, password, 'member');
   checkExpectedCa(identity.ca, expectedCa);

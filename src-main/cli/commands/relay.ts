@@ -12,6 +12,7 @@ import { LIMIT_FLAGS, limitsFromFlags } from '../../relay/limit-flags.js';
 import { RelayServer } from '../../relay/server.js';
 import { CliError } from '../cli-error.js';
 import { checkExpectedCa, parseExpectedCa } from '../expect-ca.js';
+import { fileProblem } from '../fs-errors.js';
 import { readPassword } from '../password.js';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -84,7 +85,7 @@ export async function run(argv: string[]): Promise<number> {
   try {
     data = await readFile(values.bundle);
   } catch (err) {
-    throw new CliError(`cannot read ${values.bundle}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    throw new CliError(fileProblem(values.bundle, err));
   }
   const identity = LocalIdentity.fromBundleFile(data, password, 'relay');
   checkExpectedCa(identity.ca, expectedCa);
