@@ -52,3 +52,38 @@ export async function readPassword(passwordFile: string | undefined, what = 'bun
   // Like a missing required flag: a usage error (exit 2).
   throw new CliError(`no ${what} password: set ${PASSWORD_ENV} or pass --password-file FILE`, 2);
 }
+
+export interface CaPassword {
+  password: string;
+  /** True when no CA password was given and the member password stands in for it. */
+  fromMemberPassword: boolean;
+  /** What to print on stderr in that case, once the command has done its work. */
+  warning: string;
+}
+
+/**
+ * The group CA bundle's password: --ca-password-file, else SECURECHAT_CA_PASSWORD, else the member
+ * password (SECURECHAT_PASSWORD / --password-file), which the caller then warns about: whoever
+ * knows a member password and gets hold of ca.p12 can issue members.
+ */
+export async function readCaPassword(
+  caPasswordFile: string | undefined,
+  memberPasswordFile: string | undefined,
+): Promise<CaPassword> {
+  const warning =
+    `securechat-x: warning: no CA password (${CA_PASSWORD_ENV} or --ca-password-file), so ca.p12 ` +
+    'uses the member password: whoever knows it and gets ca.p12 can add members\n';
+  if (caPasswordFile !== undefined) {
+    return { password: await readPasswordFile(caPasswordFile), fromMemberPassword: false, warning };
+  }
+  const password = fromEnv(CA_PASSWORD_ENV);
+  if (password !== undefined) return { password, fromMemberPassword: false, warning };
+  if (memberPasswordFile === undefined && fromEnv(PASSWORD_ENV) === undefined) {
+    throw new CliError(
+      `no CA bundle password: set ${CA_PASSWORD_ENV} or pass --ca-password-file FILE ` +
+        `(or, not recommended, the member password: ${PASSWORD_ENV} or --password-file FILE)`,
+      2,
+    );
+  }
+  return { password: await readPassword(memberPasswordFile, 'CA bundle'), fromMemberPassword: true, warning };
+}

@@ -31,7 +31,13 @@ describe('securechat-x group create', () => {
 
   beforeAll(async () => {
     dir = join(tempDir(), 'group'); // does not exist yet: create must make it
-    const r = await runCli(['group', 'create', '--out', dir, '--members', 'alice,bob,carol', ...FAST_KDF]);
+    const r = await runCli(
+      ['group', 'create', '--out', dir, '--members', 'alice,bob,carol', ...FAST_KDF],
+      PASSWORD,
+      {
+        SECURECHAT_CA_PASSWORD: PASSWORD,
+      },
+    );
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     stdout = r.stdout;
@@ -155,8 +161,10 @@ describe('securechat-x group create', () => {
       ],
       null,
     );
-    expect(r.stderr).toBe('');
+    // No CA password given: ca.p12 gets the file's password too, and the user is warned.
+    expect(oneLineError(r)).toMatch(/warning: no CA password/);
     expect(r.code).toBe(0);
+    expect(readBundle(readFileSync(join(d, 'g', 'ca.p12')), 'from a file, not the env').ca.name).toBeTruthy();
     const hub = readBundle(readFileSync(join(d, 'g', 'hub.p12')), 'from a file, not the env');
     expect(hub.certificate.role).toBe('relay');
     expect(hub.certificate.keyBits).toBe(3072);
@@ -267,17 +275,11 @@ describe('securechat-x group add-member', () => {
 
   it('issues a member bundle from the CA bundle, under the same password', async () => {
     const out = join(dir, 'dave.p12');
-    const r = await runCli([
-      'group',
-      'add-member',
-      '--ca',
-      join(dir, 'ca.p12'),
-      '--name',
-      'dave',
-      '--out',
-      out,
-      ...FAST_KDF,
-    ]);
+    const r = await runCli(
+      ['group', 'add-member', '--ca', join(dir, 'ca.p12'), '--name', 'dave', '--out', out, ...FAST_KDF],
+      PASSWORD,
+      { SECURECHAT_CA_PASSWORD: PASSWORD },
+    );
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(mode(out)).toBe(0o600);

@@ -2,7 +2,7 @@
  * Building the group's certificates with node-forge. Key pairs come from Node's native generator
  * (OpenSSL, ~50x faster than forge's JavaScript one) and are handed to forge as PEM.
  */
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { generateKeyPair, generateKeyPairSync, randomBytes } from 'node:crypto';
 import forge from 'node-forge';
 import { Certificate } from './certificate.js';
 import { PkiError } from './errors.js';
@@ -18,10 +18,18 @@ export interface Credential {
   privateKeyPem: string;
 }
 
+/** A fresh RSA key pair as PEM (PKCS#8 private, SPKI public). */
+export interface KeyPairPem {
+  privateKeyPem: string;
+  publicKeyPem: string;
+}
+
 export interface CaOptions {
   name?: string;
   keyBits?: KeyBits;
   validityDays?: number;
+  /** A key pair from generateKeyPairPem; without one a new pair is generated synchronously. */
+  keyPair?: KeyPairPem;
 }
 
 export interface IssueOptions {
@@ -29,22 +37,58 @@ export interface IssueOptions {
   role: 'member' | 'relay';
   keyBits?: KeyBits;
   validityDays?: number;
+  /** A key pair from generateKeyPairPem; without one a new pair is generated synchronously. */
+  keyPair?: KeyPairPem;
 }
 
 const DAY_MS = 86_400_000;
 /** Tolerate small clock differences between the organiser and the members. */
 const BACKDATE_MS = 5 * 60_000;
 
-function newKeyPair(bits: KeyBits): { privateKeyPem: string; publicKey: forge.pki.rsa.PublicKey } {
+function checkBits(bits: KeyBits): void {
   if (!KEY_BITS.includes(bits)) throw new PkiError('BadCertificate', `unsupported RSA key size ${bits}`);
+}
+
+/**
+ * A key pair generated on libuv's thread pool, so several can be made at once on several cores
+ * (group create with many members) while the event loop keeps running.
+ */
+export function generateKeyPairPem(bits: KeyBits = 2048): Promise<KeyPairPem> {
+  checkBits(bits);
+  return new Promise((resolve, reject) => {
+    generateKeyPair(
+      'rsa',
+      {
+        modulusLength: bits,
+        publicKeyEncoding: { type: 'spki', format: 'pem' },
+        privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+      },
+      (err, publicKeyPem, privateKeyPem) => {
+        if (err) reject(new PkiError('BadCertificate', 'could not generate an RSA key pair', { cause: err }));
+        else resolve({ privateKeyPem, publicKeyPem });
+      },
+    );
+  });
+}
+
+function generateKeyPairPemSync(bits: KeyBits): KeyPairPem {
   const { privateKey, publicKey } = generateKeyPairSync('rsa', {
     modulusLength: bits,
     publicKeyEncoding: { type: 'spki', format: 'pem' },
     privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
   });
+  return { privateKeyPem: privateKey, publicKeyPem: publicKey };
+}
+
+function newKeyPair(
+  bits: KeyBits,
+  given?: KeyPairPem,
+): { privateKeyPem: string; publicKey: forge.pki.rsa.PublicKey } {
+  checkBits(bits);
+  const pair = given ?? generateKeyPairPemSync(bits);
   return {
-    privateKeyPem: privateKey,
-    publicKey: forge.pki.publicKeyFromPem(publicKey) as forge.pki.rsa.PublicKey,
+    privateKeyPem: pair.privateKeyPem,
+    publicKey: forge.pki.publicKeyFromPem(pair.publicKeyPem) as forge.pki.rsa.PublicKey,
   };
 }
 
@@ -106,7 +150,7 @@ export function createGroupCa(options: CaOptions = {}): Credential {
   const name = options.name ?? 'SecureChat-X Group CA';
   if (name.length < 1 || name.length > 64)
     throw new PkiError('InvalidName', 'CA name must be 1-64 characters');
-  const { privateKeyPem, publicKey } = newKeyPair(options.keyBits ?? 2048);
+  const { privateKeyPem, publicKey } = newKeyPair(options.keyBits ?? 2048, options.keyPair);
   const cert = forge.pki.createCertificate();
   cert.publicKey = publicKey;
   cert.serialNumber = randomSerial();
@@ -133,7 +177,7 @@ export function issueCertificate(ca: Credential, options: IssueOptions): Credent
   if (Date.now() >= ca.certificate.notAfter.getTime()) {
     throw new PkiError('Expired', `the group CA "${ca.certificate.name}" has expired; create a new group`);
   }
-  const { privateKeyPem, publicKey } = newKeyPair(options.keyBits ?? 2048);
+  const { privateKeyPem, publicKey } = newKeyPair(options.keyBits ?? 2048, options.keyPair);
   const caCert = forge.pki.certificateFromPem(ca.certificate.pem);
   const cert = forge.pki.createCertificate();
   cert.publicKey = publicKey;
