@@ -90,7 +90,7 @@ export async function createGroup(argv: string[]): Promise<number> {
   const names = checkGroupNames(requiredOption(COMMAND, 'members', values.members), values.relay);
   if (names.problem !== undefined) throw usageError(COMMAND, names.problem);
   const caName = values['group-name'];
-  if ([...caName].length < 1 || [...caName].length > 64 || /[\p{Cc}]/u.test(caName)) {
+  if (caName.length < 1 || caName.length > 64 || /[\p{Cc}]/u.test(caName)) {
     throw usageError(COMMAND, '--group-name must be 1-64 printable characters');
   }
   const opts = issuingOptions(COMMAND, values);
