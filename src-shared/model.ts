@@ -56,6 +56,12 @@ export interface IdentityView {
   issuer: string;
   /** Lowercase hex SHA-256 of the group CA certificate. */
   groupId: string;
+  /**
+   * Lowercase hex SHA-256 of the group CA certificate, for the user to compare with the one the
+   * organiser hands out (ca.pem). Today equal to groupId; kept apart because what identifies a
+   * group may change, what the user compares may not.
+   */
+  caFingerprint: string;
   /** ms since the Unix epoch. */
   notBefore: number;
   notAfter: number;

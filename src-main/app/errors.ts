@@ -45,6 +45,12 @@ export function toAppError(err: unknown, context?: 'identity' | 'relay'): AppErr
           code: 'WrongPassword',
           message: 'Wrong password: it does not open this certificate bundle.',
         };
+      case 'BundleIntegrity':
+        return {
+          code: 'NotABundle',
+          message:
+            'This bundle was changed after it was made (its integrity check failed), so it is not used. Ask your organiser for a new one.',
+        };
       case 'CorruptBundle':
       case 'MissingKey':
       case 'MissingCertificate':

@@ -60,6 +60,9 @@ export const PKI_ERROR_CODES = [
   'NotYetValid',
   'BadKeyUsage',
   'WrongRole',
+  'BundleIntegrity',
+  'WeakKey',
+  'UnexpectedCa',
 ] as const satisfies readonly PkiErrorCode[];
 
 // A type error here means PkiErrorCode gained a code that PKI_ERROR_CODES lacks.

@@ -59,6 +59,7 @@ function identityView(identity: LocalIdentity, storage: IdentityView['storage'])
     fingerprint: cert.fingerprintHex,
     issuer: cert.issuerName,
     groupId: identity.groupId,
+    caFingerprint: identity.ca.fingerprintHex,
     notBefore: cert.notBefore.getTime(),
     notAfter: cert.notAfter.getTime(),
     storage,

@@ -8,18 +8,19 @@ import {
 } from '../core/pki/bundle.js';
 import { PkiError } from '../core/pki/errors.js';
 import { CliError } from './cli-error.js';
+import { fileProblem } from './fs-errors.js';
 
 export async function readInputFile(path: string, maxBytes = MAX_BUNDLE_BYTES): Promise<Buffer> {
   try {
     // Check the size first: a wrong path could name a huge file we should not load.
     const info = await stat(path);
+    if (info.isDirectory()) throw new CliError(`${path} is a folder, not a file`);
     if (!info.isFile()) throw new CliError(`${path} is not a regular file`);
     if (info.size > maxBytes) throw new CliError(`${path} is too large to be a certificate or bundle`);
     return await readFile(path);
   } catch (err) {
     if (err instanceof CliError) throw err;
-    const code = (err as NodeJS.ErrnoException).code ?? 'error';
-    throw new CliError(code === 'ENOENT' ? `${path} does not exist` : `cannot read ${path} (${code})`);
+    throw new CliError(fileProblem(path, err));
   }
 }
 

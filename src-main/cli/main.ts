@@ -4,6 +4,7 @@
  */
 import { CliError } from './cli-error.js';
 import { describeError } from './describe-error.js';
+import { refusePasswordArguments } from './password.js';
 
 type Command = (argv: string[]) => Promise<number>;
 
@@ -32,6 +33,7 @@ ${Object.entries(COMMANDS)
 
 Run securechat-x <command> --help for a command's options.
 Passwords are read from SECURECHAT_PASSWORD or --password-file FILE, never from arguments.
+The group CA bundle's password: SECURECHAT_CA_PASSWORD or --ca-password-file FILE.
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -46,6 +48,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const command = COMMANDS[name];
   if (!command) throw new CliError(`unknown command "${name}"\n\n${USAGE}`, 2);
+  refusePasswordArguments(rest);
   return (await command.load())(rest);
 }
 

@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { lstat, mkdir, open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { CliError } from './cli-error.js';
+import { fileProblem } from './fs-errors.js';
 
 export interface OutputFile {
   path: string;
@@ -26,12 +27,12 @@ export async function checkTargets(paths: readonly string[], force: boolean): Pr
   for (const path of paths) {
     try {
       const info = await lstat(path);
-      if (info.isDirectory()) throw new CliError(`${path} is a directory, not a file`);
+      if (info.isDirectory()) throw new CliError(`${path} is a folder, not a file`);
       existing.push(path);
     } catch (err) {
       if (err instanceof CliError) throw err;
       if (errnoOf(err) === 'ENOTDIR') throw new CliError(`${dirname(path)} exists and is not a folder`);
-      if (errnoOf(err) !== 'ENOENT') throw new CliError(`cannot check ${path} (${errnoOf(err)})`);
+      if (errnoOf(err) !== 'ENOENT') throw new CliError(fileProblem(path, err));
     }
   }
   if (existing.length > 0 && !force) {
@@ -46,7 +47,7 @@ export async function ensureDirectory(dir: string): Promise<void> {
   try {
     await mkdir(dir, { recursive: true, mode: 0o700 });
   } catch (err) {
-    throw new CliError(`cannot create the folder ${dir} (${errnoOf(err)})`);
+    throw new CliError(`cannot create the folder: ${fileProblem(dir, err, 'create')}`);
   }
   const info = await lstat(dir).catch(() => undefined);
   if (!info?.isDirectory()) throw new CliError(`${dir} is not a folder`);
@@ -87,10 +88,11 @@ export async function writeOutputs(files: readonly OutputFile[], force: boolean)
       created.push(file.path);
     } catch (err) {
       if (!force) await Promise.all(created.map((p) => rm(p, { force: true })));
-      const why = errnoOf(err) === 'EEXIST' ? 'it appeared while the group was being written' : errnoOf(err);
-      throw new CliError(
-        `cannot write ${file.path} (${why})${force ? '' : '; the files written so far were removed'}`,
-      );
+      const why =
+        errnoOf(err) === 'EEXIST'
+          ? `cannot write ${file.path} (it appeared while the group was being written)`
+          : fileProblem(file.path, err, 'write');
+      throw new CliError(`${why}${force ? '' : '; the files written so far were removed'}`);
     }
   }
 }

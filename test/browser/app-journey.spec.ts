@@ -160,6 +160,11 @@ test('each member imports their bundle and sees their identity and fingerprint',
     await expect(page.getByTestId('identity-fingerprint')).toHaveText(
       groupFingerprint(fingerprintOf(bundle(name))),
     );
+    // The group CA's fingerprint, with the advice to compare it with the organiser's ca.pem.
+    await expect(page.getByTestId('identity-ca-fingerprint')).toHaveText(
+      groupFingerprint(group.ca.certificate.fingerprintHex),
+    );
+    await expect(page.getByTestId('identity-ca-advice')).toContainText('organiser hands out');
   }
   await expect(alice.page.getByTestId('stepper')).toHaveAttribute('data-state', 'Disconnected');
   await screenshot(alice.page, '03-identity-imported');

@@ -19,6 +19,7 @@ import { issueCertificate } from '../../src-main/core/pki/issue.js';
 import type { ChatLine } from '../../src-shared/model.js';
 import { makeTestGroup, TEST_PASSWORD, type TestGroup } from '../helpers/group.js';
 import { noSecretStorage as noKeystore } from '../../src-main/app/node-ports.js';
+import { withoutMac } from '../helpers/pfx-craft.js';
 import {
   createTestApp,
   importBundle,
@@ -103,6 +104,7 @@ describe('app service: identity', () => {
     expect(view.issuer).toBe('Test Group CA');
     expect(view.fingerprint).toBe(fingerprintOf(bundleOf(group, 'alice')));
     expect(view.groupId).toBe(group.ca.certificate.fingerprintHex);
+    expect(view.caFingerprint).toBe(group.ca.certificate.fingerprintHex);
     expect(view.notAfter).toBeGreaterThan(Date.now());
     expect(view.storage).toBe('password');
     expect(app.events.some((e) => e.type === 'identity')).toBe(true);
@@ -129,6 +131,27 @@ describe('app service: identity', () => {
     unwrap(await again.service.removeIdentity());
     expect(existsSync(join(app.dataDir, 'identity.p12'))).toBe(false);
     expect(again.service.snapshot().identity).toEqual({ status: 'none' });
+  });
+
+  it('refuses a tampered bundle at import and a kept bundle tampered later at unlock (BundleIntegrity)', async () => {
+    const app = await createTestApp();
+    const dir = mkdtempSync(join(tmpdir(), 'scx-app-tampered-'));
+    const stripped = join(dir, 'alice.p12');
+    writeFileSync(stripped, withoutMac(readFileSync(bundleOf(group, 'alice'))));
+    const refused = await importBundle(app, stripped, TEST_PASSWORD);
+    expect(refused).toMatchObject({ ok: false, error: { code: 'NotABundle' } });
+    expect(refused.ok ? '' : refused.error.message).toMatch(/integrity check failed/);
+    expect(app.service.snapshot().identity).toEqual({ status: 'none' });
+
+    // A good import, then the kept copy is changed on disk: the next unlock refuses it.
+    const view = unwrap(await importBundle(app, bundleOf(group, 'alice'), TEST_PASSWORD));
+    expect(view.caFingerprint).toBe(group.ca.certificate.fingerprintHex);
+    const kept = join(app.dataDir, 'identity.p12');
+    writeFileSync(kept, withoutMac(readFileSync(kept)));
+    const again = await createTestApp({ dataDir: app.dataDir, settingsDir: app.settingsDir });
+    const unlock = await again.service.unlockIdentity({ password: TEST_PASSWORD });
+    expect(unlock).toMatchObject({ ok: false, error: { code: 'NotABundle' } });
+    expect(unlock.ok ? '' : unlock.error.message).toMatch(/integrity check failed/);
   });
 
   it('opens bundles in the PKI worker: the event loop keeps running during a slow import', async () => {

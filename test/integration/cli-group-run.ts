@@ -51,16 +51,32 @@ export interface RunResult {
   stderr: string;
 }
 
-/** `password` null = no SECURECHAT_PASSWORD in the child's environment at all. */
-export function runCli(args: string[], password: string | null = PASSWORD): Promise<RunResult> {
+/**
+ * `password` null = no SECURECHAT_PASSWORD in the child's environment at all. SECURECHAT_CA_PASSWORD
+ * is never inherited; `extraEnv` sets it (or anything else) for one run. `prefix` runs the CLI
+ * under another program (e.g. setpriv), which then gets node and the CLI as its arguments. The
+ * child's stdin is closed at once.
+ */
+export function runCli(
+  args: string[],
+  password: string | null = PASSWORD,
+  extraEnv: Record<string, string> = {},
+  prefix: string[] = [],
+): Promise<RunResult> {
   const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1' };
   delete env.SECURECHAT_PASSWORD;
+  delete env.SECURECHAT_CA_PASSWORD;
   if (password !== null) env.SECURECHAT_PASSWORD = password;
+  Object.assign(env, extraEnv);
+  const [file, ...before] = prefix.length > 0 ? prefix : [process.execPath];
+  const argv = prefix.length > 0 ? [...before, process.execPath, CLI, ...args] : [CLI, ...args];
   return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { env, timeout: 120_000 }, (err, stdout, stderr) => {
+    const child = execFile(file as string, argv, { env, timeout: 120_000 }, (err, stdout, stderr) => {
       const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
       resolve({ code, stdout, stderr });
     });
+    // No input: `chat` reads messages from stdin and leaves at its end.
+    child.stdin?.end();
   });
 }
 

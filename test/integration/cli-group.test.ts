@@ -31,7 +31,13 @@ describe('securechat-x group create', () => {
 
   beforeAll(async () => {
     dir = join(tempDir(), 'group'); // does not exist yet: create must make it
-    const r = await runCli(['group', 'create', '--out', dir, '--members', 'alice,bob,carol', ...FAST_KDF]);
+    const r = await runCli(
+      ['group', 'create', '--out', dir, '--members', 'alice,bob,carol', ...FAST_KDF],
+      PASSWORD,
+      {
+        SECURECHAT_CA_PASSWORD: PASSWORD,
+      },
+    );
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     stdout = r.stdout;
@@ -155,8 +161,10 @@ describe('securechat-x group create', () => {
       ],
       null,
     );
-    expect(r.stderr).toBe('');
+    // No CA password given: ca.p12 gets the file's password too, and the user is warned.
+    expect(oneLineError(r)).toMatch(/warning: no CA password/);
     expect(r.code).toBe(0);
+    expect(readBundle(readFileSync(join(d, 'g', 'ca.p12')), 'from a file, not the env').ca.name).toBeTruthy();
     const hub = readBundle(readFileSync(join(d, 'g', 'hub.p12')), 'from a file, not the env');
     expect(hub.certificate.role).toBe('relay');
     expect(hub.certificate.keyBits).toBe(3072);
@@ -197,7 +205,10 @@ describe('securechat-x group create', () => {
     [['--out', 'x', '--members', 'a', '--kdf-iterations', '100'], /--kdf-iterations must be an integer/],
     [['--out', 'x', '--members', 'a', '--kdf-iterations', '1e5'], /--kdf-iterations must be an integer/],
     [['--out', 'x', '--members', 'a', '--validity-days', '0'], /--validity-days must be an integer/],
-    [['--out', 'x', '--members', 'a', '--password', 'oops'], /Unknown option '--password'/],
+    [
+      ['--out', 'x', '--members', 'a', '--password', 'oops'],
+      /--password: passwords come from SECURECHAT_PASSWORD .* or --password-file FILE .*never from an argument/,
+    ],
     [['--out', 'x', '--members', 'a', 'extra'], /positional/i],
   ])('rejects bad flags %j with exit 2', async (args, pattern) => {
     const r = await runCli(['group', 'create', ...args]);
@@ -264,17 +275,11 @@ describe('securechat-x group add-member', () => {
 
   it('issues a member bundle from the CA bundle, under the same password', async () => {
     const out = join(dir, 'dave.p12');
-    const r = await runCli([
-      'group',
-      'add-member',
-      '--ca',
-      join(dir, 'ca.p12'),
-      '--name',
-      'dave',
-      '--out',
-      out,
-      ...FAST_KDF,
-    ]);
+    const r = await runCli(
+      ['group', 'add-member', '--ca', join(dir, 'ca.p12'), '--name', 'dave', '--out', out, ...FAST_KDF],
+      PASSWORD,
+      { SECURECHAT_CA_PASSWORD: PASSWORD },
+    );
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(mode(out)).toBe(0o600);
@@ -365,7 +370,7 @@ describe('securechat-x group add-member', () => {
     expect(self.code).toBe(2);
     expect(oneLineError(self)).toMatch(/must not be the CA bundle/);
     const missing = await runCli(['group', 'add-member', '--ca', join(dir, 'nope.p12'), '--name', 'gina']);
-    expect(oneLineError(missing)).toMatch(/does not exist/);
+    expect(oneLineError(missing)).toMatch(/no file at .*nope\.p12/);
   });
 });
 
@@ -451,7 +456,7 @@ describe('securechat-x inspect', () => {
     expect(oneLineError(junk)).toMatch(/not a readable certificate bundle.*CorruptBundle/);
     writeFileSync(join(dir, 'key.pem'), '-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n');
     expect(oneLineError(await runCli(['inspect', join(dir, 'key.pem')]))).toMatch(/holds no certificate/);
-    expect(oneLineError(await runCli(['inspect', join(dir, 'none.p12')]))).toMatch(/does not exist/);
+    expect(oneLineError(await runCli(['inspect', join(dir, 'none.p12')]))).toMatch(/no file at .*none\.p12/);
     const two = await runCli(['inspect', 'a', 'b']);
     expect(two.code).toBe(2);
   });

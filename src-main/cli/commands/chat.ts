@@ -18,6 +18,8 @@ import { defaultStateDir, openStoreWithPassword } from '../../client/state/store
 import { LocalIdentity } from '../../core/pki/local-identity.js';
 import { humanLine, jsonLine, UnreachableNotice } from '../chat-output.js';
 import { CliError } from '../cli-error.js';
+import { checkExpectedCa, parseExpectedCa } from '../expect-ca.js';
+import { fileProblem } from '../fs-errors.js';
 import { readPassword } from '../password.js';
 
 export const CHAT_USAGE = `usage: securechat-x chat --bundle FILE --relay HOST:PORT [options]
@@ -31,6 +33,8 @@ options:
   --relay HOST:PORT          the relay to connect to
   --json                     one JSON object per line on stdout (see docs/client.md)
   --password-file FILE       read the bundle password from the first line of FILE
+  --expect-ca SHA256HEX      refuse the bundle unless its group CA has this SHA-256 fingerprint
+                             (from your organiser; any case, ':' or spaces between digits allowed)
   --key-timeout-ms N         key-establishment attempt timeout (default 5000)
   --reconnect-min-ms N       first reconnect delay (default 250)
   --reconnect-max-ms N       longest reconnect delay (default 10000)
@@ -72,6 +76,7 @@ export async function run(argv: string[]): Promise<number> {
       relay: { type: 'string' },
       json: { type: 'boolean', default: false },
       'password-file': { type: 'string' },
+      'expect-ca': { type: 'string' },
       'key-timeout-ms': { type: 'string' },
       'reconnect-min-ms': { type: 'string' },
       'reconnect-max-ms': { type: 'string' },
@@ -95,14 +100,16 @@ export async function run(argv: string[]): Promise<number> {
   if (maxMs < minMs) throw new CliError('--reconnect-max-ms must not be below --reconnect-min-ms', 2);
   const drainMs = positiveInt(values['drain-timeout-ms'], 'drain-timeout-ms') ?? 10_000;
 
+  const expectedCa = parseExpectedCa('chat', values['expect-ca']);
   const password = await readPassword(values['password-file']);
   let data: Buffer;
   try {
     data = await readFile(values.bundle);
   } catch (err) {
-    throw new CliError(`cannot read ${values.bundle}: ${(err as NodeJS.ErrnoException).code}`);
+    throw new CliError(fileProblem(values.bundle, err));
   }
   const identity = LocalIdentity.fromBundleFile(data, password, 'member');
+  checkExpectedCa(identity.ca, expectedCa);
   const owner = { groupId: identity.groupId, member: identity.name };
   const stateDir = resolvePath(values['state-dir'] ?? defaultStateDir(owner));
   const store = await openStateStore(stateDir, password, owner);

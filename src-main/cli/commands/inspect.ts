@@ -15,8 +15,10 @@ export const INSPECT_HELP = `usage: securechat-x inspect FILE [--json] [--passwo
 Shows identity, role, issuer, serial, validity, key size and SHA-256 fingerprint of a
 certificate (.pem, every certificate in it) or of a PKCS#12 bundle (.p12, with its group CA).
 A bundle needs its password: SECURECHAT_PASSWORD or --password-file. A bundle is also checked:
-its certificate must match its key and be issued by the bundled CA. An expired or not yet valid
-certificate is shown with its status (exit 0), like a .pem; other commands refuse it.
+its MAC must verify, its key must be encrypted, its certificate must match its key and be issued
+by the bundled CA, and every key must be RSA >= 2048 bits with e = 65537. The group CA's
+fingerprint is shown: compare it with the one your organiser hands out (ca.pem). An expired or
+not yet valid certificate is shown with its status (exit 0), like a .pem; other commands refuse it.
 
 options:
   --json                  print JSON instead of text
@@ -81,12 +83,21 @@ export async function run(argv: string[]): Promise<number> {
   return 0;
 }
 
+/**
+ * A bundle is only as trustworthy as its CA: the fingerprint is what a person compares with the
+ * one the organiser hands out, out of band, to notice a bundle from another CA.
+ */
+const COMPARE_CA = 'compare the CA fingerprint with the one your organiser hands out (ca.pem)';
+
 function formatReport(report: Report): string {
   const indent = (lines: string[]): string[] => lines.map((l) => `  ${l}`);
   if (report.kind === 'pem') {
     const parts = report.certificates.map((c, i) => [
       report.certificates.length > 1 ? `certificate ${i + 1}:` : 'certificate:',
       ...indent(summaryLines(c)),
+      ...indent(
+        c.role === 'ca' ? [labelled('CA fingerprint', c.fingerprint), labelled('check', COMPARE_CA)] : [],
+      ),
     ]);
     return [`${report.file}: PEM certificate file`, ...parts.flat(), ''].join('\n');
   }
@@ -97,6 +108,7 @@ function formatReport(report: Report): string {
       labelled('group CA', report.ca.identity),
       labelled('CA fingerprint', report.ca.fingerprint),
       labelled('CA raw', report.ca.fingerprintHex),
+      labelled('check', COMPARE_CA),
     ]),
     '',
   ].join('\n');

@@ -11,6 +11,8 @@ import { DEFAULT_RELAY_LIMITS } from '../../relay/limits.js';
 import { LIMIT_FLAGS, limitsFromFlags } from '../../relay/limit-flags.js';
 import { RelayServer } from '../../relay/server.js';
 import { CliError } from '../cli-error.js';
+import { checkExpectedCa, parseExpectedCa } from '../expect-ca.js';
+import { fileProblem } from '../fs-errors.js';
 import { readPassword } from '../password.js';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -26,6 +28,8 @@ options:
   --host HOST            address to listen on (default 127.0.0.1)
   --port PORT            TCP port (default 7443; 0 picks a free one)
   --password-file FILE   read the bundle password from the first line of FILE
+  --expect-ca SHA256HEX  refuse the bundle unless its group CA has this SHA-256 fingerprint
+                         (any case, ':' or spaces between digits allowed)
   --log-level LEVEL      ${LOG_LEVELS.join(', ')} (default info)
   -h, --help             this text
 
@@ -50,6 +54,7 @@ export async function run(argv: string[]): Promise<number> {
       host: { type: 'string', default: '127.0.0.1' },
       port: { type: 'string', default: '7443' },
       'password-file': { type: 'string' },
+      'expect-ca': { type: 'string' },
       'log-level': { type: 'string', default: 'info' },
       help: { type: 'boolean', short: 'h' },
       ...limitOptions,
@@ -74,14 +79,16 @@ export async function run(argv: string[]): Promise<number> {
     throw new CliError((err as Error).message, 2);
   }
 
+  const expectedCa = parseExpectedCa('relay', values['expect-ca']);
   const password = await readPassword(values['password-file'], 'relay bundle');
   let data: Buffer;
   try {
     data = await readFile(values.bundle);
   } catch (err) {
-    throw new CliError(`cannot read ${values.bundle}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    throw new CliError(fileProblem(values.bundle, err));
   }
   const identity = LocalIdentity.fromBundleFile(data, password, 'relay');
+  checkExpectedCa(identity.ca, expectedCa);
 
   const logger = pino(
     { level, base: { service: 'relay', pid: process.pid } },

@@ -7,18 +7,19 @@ import { parseOrUsage, requiredOption, usageError } from '../args.js';
 import { readBundleFile } from '../bundle-file.js';
 import { CliError } from '../cli-error.js';
 import { checkTargets, writeOutputs } from '../output-files.js';
-import { readPassword } from '../password.js';
+import { CA_PASSWORD_ENV, PASSWORD_ENV, readCaPassword, readPassword } from '../password.js';
 import { nameProblem } from './names.js';
-import { SHARED_HELP, SHARED_OPTIONS, issuingOptions } from './options.js';
+import { MIN_NEW_PASSWORD_CHARS, SHARED_HELP, SHARED_OPTIONS, issuingOptions } from './options.js';
 
 const COMMAND = 'group add-member';
 
 export const ADD_MEMBER_HELP = `usage: securechat-x group add-member --ca DIR/ca.p12 --name NAME [--out FILE] [options]
 
 Issues a certificate for a new member (or, with --relay, a relay) from the group CA bundle and
-writes it as a PKCS#12 bundle under the CA bundle's password (SECURECHAT_PASSWORD or
---password-file). The group's other bundles stay valid; members pick up the newcomer on the next
-re-key.
+writes it as a PKCS#12 bundle. The new bundle's password comes from SECURECHAT_PASSWORD or
+--password-file; ca.p12 is opened with SECURECHAT_CA_PASSWORD or --ca-password-file (without
+either, with the bundle password, and a warning). The group's other bundles stay valid; members
+pick up the newcomer on the next re-key.
 
 options:
   --ca FILE                  the group CA bundle, ca.p12 (required)
@@ -57,8 +58,23 @@ export async function addMember(argv: string[]): Promise<number> {
   const opts = issuingOptions(COMMAND, values);
   await checkTargets([out], values.force);
 
-  const password = await readPassword(values['password-file'], 'CA bundle');
-  const loaded = await readBundleFile(caPath, password);
+  const password = await readPassword(values['password-file'], 'member bundle');
+  if ([...password].length < MIN_NEW_PASSWORD_CHARS) {
+    throw new CliError(`the bundle password must have at least ${MIN_NEW_PASSWORD_CHARS} characters`);
+  }
+  const caPassword = await readCaPassword(values['ca-password-file'], values['password-file']);
+  let loaded;
+  try {
+    loaded = await readBundleFile(caPath, caPassword.password);
+  } catch (err) {
+    // Say where the password that did not open ca.p12 came from: likely the wrong one was used.
+    if (caPassword.fromMemberPassword && err instanceof CliError && /\(WrongPassword\)$/.test(err.message)) {
+      throw new CliError(
+        `${err.message}; with no ${CA_PASSWORD_ENV} or --ca-password-file, the ${PASSWORD_ENV} / --password-file password was tried`,
+      );
+    }
+    throw err;
+  }
   if (!loaded.certificate.isCa) {
     throw new CliError(
       `${caPath} is the bundle of "${loaded.certificate.name}", not the group CA bundle (ca.p12)`,
@@ -73,6 +89,7 @@ export async function addMember(argv: string[]): Promise<number> {
   });
   const data = writeBundle(credential, ca.certificate, password, { kdfIterations: opts.kdfIterations });
   await writeOutputs([{ path: out, data, mode: 0o600 }], values.force);
+  if (caPassword.fromMemberPassword) process.stderr.write(caPassword.warning);
 
   const cert = credential.certificate;
   process.stdout.write(

@@ -2,26 +2,44 @@
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { writeBundle } from '../../core/pki/bundle.js';
-import { createGroupCa, issueCertificate, type Credential } from '../../core/pki/issue.js';
+import {
+  createGroupCa,
+  generateKeyPairPem,
+  issueCertificate,
+  type Credential,
+  type KeyPairPem,
+} from '../../core/pki/issue.js';
 import { CliError } from '../cli-error.js';
 import { parseOrUsage, requiredOption, usageError } from '../args.js';
 import { checkTargets, ensureDirectory, writeOutputs, type OutputFile } from '../output-files.js';
-import { readPassword } from '../password.js';
+import { CA_PASSWORD_ENV, readCaPassword, readPassword } from '../password.js';
+import { BundlePool } from './bundle-pool.js';
 import { checkGroupNames } from './names.js';
-import { MIN_CA_VALIDITY_DAYS, SHARED_HELP, SHARED_OPTIONS, issuingOptions } from './options.js';
+import {
+  MIN_CA_VALIDITY_DAYS,
+  MIN_NEW_PASSWORD_CHARS,
+  SHARED_HELP,
+  SHARED_OPTIONS,
+  issuingOptions,
+} from './options.js';
+import { PASSPHRASE_BITS, generatePassphrase } from './passphrase.js';
+import { Progress } from './progress.js';
 
 const COMMAND = 'group create';
-/** A new password guards every private key of the group; refuse the trivially guessable. */
-export const MIN_NEW_PASSWORD_CHARS = 8;
 const DEFAULT_CA_NAME = 'SecureChat-X Group CA';
+export const PASSWORDS_FILE = 'passwords.txt';
 
 export const CREATE_HELP = `usage: securechat-x group create --out DIR --members NAME[,NAME...] [options]
 
 Creates a group certificate authority and a password-protected PKCS#12 bundle for each member
-and for the relay, all under one password (SECURECHAT_PASSWORD or --password-file):
-  DIR/ca.p12        the CA certificate and key: keep it offline, it can issue new members
-  DIR/ca.pem        the CA certificate (public)
-  DIR/<name>.p12    one per member, and one for the relay
+and for the relay. The member and relay bundles share one password (SECURECHAT_PASSWORD or
+--password-file) unless --generate-passwords gives each its own; the CA bundle has its own
+(SECURECHAT_CA_PASSWORD or --ca-password-file; without one it gets the bundle password, with a
+warning):
+  DIR/ca.p12          the CA certificate and key: keep it offline, it can issue new members
+  DIR/ca.pem          the CA certificate (public): hand it out, members compare its fingerprint
+  DIR/<name>.p12      one per member, and one for the relay
+  DIR/${PASSWORDS_FILE}    with --generate-passwords: "name<TAB>password" per bundle (mode 0600)
 DIR is created if missing. Existing files are never replaced without --force, and a refusal
 writes nothing.
 
@@ -29,7 +47,10 @@ options:
   --out DIR                  folder for the files (required)
   --members a,b,c            member identities (required): 1-64 of letters, digits, '.', '_', '-'
   --relay NAME               the relay's identity (default "relay")
-  --group-name TEXT          the CA's name (default "${DEFAULT_CA_NAME}")
+  --group-name TEXT          the CA's name (default "${DEFAULT_CA_NAME}"), any language
+  --generate-passwords       a random password per member and relay bundle (${PASSPHRASE_BITS} bits, 8 groups
+                             of 4 letters and digits), written to DIR/${PASSWORDS_FILE}; then
+                             SECURECHAT_PASSWORD is not needed
 ${SHARED_HELP}
 `;
 
@@ -37,6 +58,12 @@ interface Planned {
   file: string;
   role: 'ca' | 'member' | 'relay';
   credential: Credential;
+}
+
+function checkNewPassword(password: string, what: string): void {
+  if ([...password].length < MIN_NEW_PASSWORD_CHARS) {
+    throw new CliError(`${what} must have at least ${MIN_NEW_PASSWORD_CHARS} characters`);
+  }
 }
 
 export async function createGroup(argv: string[]): Promise<number> {
@@ -51,6 +78,7 @@ export async function createGroup(argv: string[]): Promise<number> {
         members: { type: 'string' },
         relay: { type: 'string', default: 'relay' },
         'group-name': { type: 'string', default: DEFAULT_CA_NAME },
+        'generate-passwords': { type: 'boolean', default: false },
       },
     }),
   );
@@ -66,52 +94,131 @@ export async function createGroup(argv: string[]): Promise<number> {
     throw usageError(COMMAND, '--group-name must be 1-64 printable characters');
   }
   const opts = issuingOptions(COMMAND, values);
-
-  const password = await readPassword(values['password-file'], 'group');
-  if ([...password].length < MIN_NEW_PASSWORD_CHARS) {
-    throw new CliError(`the group password must have at least ${MIN_NEW_PASSWORD_CHARS} characters`);
+  const generate = values['generate-passwords'];
+  if (generate && values['password-file'] !== undefined) {
+    throw usageError(
+      COMMAND,
+      `--generate-passwords makes the bundle passwords, so --password-file has nothing to do; give the CA password with ${CA_PASSWORD_ENV} or --ca-password-file`,
+    );
   }
+
+  const sharedPassword = generate ? undefined : await readPassword(values['password-file'], 'group');
+  if (sharedPassword !== undefined) checkNewPassword(sharedPassword, 'the group password');
+  const caPassword = await readCaPassword(values['ca-password-file'], values['password-file']);
+  checkNewPassword(caPassword.password, 'the CA password');
 
   const caP12 = join(dir, 'ca.p12');
   const caPem = join(dir, 'ca.pem');
+  const passwordsFile = join(dir, PASSWORDS_FILE);
   const bundlePath = (name: string): string => join(dir, `${name}.p12`);
+  const holders = [
+    ...names.members.map((name) => ({ name, role: 'member' as const })),
+    { name: values.relay, role: 'relay' as const },
+  ];
   // Before any slow key generation: a refusal must be quick and must write nothing.
   await checkTargets(
-    [caP12, caPem, ...names.members.map(bundlePath), bundlePath(values.relay)],
+    [caP12, caPem, ...holders.map((h) => bundlePath(h.name)), ...(generate ? [passwordsFile] : [])],
     values.force,
   );
+  const passwords = holders.map(() => sharedPassword ?? generatePassphrase());
 
-  const ca = createGroupCa({
-    name: caName,
-    keyBits: opts.keyBits,
-    validityDays: Math.max(opts.validityDays, MIN_CA_VALIDITY_DAYS),
-  });
-  const issue = (name: string, role: 'member' | 'relay'): Planned => ({
-    file: bundlePath(name),
-    role,
-    credential: issueCertificate(ca, { name, role, keyBits: opts.keyBits, validityDays: opts.validityDays }),
-  });
+  const made = await makeBundles(caName, holders, passwords, caPassword.password, opts);
   const planned: Planned[] = [
-    { file: caP12, role: 'ca', credential: ca },
-    ...names.members.map((m) => issue(m, 'member')),
-    issue(values.relay, 'relay'),
+    { file: caP12, role: 'ca', credential: made.ca },
+    ...holders.map((h, i) => ({
+      file: bundlePath(h.name),
+      role: h.role,
+      credential: made.holders[i] as Credential,
+    })),
   ];
   const outputs: OutputFile[] = [
-    ...planned.map((p) => ({
-      path: p.file,
-      data: writeBundle(p.credential, ca.certificate, password, { kdfIterations: opts.kdfIterations }),
-      mode: 0o600,
-    })),
-    { path: caPem, data: ca.certificate.pem, mode: 0o644 },
+    ...planned.map((p, i) => ({ path: p.file, data: made.bundles[i] as Buffer, mode: 0o600 })),
+    { path: caPem, data: made.ca.certificate.pem, mode: 0o644 },
+    ...(generate
+      ? [
+          {
+            path: passwordsFile,
+            data: holders.map((h, i) => `${h.name}\t${passwords[i]}\n`).join(''),
+            mode: 0o600,
+          },
+        ]
+      : []),
   ];
 
   await ensureDirectory(dir);
   await writeOutputs(outputs, values.force);
-  process.stdout.write(createSummary(dir, caPem, planned, opts.kdfIterations));
+  process.stdout.write(
+    createSummary(dir, caPem, planned, opts.kdfIterations, generate ? passwordsFile : undefined),
+  );
+  if (caPassword.fromMemberPassword) process.stderr.write(caPassword.warning);
   return 0;
 }
 
-function createSummary(dir: string, caPem: string, planned: Planned[], kdfIterations: number): string {
+/**
+ * Keys on libuv's thread pool, certificates signed here (the CA key never leaves this thread),
+ * member and relay bundles written by a pool of worker threads, the CA bundle here meanwhile.
+ * Returns the bundles in the order [CA, ...holders] whatever order they finished in.
+ */
+async function makeBundles(
+  caName: string,
+  holders: { name: string; role: 'member' | 'relay' }[],
+  passwords: string[],
+  caPassword: string,
+  opts: ReturnType<typeof issuingOptions>,
+): Promise<{ ca: Credential; holders: Credential[]; bundles: Buffer[] }> {
+  const caKey = generateKeyPairPem(opts.keyBits);
+  const holderKeys = holders.map(() => generateKeyPairPem(opts.keyBits));
+  // Each is awaited below, but maybe after another failed: never an unhandled rejection.
+  for (const key of [caKey, ...holderKeys]) key.catch(() => undefined);
+  const progress = new Progress(holders.length + 1);
+  const pool = new BundlePool();
+  try {
+    const ca = createGroupCa({
+      name: caName,
+      keyBits: opts.keyBits,
+      validityDays: Math.max(opts.validityDays, MIN_CA_VALIDITY_DAYS),
+      keyPair: await caKey,
+    });
+    const credentials: Credential[] = [];
+    const written: Promise<Buffer>[] = [];
+    for (const [i, holder] of holders.entries()) {
+      const credential = issueCertificate(ca, {
+        ...holder,
+        keyBits: opts.keyBits,
+        validityDays: opts.validityDays,
+        keyPair: await (holderKeys[i] as Promise<KeyPairPem>),
+      });
+      credentials.push(credential);
+      const bundle = pool.write({
+        certificatePem: credential.certificate.pem,
+        privateKeyPem: credential.privateKeyPem,
+        caPem: ca.certificate.pem,
+        password: passwords[i] as string,
+        kdfIterations: opts.kdfIterations,
+      });
+      bundle.then(
+        () => progress.tick(),
+        () => undefined,
+      );
+      written.push(bundle);
+    }
+    const caBundle = writeBundle(ca, ca.certificate, caPassword, { kdfIterations: opts.kdfIterations });
+    progress.tick();
+    const bundles = [caBundle, ...(await Promise.all(written))];
+    return { ca, holders: credentials, bundles };
+  } finally {
+    progress.end();
+    await pool.close();
+  }
+}
+
+function createSummary(
+  dir: string,
+  caPem: string,
+  planned: Planned[],
+  kdfIterations: number,
+  passwordsFile: string | undefined,
+): string {
   const ca = planned[0]?.credential.certificate;
   const rows = [
     ...planned.map((p) => [
@@ -135,6 +242,13 @@ function createSummary(dir: string, caPem: string, planned: Planned[], kdfIterat
     ...lines,
     '',
     'Give each member their own .p12 and tell them the password through another channel.',
+    ...(passwordsFile
+      ? [
+          `Each bundle has its own password, listed in ${passwordsFile} (mode 0600):`,
+          'hand each one over separately, then delete that file.',
+        ]
+      : []),
+    'Give everyone ca.pem or its fingerprint: they compare it with what their bundle shows.',
     'Keep ca.p12 offline: whoever holds it can add members to the group.',
     '',
   ].join('\n');

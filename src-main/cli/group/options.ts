@@ -8,6 +8,7 @@ export const SHARED_OPTIONS = {
   'validity-days': { type: 'string' },
   'kdf-iterations': { type: 'string' },
   'password-file': { type: 'string' },
+  'ca-password-file': { type: 'string' },
   force: { type: 'boolean', default: false },
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
@@ -16,9 +17,15 @@ export const SHARED_HELP = `  --key-bits 2048|3072|4096  RSA key size (default 2
   --validity-days N          certificate lifetime in days (default 825)
   --kdf-iterations N         PBKDF2 iterations protecting the bundles (default ${DEFAULT_KDF_ITERATIONS},
                              ${MIN_KDF_ITERATIONS}-${MAX_KDF_ITERATIONS}; more = slower to guess, slower to open)
-  --password-file FILE       read the password from FILE's first line (else SECURECHAT_PASSWORD)
+  --password-file FILE       read the bundle password from FILE's first line (else SECURECHAT_PASSWORD)
+  --ca-password-file FILE    read the CA bundle's password from FILE's first line (else
+                             SECURECHAT_CA_PASSWORD; if neither is given, the bundle password is
+                             used for ca.p12 too, with a warning)
   --force                    replace existing files
   -h, --help                 show this help`;
+
+/** A new password guards private keys; refuse the trivially guessable. */
+export const MIN_NEW_PASSWORD_CHARS = 8;
 
 export const DEFAULT_VALIDITY_DAYS = 825;
 /** The CA outlives its certificates so members can be added later. */

@@ -12,6 +12,8 @@ import forge from 'node-forge';
 import { Certificate } from './certificate.js';
 import { PkiError } from './errors.js';
 import type { Credential } from './issue.js';
+import { assertStrongKey } from './key-strength.js';
+import { openPfx } from './pfx.js';
 import { validateCertificate } from './validate.js';
 
 /** ~1 s to write or read a bundle here; `--kdf-iterations` raises it. */
@@ -61,9 +63,9 @@ export interface LoadedBundle {
   privateKeyPem: string;
 }
 
-function bagsOf(p12: forge.pkcs12.Pkcs12Pfx, type: string | undefined): forge.pkcs12.Bag[] {
-  if (type === undefined) return [];
-  return p12.getBags({ bagType: type })[type] ?? [];
+/** Every bag of the (MAC-verified) PFX, whatever SafeContents it sits in. */
+function allBags(p12: forge.pkcs12.Pkcs12Pfx): forge.pkcs12.Bag[] {
+  return p12.safeContents.flatMap((contents) => contents.safeBags);
 }
 
 export interface ReadBundleOptions {
@@ -78,8 +80,10 @@ export interface ReadBundleOptions {
 
 /**
  * Reads a bundle written by writeBundle (or any PKCS#12 with one key, its certificate and the CA).
- * The holder's certificate must chain to the bundled CA and match the key, and (unless
- * `checkValidityPeriod: false`) be valid now.
+ * The file's MAC must verify (pfx.ts), the key must be the one PBES2/PKCS#8-shrouded key bag, the
+ * holder's certificate must chain to the bundled CA and match the key, every key must be strong
+ * (key-strength.ts), and (unless `checkValidityPeriod: false`) the certificate must be valid now.
+ * The single way a bundle is opened: the CLI, the relay child and the app's PKI worker all call it.
  */
 export function readBundle(
   data: Uint8Array,
@@ -89,25 +93,27 @@ export function readBundle(
   if (data.length === 0 || data.length > MAX_BUNDLE_BYTES) {
     throw new PkiError('CorruptBundle', 'this file is not a certificate bundle (empty or far too large)');
   }
-  let p12: forge.pkcs12.Pkcs12Pfx;
-  try {
-    const asn1 = forge.asn1.fromDer(forge.util.createBuffer(Buffer.from(data).toString('binary')));
-    p12 = forge.pkcs12.pkcs12FromAsn1(asn1, true, password);
-  } catch (err) {
-    // forge may throw non-Error values; never let that turn into a TypeError here.
-    const message = err instanceof Error ? err.message : String(err);
-    if (/MAC could not be verified|Invalid password/i.test(message)) {
-      throw new PkiError('WrongPassword', 'wrong password for this certificate bundle');
-    }
-    throw new PkiError('CorruptBundle', 'this file is not a readable certificate bundle (.p12)');
+  const p12 = openPfx(data, password, { maxIterations: MAX_KDF_ITERATIONS });
+  const bags = allBags(p12);
+  // A plain keyBag would let anyone who can write the file choose the key without the password.
+  if (bags.some((b) => b.type === forge.pki.oids.keyBag)) {
+    throw new PkiError('BundleIntegrity', 'this bundle holds an unencrypted private key; it is refused');
   }
-  const keyBags = [...bagsOf(p12, forge.pki.oids.pkcs8ShroudedKeyBag), ...bagsOf(p12, forge.pki.oids.keyBag)];
-  const key = keyBags.find((b) => b.key)?.key;
+  const keyBags = bags.filter((b) => b.type === forge.pki.oids.pkcs8ShroudedKeyBag);
+  if (keyBags.length > 1) {
+    throw new PkiError(
+      'BundleIntegrity',
+      `this bundle holds ${keyBags.length} private keys; a bundle holds exactly one`,
+    );
+  }
+  const key = keyBags[0]?.key;
   if (!key) throw new PkiError('MissingKey', 'the bundle holds no private key');
 
   const certs: Certificate[] = [];
-  for (const bag of bagsOf(p12, forge.pki.oids.certBag)) {
-    if (bag.cert) certs.push(Certificate.fromPem(forge.pki.certificateToPem(bag.cert)));
+  for (const bag of bags) {
+    if (bag.type !== forge.pki.oids.certBag) continue;
+    if (!bag.cert) throw new PkiError('BadCertificate', 'the bundle holds a certificate that is not RSA');
+    certs.push(Certificate.fromPem(forge.pki.certificateToPem(bag.cert)));
   }
   const privateKeyPem = forge.pki.privateKeyToPem(key);
   const keySpki = createPublicKey(createPrivateKey(privateKeyPem)).export({ type: 'spki', format: 'der' });
@@ -116,10 +122,14 @@ export function readBundle(
 
   if (holder.isCa) {
     // The organiser's CA bundle: the CA is its own holder.
+    assertStrongKey(holder, `the group CA "${holder.name}"`);
     return { certificate: holder, ca: holder, privateKeyPem };
   }
-  const ca = certs.find((c) => c !== holder && c.isCa);
+  const cas = certs.filter((c) => c !== holder && c.isCa);
+  const ca = cas[0];
   if (!ca) throw new PkiError('MissingCertificate', 'the bundle does not contain its group CA certificate');
+  // Which CA a member trusts must not depend on bag order.
+  if (cas.length > 1) throw new PkiError('BundleIntegrity', 'this bundle holds more than one CA certificate');
   validateCertificate(holder, ca, { checkValidityPeriod: options.checkValidityPeriod ?? true });
   return { certificate: holder, ca, privateKeyPem };
 }

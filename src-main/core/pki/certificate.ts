@@ -16,6 +16,22 @@ export interface KeyUsage {
   cRLSign: boolean;
 }
 
+/**
+ * A name attribute as text. forge hands back the raw bytes of the ASN.1 string: UTF8String (what
+ * issue.ts writes, so 'Équipe Zoë 日本' round-trips) is decoded; PrintableString and IA5String are
+ * ASCII already.
+ */
+function nameField(name: forge.pki.Certificate['subject'], shortName: string): string | undefined {
+  const field = name.getField(shortName) as { value?: unknown; valueTagClass?: number } | null;
+  if (!field || typeof field.value !== 'string') return undefined;
+  if (field.valueTagClass !== forge.asn1.Type.UTF8) return field.value;
+  try {
+    return forge.util.decodeUtf8(field.value);
+  } catch (err) {
+    throw new PkiError('BadCertificate', 'certificate name is not valid UTF-8', { cause: err });
+  }
+}
+
 export class Certificate {
   readonly der: Buffer;
   readonly name: string;
@@ -27,6 +43,7 @@ export class Certificate {
   readonly notAfter: Date;
   readonly publicKey: KeyObject;
   readonly keyBits: number;
+  readonly publicExponent: bigint;
   readonly isCa: boolean;
   readonly keyUsage: KeyUsage | undefined;
   readonly clientAuth: boolean;
@@ -42,19 +59,19 @@ export class Certificate {
         forge.asn1.fromDer(forge.util.createBuffer(der.toString('binary'))),
       );
     } catch (err) {
-      throw new PkiError('BadCertificate', `not a readable X.509 certificate: ${(err as Error).message}`);
+      throw new PkiError('BadCertificate', `not a readable X.509 certificate: ${(err as Error).message}`, {
+        cause: err,
+      });
     }
     // Fingerprints are identities: a re-encoding of the same certificate (e.g. a long-form length)
     // would parse to the same key under a second fingerprint. Only canonical DER is accepted.
     if (!this.x509.raw.equals(der)) {
       throw new PkiError('BadCertificate', 'certificate is not in canonical DER encoding');
     }
-    const cn = cert.subject.getField('CN') as { value: string } | null;
-    if (!cn || typeof cn.value !== 'string')
-      throw new PkiError('BadCertificate', 'certificate has no common name');
-    this.name = cn.value;
-    const issuerCn = cert.issuer.getField('CN') as { value: string } | null;
-    this.issuerName = issuerCn?.value ?? '';
+    const cn = nameField(cert.subject, 'CN');
+    if (cn === undefined) throw new PkiError('BadCertificate', 'certificate has no common name');
+    this.name = cn;
+    this.issuerName = nameField(cert.issuer, 'CN') ?? '';
     this.fingerprint = fingerprintOf(der);
     this.fingerprintHex = fingerprintHex(this.fingerprint);
     this.serialHex = cert.serialNumber;
@@ -66,6 +83,7 @@ export class Certificate {
       throw new PkiError('BadCertificate', 'certificate key is not RSA');
     }
     this.keyBits = details.modulusLength;
+    this.publicExponent = details.publicExponent ?? 0n;
 
     const bc = cert.getExtension('basicConstraints') as { cA?: boolean } | null;
     this.isCa = bc?.cA === true;
@@ -94,7 +112,9 @@ export class Certificate {
       if (!msg) throw new Error('no CERTIFICATE block');
       der = Buffer.from(msg.body, 'binary');
     } catch (err) {
-      throw new PkiError('BadCertificate', `not a PEM certificate: ${(err as Error).message}`);
+      throw new PkiError('BadCertificate', `not a PEM certificate: ${(err as Error).message}`, {
+        cause: err,
+      });
     }
     return new Certificate(der);
   }

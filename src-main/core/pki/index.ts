@@ -4,5 +4,6 @@ export * from './errors.js';
 export * from './fingerprint.js';
 export * from './identity-name.js';
 export * from './issue.js';
+export * from './key-strength.js';
 export * from './local-identity.js';
 export * from './validate.js';

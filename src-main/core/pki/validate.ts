@@ -1,6 +1,7 @@
 import { Certificate } from './certificate.js';
 import { PkiError } from './errors.js';
 import { isValidIdentityName } from './identity-name.js';
+import { assertStrongKey } from './key-strength.js';
 
 export interface ValidateOptions {
   /** The role the certificate must have been issued for. */
@@ -19,7 +20,8 @@ export interface CertificateCheckOptions extends ValidateOptions {
 
 /**
  * Checks a peer certificate against the group CA: issuer is a CA allowed to sign certificates,
- * the signature is the CA's, the validity window holds, and the key usages fit a chat participant.
+ * both keys are strong (RSA >= 2048, e = 65537), the signature is the CA's, the validity window
+ * holds, and the key usages fit a chat participant.
  * Throws a PkiError naming the first check that failed.
  */
 export function validateCertificate(
@@ -32,6 +34,7 @@ export function validateCertificate(
   if (!ca.isCa || !ca.keyUsage?.keyCertSign) {
     throw new PkiError('IssuerNotCa', `"${ca.name}" is not a certificate authority`);
   }
+  assertStrongKey(ca, `the group CA "${ca.name}"`);
   if (cert.isCa) throw new PkiError('BadKeyUsage', `"${cert.name}" is a CA certificate, not a participant`);
   if (!cert.x509.checkIssued(ca.x509) || !cert.x509.verify(ca.publicKey)) {
     throw new PkiError(
@@ -39,6 +42,8 @@ export function validateCertificate(
       `the certificate of "${cert.name}" was not issued by the group CA "${ca.name}"`,
     );
   }
+  // Even one the CA really signed: the CA must not be able to vouch for a breakable key.
+  assertStrongKey(cert);
   if (checkValidity && now < cert.notBefore) {
     throw new PkiError(
       'NotYetValid',
