@@ -38,7 +38,7 @@ import { KeyEstablishment, type EstablishedKey } from './key-establishment.js';
 import { resolveOptions, type ChatEngineOptions, type ResolvedOptions } from './options.js';
 import { OrderedWriter } from './ordered-writer.js';
 import { Outbox, type OutgoingMessage } from './outbox.js';
-import { checkSession, classifyRelayError, LinkHeartbeat } from './relay-link.js';
+import { checkSession, checkSessionListed, classifyRelayError, LinkHeartbeat } from './relay-link.js';
 import { FramedConnection } from './transport.js';
 
 export type { ChatEngineOptions, UnsafeTestHooks } from './options.js';
@@ -357,7 +357,7 @@ export class ChatEngine implements ChatEngineApi {
     switch (header.type) {
       case 'PRESENCE': {
         const body = decodeBody('PRESENCE', header.body);
-        checkSession('PRESENCE', body.session, session.challenge);
+        checkSessionListed(body.sessions, session.challenge);
         this.onPresence(session, body);
         return;
       }

@@ -3,6 +3,7 @@
  * bound to, what an ERROR means for the session, and the heartbeat driver of the link.
  */
 import { Liveness, type LivenessOptions } from '../core/link/liveness.js';
+import { sessionTag } from '../core/link/session-tag.js';
 import { ProtocolError } from '../core/protocol/errors.js';
 import type { BodyOf } from '../core/protocol/schemas.js';
 
@@ -14,6 +15,14 @@ import type { BodyOf } from '../core/protocol/schemas.js';
 export function checkSession(type: string, bound: Buffer, own: Buffer | undefined): void {
   if (!own || !bound.equals(own)) {
     throw new ProtocolError('WrongSession', `${type} signed for another session refused`);
+  }
+}
+
+/** PRESENCE is shared by every receiver: it must list this session's tag. */
+export function checkSessionListed(bound: readonly Buffer[], own: Buffer | undefined): void {
+  const tag = own ? sessionTag(own) : undefined;
+  if (!tag || !bound.some((b) => b.equals(tag))) {
+    throw new ProtocolError('WrongSession', 'PRESENCE for other sessions refused');
   }
 }
 

@@ -94,8 +94,9 @@ export class RelayFrames {
     return this.refusalHello;
   }
 
-  presence(session: Buffer, version: number, members: PresenceMember[]): Buffer {
-    return this.seal('PRESENCE', this.byFingerprint, { session, version, members });
+  /** One signature for every receiver: `sessions` lists each one's session tag. */
+  presence(sessions: Buffer[], version: number, members: PresenceMember[]): Buffer {
+    return this.seal('PRESENCE', this.byFingerprint, { sessions, version, members });
   }
 
   certResponse(

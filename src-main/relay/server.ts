@@ -10,6 +10,7 @@ import { EventEmitter } from 'node:events';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { Liveness } from '../core/link/liveness.js';
+import { sessionTag } from '../core/link/session-tag.js';
 import { acceptLink, peerCertificate } from '../core/link/tls.js';
 import { PkiError } from '../core/pki/errors.js';
 import { pino, type Logger } from 'pino';
@@ -673,9 +674,14 @@ export class RelayServer extends EventEmitter<RelayEvents> {
     this.lastPresenceAt = performance.now();
     this.version++;
     const members = this.memberList();
-    // One signature per member: each PRESENCE is bound to its receiver's session.
-    for (const c of this.members.values())
-      this.send(c, this.frames.presence(this.sessionOf(c), this.version, members));
+    // One frame for all, listing every receiver's session: O(members) bytes held, one signature.
+    const receivers = [...this.members.values()];
+    const frame = this.frames.presence(
+      receivers.map((c) => sessionTag(this.sessionOf(c))),
+      this.version,
+      members,
+    );
+    for (const c of receivers) this.send(c, frame);
     this.log.info(
       { event: 'presence', version: this.version, members: members.length },
       'membership changed',

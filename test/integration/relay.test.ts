@@ -188,7 +188,7 @@ describe('relay: routing', { timeout: 120_000 }, () => {
   });
 
   it('refuses relay-only types from a member with NotAllowed', async () => {
-    const fake = bob.seal('PRESENCE', '', { session: Buffer.alloc(32), version: 99, members: [] });
+    const fake = bob.seal('PRESENCE', '', { sessions: [Buffer.alloc(16)], version: 99, members: [] });
     bob.sendPayload(fake);
     const err = await bob.waitForError('NotAllowed');
     expect(err.body.fatal).toBe(false);

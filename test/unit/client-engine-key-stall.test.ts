@@ -17,6 +17,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { KeyEstablishment, type EstablishedKey } from '../../src-main/client/key-establishment.js';
+import { sessionTag } from '../../src-main/core/link/session-tag.js';
 import { acceptLink } from '../../src-main/core/link/tls.js';
 import { sortMembers } from '../../src-main/client/key-schedule.js';
 import type { LocalIdentity } from '../../src-main/core/pki/local-identity.js';
@@ -94,12 +95,20 @@ class ScriptedRelay {
    * A relay-originated frame (HELLO carries the relay certificate, the rest its fingerprint), bound
    * to the session of the HELLO sent on this connection as the real relay binds them.
    */
-  fromRelay<T extends MessageType>(type: T, body: Omit<BodyOf<T>, 'session'>, withCertificate = false): void {
+  fromRelay<T extends MessageType>(
+    type: T,
+    body: Omit<BodyOf<T>, 'session' | 'sessions'>,
+    withCertificate = false,
+  ): void {
     const sender = withCertificate
       ? { kind: 'certificate' as const, der: this.relay.certificate.der }
       : { kind: 'fingerprint' as const, fingerprint: this.relay.certificate.fingerprint };
     if (type === 'HELLO') this.session = (body as unknown as BodyOf<'HELLO'>).challenge;
-    const full = (type === 'HELLO' ? body : { session: this.session, ...body }) as BodyOf<T>;
+    const bound =
+      type === 'PRESENCE'
+        ? { sessions: [sessionTag(this.session ?? Buffer.alloc(32))] }
+        : { session: this.session };
+    const full = (type === 'HELLO' ? body : { ...bound, ...body }) as BodyOf<T>;
     this.write(sealMessage(type, sender, '', full, (d) => this.relay.sign(d)));
   }
 
@@ -199,7 +208,7 @@ afterEach(async () => {
   for (const c of cleanup.splice(0)) await c();
 });
 
-const presence = (version: number, ids: LocalIdentity[]): Omit<BodyOf<'PRESENCE'>, 'session'> => ({
+const presence = (version: number, ids: LocalIdentity[]): Omit<BodyOf<'PRESENCE'>, 'sessions'> => ({
   version,
   members: ids.map((i) => ({ name: i.name, fingerprint: i.certificate.fingerprintHex })),
 });

@@ -1,8 +1,14 @@
 /** Heartbeat state machine and its client driver, with fake time; relay ERROR classification. */
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_LIVENESS, Liveness } from '../../src-main/core/link/liveness.js';
-import { checkSession, classifyRelayError, LinkHeartbeat } from '../../src-main/client/relay-link.js';
-import type { ProtocolError } from '../../src-main/core/protocol/errors.js';
+import {
+  checkSession,
+  checkSessionListed,
+  classifyRelayError,
+  LinkHeartbeat,
+} from '../../src-main/client/relay-link.js';
+import { sessionTag } from '../../src-main/core/link/session-tag.js';
+import { ProtocolError } from '../../src-main/core/protocol/errors.js';
 import type { BodyOf } from '../../src-main/core/protocol/schemas.js';
 
 describe('Liveness', () => {
@@ -110,6 +116,16 @@ describe('relay frames and errors', () => {
     expect(classifyRelayError(error('AuthFailed', false), false).kind).toBe('terminal');
     expect(classifyRelayError(error('RateLimited', true), false).kind).toBe('reconnect');
     expect(classifyRelayError(error('ServerFull', true), false).kind).toBe('reconnect');
+  });
+
+  it('a PRESENCE must list this session’s tag', () => {
+    const own = Buffer.alloc(32, 1);
+    expect(() => checkSessionListed([sessionTag(Buffer.alloc(32, 9)), sessionTag(own)], own)).not.toThrow();
+    expect(() => checkSessionListed([sessionTag(Buffer.alloc(32, 9))], own)).toThrow(/other sessions/);
+    expect(() => checkSessionListed([sessionTag(own)], undefined)).toThrow(ProtocolError);
+    // The tag is not the challenge itself, and differs per challenge.
+    expect(sessionTag(own)).toHaveLength(16);
+    expect(own.includes(sessionTag(own))).toBe(false);
   });
 
   it('a frame bound to another session, or before HELLO, is WrongSession', () => {

@@ -47,7 +47,7 @@ const BODY_ARBS: { [T in MessageType]: fc.Arbitrary<BodyOf<T>> } = {
   }),
   CONNECTION: fc.record({ challenge: bytesArb(32, 32), relayFingerprint: fpHexArb }),
   PRESENCE: fc.record({
-    session: bytesArb(32, 32),
+    sessions: fc.array(bytesArb(16, 16), { minLength: 1, maxLength: 4 }),
     version: counterArb,
     members: fc.array(fc.record({ name: nameArb, fingerprint: fpHexArb }), { maxLength: 5 }),
   }),

@@ -17,7 +17,7 @@ const hex64 = 'ab'.repeat(32);
 const VALID: Record<MessageType, Record<string, unknown>> = {
   HELLO: { challenge: b64(32), relay: 'relay', maxFrameBytes: 1048576 },
   CONNECTION: { challenge: b64(32), relayFingerprint: hex64 },
-  PRESENCE: { session: b64(32, 5), version: 3, members: [{ name: 'alice', fingerprint: hex64 }] },
+  PRESENCE: { sessions: [b64(16, 5)], version: 3, members: [{ name: 'alice', fingerprint: hex64 }] },
   CERT_REQUEST: { names: ['alice', 'bob'] },
   CERT_RESPONSE: {
     session: b64(32, 5),

@@ -63,6 +63,8 @@ export const Counter = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
  * other.
  */
 export const Session = bytes({ exact: 32 });
+/** A session's tag in PRESENCE: 16 bytes of a hash of its HELLO challenge (core/link/session-tag.ts). */
+export const SessionTag = bytes({ exact: 16 });
 
 export const ERROR_CODES = [
   'BadFrame',
@@ -102,7 +104,11 @@ export const BODY_SCHEMAS = {
     relayFingerprint: FingerprintHex,
   }),
   PRESENCE: z.strictObject({
-    session: Session,
+    /**
+     * The sessions this PRESENCE is for (every member's, as tags): one signed frame serves all
+     * receivers, and is refused in any session not listed (one recorded before a restart, say).
+     */
+    sessions: z.array(SessionTag).min(1).max(LIMITS.members),
     version: Counter,
     members: z.array(z.strictObject({ name: IdentityName, fingerprint: FingerprintHex })).max(LIMITS.members),
   }),
