@@ -42,13 +42,16 @@ const MIGRATIONS: readonly string[] = [
      size INTEGER NOT NULL,
      frame BLOB NOT NULL
    ) STRICT;
-   -- A member's replay merges two ranges of this index (audience IS NULL, audience = name), both
-   -- in seq order, so its cost follows what it returns, not what else the log holds.
-   CREATE INDEX frames_by_audience ON frames (audience, seq);
+   -- Frames for one member, in seq order. Broadcasts (most frames) need no index: the table
+   -- itself is in seq order, and leaving them out saves an index insert per broadcast.
+   CREATE INDEX frames_to_member ON frames (audience, seq) WHERE audience IS NOT NULL;
    CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL) STRICT;`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
+
+/** The page size of a new log file. */
+export const PAGE_SIZE = 16384;
 
 export type Synchronous = 'normal' | 'full';
 
@@ -108,6 +111,9 @@ export function openLogFile(
     db = new Database(path, { timeout: lockTimeoutMs });
     db.pragma('locking_mode = EXCLUSIVE');
     checkOurs(db, path);
+    // Only takes effect on a new file. 16 KiB pages: ~15 rows of a 1 KB frame per page, ~25 %
+    // more appends/s than the 4 KiB default (docs/relay-log.md).
+    db.pragma(`page_size = ${PAGE_SIZE}`);
     db.pragma('journal_mode = WAL');
     // Why NORMAL is the default, and what FULL adds: docs/relay-log.md, "Durability".
     db.pragma(`synchronous = ${synchronous === 'full' ? 'FULL' : 'NORMAL'}`);

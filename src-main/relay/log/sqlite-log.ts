@@ -41,9 +41,10 @@ export interface SqliteRelayLogOptions {
 
 const COLUMNS = 'seq, stored_at, audience, sender, frame';
 /**
- * A member's view as a merge of two index ranges, each already in seq order: SQLite runs a
- * UNION ALL with ORDER BY as a merge (no sort, stops at LIMIT). A single `audience IS NULL OR
- * audience = ?` would be planned as a multi-index OR that collects the whole tail and sorts it.
+ * A member's view as a merge of two ranges, each already in seq order: broadcasts from the table
+ * itself (rowid = seq), frames for the member from frames_to_member. SQLite runs a UNION ALL with
+ * ORDER BY as a merge (no sort, stops at LIMIT). A single `audience IS NULL OR audience = ?` would
+ * be planned as a multi-index OR that collects the whole tail and sorts it.
  */
 export const READ_SQL = {
   withoutOwn: `SELECT ${COLUMNS} FROM frames WHERE audience IS NULL AND seq > @after AND sender <> @member
