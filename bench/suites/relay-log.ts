@@ -2,7 +2,7 @@
  * The relay's embedded store-and-forward log (src-main/relay/log), in this process, on a temporary
  * folder of the local disk:
  *
- * - appends/s of 1 KB frames through the LogWriter, with 1 and 64 frames per event-loop turn
+ * - appends/s of 1 KB frames through the LogWriter, with 1, 64 and 512 frames per event-loop turn
  *   (one transaction each), under synchronous=NORMAL (the default) and FULL (an fsync per commit);
  * - per-member replay rows/s (LogReplay, pages of 256) over 10,000 stored frames, when most
  *   frames are broadcasts (group chat) and when most are addressed to other members;
@@ -118,7 +118,7 @@ export const relayLogSuite: BenchSuite = {
   async run(): Promise<BenchResult[]> {
     const results: BenchResult[] = [];
     for (const synchronous of ['normal', 'full'] as const) {
-      for (const perTurn of [1, 64]) {
+      for (const perTurn of [1, 64, 512]) {
         results.push({
           name: `relay_log.append_${synchronous}_${perTurn}_per_turn`,
           value: Math.round(await appendRate(synchronous, perTurn)),
