@@ -214,14 +214,18 @@ describe('relay log: bounds, GAP, retention', () => {
     expect(await again.append([{ audience: ALL, sender: 'a', frame: frame('x') }])).toEqual([11]);
   });
 
-  it('storedAt never goes back, so age retention stays a prefix when the clock does', async () => {
+  it('storedAt never goes back, so age retention stays a prefix when the clock does (across reopen too)', async () => {
+    const dir = tmp();
     let clock = 5000;
-    const log = open(tmp(), { now: () => clock });
+    const log = open(dir, { now: () => clock });
     await log.append([{ audience: ALL, sender: 'a', frame: frame('1') }]);
     clock = 1000;
     await log.append([{ audience: ALL, sender: 'a', frame: frame('2') }]);
-    const page = await log.read({ afterOffset: 0, member: 'b' });
-    expect(page.entries.map((e) => e.storedAt)).toEqual([5000, 5000]);
+    await log.close();
+    const again = open(dir, { now: () => clock });
+    await again.append([{ audience: ALL, sender: 'a', frame: frame('3') }]);
+    const page = await again.read({ afterOffset: 0, member: 'b' });
+    expect(page.entries.map((e) => e.storedAt)).toEqual([5000, 5000, 5000]);
   });
 });
 

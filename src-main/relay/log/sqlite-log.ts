@@ -128,21 +128,19 @@ export class SqliteRelayLog implements RelayLog {
       this.deleteThrough.run(through);
       this.setState.run(through, bytes);
     });
-    const ends = db
-      .prepare('SELECT min(seq) AS lo, max(seq) AS hi, max(stored_at) AS at FROM frames')
-      .get() as {
-      lo: number | null;
-      hi: number | null;
-      at: number | null;
-    };
-    if (ends.lo !== null && ends.lo !== this.droppedThrough + 1) {
+    // Each from one end of the rowid b-tree (a combined min/max/max query would scan the table);
+    // stored_at never decreases along the log, so the last row's is the latest.
+    const lo = db.prepare('SELECT seq FROM frames ORDER BY seq LIMIT 1').get() as { seq: number } | undefined;
+    const hi = db.prepare('SELECT seq, stored_at FROM frames ORDER BY seq DESC LIMIT 1').get() as
+      { seq: number; stored_at: number } | undefined;
+    if (lo !== undefined && lo.seq !== this.droppedThrough + 1) {
       throw new RelayLogError(
         'LogCorrupt',
-        `${path}: the first frame is ${ends.lo}, retention state says ${this.droppedThrough + 1}`,
+        `${path}: the first frame is ${lo.seq}, retention state says ${this.droppedThrough + 1}`,
       );
     }
-    this.lastSeq = ends.hi ?? this.droppedThrough;
-    this.lastStoredAt = ends.at ?? 0;
+    this.lastSeq = hi?.seq ?? this.droppedThrough;
+    this.lastStoredAt = hi?.stored_at ?? 0;
   }
 
   /** Opens or creates `<dataDir>/relay-log.sqlite`. Throws RelayLogError. */
