@@ -204,21 +204,26 @@ describe('verifyRoster refuses', () => {
     }
   });
 
-  it('a name listed twice, among members or across members and relays (RosterDuplicate)', () => {
+  it('a name, a certificate or a removal listed twice (RosterDuplicate)', () => {
     const body = wireBody(firstBody());
     const members = body.members as unknown[];
-    expect(
-      codeOf(() =>
-        verifyRoster(signRawRoster({ ...body, members: [...members, members[0]] }, f.ca), f.ca.certificate),
-      ),
-    ).toBe('RosterDuplicate');
+    const verifyWith = (patch: Record<string, unknown>): RosterError =>
+      rosterErrorOf(() => verifyRoster(signRawRoster({ ...body, ...patch }, f.ca), f.ca.certificate));
+    // One name, two certificates (both really alice's).
+    const twoAlices = verifyWith({
+      members: [...members, { name: 'alice', certificate: must(f.reissued.alice).der.toString('base64') }],
+    });
+    expect(twoAlices.code).toBe('RosterDuplicate');
+    expect(twoAlices.message).toMatch(/lists "alice" twice/);
+    // The same entry twice.
+    expect(verifyWith({ members: [...members, members[0]] }).code).toBe('RosterDuplicate');
     const removedTwice = [
       { name: 'zed', fingerprint: 'ab'.repeat(32), removedAt: T0, reason: '' },
       { name: 'zed', fingerprint: 'ab'.repeat(32), removedAt: T0 + 1, reason: 'again' },
     ];
-    expect(
-      codeOf(() => verifyRoster(signRawRoster({ ...body, removed: removedTwice }, f.ca), f.ca.certificate)),
-    ).toBe('RosterDuplicate');
+    const removal = verifyWith({ removed: removedTwice });
+    expect(removal.code).toBe('RosterDuplicate');
+    expect(removal.message).toMatch(/removes the certificate of "zed" twice/);
   });
 
   it('a removed certificate listed as a member or relay (RosterRemovedMember)', () => {
