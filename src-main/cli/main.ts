@@ -10,11 +10,11 @@ type Command = (argv: string[]) => Promise<number>;
 
 const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }> = {
   group: {
-    summary: 'create a group (CA + bundles) or add a member',
+    summary: 'create a group (CA, bundles, roster), add or remove a member',
     load: async () => (await import('./commands/group.js')).run,
   },
   inspect: {
-    summary: 'show a .p12 bundle or .pem certificate',
+    summary: 'show a .p12 bundle, .pem certificate or roster.scx',
     load: async () => (await import('./commands/inspect.js')).run,
   },
   relay: {

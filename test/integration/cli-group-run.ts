@@ -27,6 +27,7 @@ function snapshotBuild(): string {
       for (const args of [
         ['group', 'create', '--help'],
         ['group', 'add-member', '--help'],
+        ['group', 'remove-member', '--help'],
         ['inspect', '--help'],
       ]) {
         execFileSync(process.execPath, [main, ...args], { stdio: 'pipe' });

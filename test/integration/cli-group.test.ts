@@ -51,13 +51,15 @@ describe('securechat-x group create', () => {
       'ca.pem',
       'carol.p12',
       'relay.p12',
+      'roster.scx',
     ]);
   });
 
-  it('writes private bundles 0600, the CA certificate 0644 and a private folder', () => {
+  it('writes private bundles 0600, the CA certificate and the roster 0644 and a private folder', () => {
     for (const f of ['alice.p12', 'bob.p12', 'carol.p12', 'relay.p12', 'ca.p12'])
       expect(mode(join(dir, f))).toBe(0o600);
     expect(mode(join(dir, 'ca.pem'))).toBe(0o644);
+    expect(mode(join(dir, 'roster.scx'))).toBe(0o644);
     expect(mode(dir)).toBe(0o700);
   });
 
@@ -136,7 +138,7 @@ describe('securechat-x group create', () => {
     const alice = readBundle(readFileSync(join(d, 'alice.p12')), PASSWORD);
     expect(alice.ca.der.equals(Certificate.fromPem(readFileSync(join(d, 'ca.pem'), 'utf8')).der)).toBe(true);
     // No temporary files left behind.
-    expect(readdirSync(d).sort()).toEqual(['alice.p12', 'ca.p12', 'ca.pem', 'relay.p12']);
+    expect(readdirSync(d).sort()).toEqual(['alice.p12', 'ca.p12', 'ca.pem', 'relay.p12', 'roster.scx']);
   });
 
   it('honours --relay, --key-bits and --password-file', async () => {
@@ -249,6 +251,7 @@ describe('securechat-x group create', () => {
     for (const args of [
       ['group', 'create', '--help'],
       ['group', 'add-member', '-h'],
+      ['group', 'remove-member', '--help'],
       ['group', '--help'],
       ['inspect', '--help'],
     ]) {
@@ -306,32 +309,19 @@ describe('securechat-x group add-member', () => {
   });
 
   it('refuses to overwrite without --force and replaces with it', async () => {
-    const target = join(dir, 'alice.p12');
+    // A file of that name, but no one the roster lists (a listed name is refused even with --force).
+    const target = join(dir, 'stray.p12');
+    writeFileSync(target, 'not a bundle');
     const before = sha256(target);
-    const r = await runCli([
-      'group',
-      'add-member',
-      '--ca',
-      join(dir, 'ca.p12'),
-      '--name',
-      'alice',
-      ...FAST_KDF,
-    ]);
+    const args = ['group', 'add-member', '--ca', join(dir, 'ca.p12'), '--name', 'stray', ...FAST_KDF];
+    const r = await runCli(args);
     expect(r.code).toBe(1);
     expect(oneLineError(r)).toMatch(/refusing to overwrite/);
     expect(sha256(target)).toBe(before);
-    const forced = await runCli([
-      'group',
-      'add-member',
-      '--ca',
-      join(dir, 'ca.p12'),
-      '--name',
-      'alice',
-      '--force',
-      ...FAST_KDF,
-    ]);
+    const forced = await runCli([...args, '--force']);
     expect(forced.code).toBe(0);
     expect(sha256(target)).not.toBe(before);
+    expect(readBundle(readFileSync(target), PASSWORD).certificate.name).toBe('stray');
   });
 
   it('reports a wrong CA password clearly and writes nothing', async () => {

@@ -38,6 +38,11 @@ const fpHexArb = bytesArb(32, 32).map((b) => b.toString('hex'));
 const epochArb = fc.maxSafeNat().map((n) => Math.max(1, n));
 const counterArb = fc.maxSafeNat();
 const membersArb = fc.array(nameArb, { minLength: 2, maxLength: 6 });
+/** Printable text (no control characters) of minLength..maxLength UTF-16 units. */
+const textArb = (minLength: number, maxLength: number): fc.Arbitrary<string> =>
+  fc
+    .string({ minLength, maxLength, unit: 'binary' })
+    .filter((s) => s.length <= maxLength && !/\p{Cc}/u.test(s));
 
 const BODY_ARBS: { [T in MessageType]: fc.Arbitrary<BodyOf<T>> } = {
   HELLO: fc.record({
@@ -88,6 +93,21 @@ const BODY_ARBS: { [T in MessageType]: fc.Arbitrary<BodyOf<T>> } = {
     reason: fc.constantFrom('requested' as const, 'stale-epoch' as const, 'key-missing' as const),
   }),
   HEARTBEAT: fc.record({ session: bytesArb(32, 32) }),
+  ROSTER: fc.record({
+    groupId: fpHexArb,
+    name: textArb(1, 64),
+    version: epochArb,
+    issuedAt: counterArb,
+    members: fc.array(fc.record({ name: nameArb, certificate: bytesArb(1, 900) }), { maxLength: 3 }),
+    relays: fc.array(fc.record({ name: nameArb, certificate: bytesArb(1, 900) }), {
+      minLength: 1,
+      maxLength: 2,
+    }),
+    removed: fc.array(
+      fc.record({ name: nameArb, fingerprint: fpHexArb, removedAt: counterArb, reason: textArb(0, 200) }),
+      { maxLength: 3 },
+    ),
+  }),
 };
 
 const ALL_TYPES = Object.keys(MESSAGE_TYPES) as MessageType[];

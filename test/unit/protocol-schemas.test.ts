@@ -32,6 +32,15 @@ const VALID: Record<MessageType, Record<string, unknown>> = {
   ERROR: { session: b64(32, 5), code: 'RateLimited', message: 'slow down', fatal: false },
   REKEY_REQUEST: { minEpoch: 4, reason: 'stale-epoch' },
   HEARTBEAT: { session: b64(32, 5) },
+  ROSTER: {
+    groupId: hex64,
+    name: 'Équipe Zoë 日本',
+    version: 2,
+    issuedAt: 1_700_000_000_000,
+    members: [{ name: 'alice', certificate: b64(700) }],
+    relays: [{ name: 'relay', certificate: b64(700, 2) }],
+    removed: [{ name: 'carol', fingerprint: hex64, removedAt: 1_700_000_000_000, reason: 'lost laptop' }],
+  },
 };
 const TYPES = Object.keys(VALID) as MessageType[];
 

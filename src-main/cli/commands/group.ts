@@ -1,13 +1,15 @@
-/** `securechat-x group <create|add-member>`: the organiser's side of the group PKI. */
+/** `securechat-x group <create|add-member|remove-member>`: the organiser's side of the group PKI. */
 import { usageError } from '../args.js';
 import { addMember } from '../group/add-member.js';
 import { createGroup } from '../group/create.js';
+import { removeMember } from '../group/remove-member.js';
 
 export const GROUP_HELP = `usage: securechat-x group <subcommand> [options]
 
 subcommands:
-  create       create a group CA and bundles for its members and relay
-  add-member   issue a bundle for one more member (or relay) from the CA bundle
+  create          create a group CA, bundles for its members and relay, and roster v1
+  add-member      issue a bundle for one more member (or relay) and list it in the roster
+  remove-member   write the roster's next version without a member
 
 Run securechat-x group <subcommand> --help for its options.
 `;
@@ -19,6 +21,8 @@ export async function run(argv: string[]): Promise<number> {
       return createGroup(rest);
     case 'add-member':
       return addMember(rest);
+    case 'remove-member':
+      return removeMember(rest);
     case '--help':
     case '-h':
     case 'help':

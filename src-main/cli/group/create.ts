@@ -1,4 +1,7 @@
-/** `securechat-x group create`: a new group CA plus one bundle per member and one for the relay. */
+/**
+ * `securechat-x group create`: a new group CA, one bundle per member and one for the relay, and
+ * roster v1 listing them all.
+ */
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { writeBundle } from '../../core/pki/bundle.js';
@@ -9,10 +12,12 @@ import {
   type Credential,
   type KeyPairPem,
 } from '../../core/pki/issue.js';
+import { buildRoster, signRoster, verifyRoster } from '../../core/roster/index.js';
 import { CliError } from '../cli-error.js';
 import { parseOrUsage, requiredOption, usageError } from '../args.js';
 import { checkTargets, ensureDirectory, writeOutputs, type OutputFile } from '../output-files.js';
 import { CA_PASSWORD_ENV, readCaPassword, readPassword } from '../password.js';
+import { ROSTER_FILE, ROSTER_MODE, rosterLine, withRosterPath } from '../roster-file.js';
 import { BundlePool } from './bundle-pool.js';
 import { checkGroupNames } from './names.js';
 import {
@@ -38,6 +43,7 @@ and for the relay. The member and relay bundles share one password (SECURECHAT_P
 warning):
   DIR/ca.p12          the CA certificate and key: keep it offline, it can issue new members
   DIR/ca.pem          the CA certificate (public): hand it out, members compare its fingerprint
+  DIR/${ROSTER_FILE}      the group's roster v1, signed by the CA: every member and the relay
   DIR/<name>.p12      one per member, and one for the relay
   DIR/${PASSWORDS_FILE}    with --generate-passwords: "name<TAB>password" per bundle (mode 0600)
 DIR is created if missing. Existing files are never replaced without --force, and a refusal
@@ -47,7 +53,9 @@ options:
   --out DIR                  folder for the files (required)
   --members a,b,c            member identities (required): 1-64 of letters, digits, '.', '_', '-'
   --relay NAME               the relay's identity (default "relay")
-  --group-name TEXT          the CA's name (default "${DEFAULT_CA_NAME}"), any language
+  --name TEXT                the group's name (default "${DEFAULT_CA_NAME}"), any language,
+                             1-64 characters: the CA's name and the roster's
+  --group-name TEXT          the same as --name (its older spelling)
   --generate-passwords       a random password per member and relay bundle (${PASSPHRASE_BITS} bits, 8 groups
                              of 4 letters and digits), written to DIR/${PASSWORDS_FILE}; then
                              SECURECHAT_PASSWORD is not needed
@@ -77,7 +85,8 @@ export async function createGroup(argv: string[]): Promise<number> {
         out: { type: 'string' },
         members: { type: 'string' },
         relay: { type: 'string', default: 'relay' },
-        'group-name': { type: 'string', default: DEFAULT_CA_NAME },
+        name: { type: 'string' },
+        'group-name': { type: 'string' },
         'generate-passwords': { type: 'boolean', default: false },
       },
     }),
@@ -89,9 +98,18 @@ export async function createGroup(argv: string[]): Promise<number> {
   const dir = resolve(requiredOption(COMMAND, 'out', values.out));
   const names = checkGroupNames(requiredOption(COMMAND, 'members', values.members), values.relay);
   if (names.problem !== undefined) throw usageError(COMMAND, names.problem);
-  const caName = values['group-name'];
+  if (
+    values.name !== undefined &&
+    values['group-name'] !== undefined &&
+    values.name !== values['group-name']
+  ) {
+    throw usageError(COMMAND, '--name and --group-name name the group twice, differently; give one');
+  }
+  const flag = values.name !== undefined ? '--name' : '--group-name';
+  const caName = values.name ?? values['group-name'] ?? DEFAULT_CA_NAME;
+  // Counted in UTF-16 units, as createGroupCa and the roster schema count them.
   if (caName.length < 1 || caName.length > 64 || /[\p{Cc}]/u.test(caName)) {
-    throw usageError(COMMAND, '--group-name must be 1-64 printable characters');
+    throw usageError(COMMAND, `${flag} must be 1-64 printable characters`);
   }
   const opts = issuingOptions(COMMAND, values);
   const generate = values['generate-passwords'];
@@ -110,6 +128,7 @@ export async function createGroup(argv: string[]): Promise<number> {
   const caP12 = join(dir, 'ca.p12');
   const caPem = join(dir, 'ca.pem');
   const passwordsFile = join(dir, PASSWORDS_FILE);
+  const rosterPath = join(dir, ROSTER_FILE);
   const bundlePath = (name: string): string => join(dir, `${name}.p12`);
   const holders = [
     ...names.members.map((name) => ({ name, role: 'member' as const })),
@@ -117,7 +136,13 @@ export async function createGroup(argv: string[]): Promise<number> {
   ];
   // Before any slow key generation: a refusal must be quick and must write nothing.
   await checkTargets(
-    [caP12, caPem, ...holders.map((h) => bundlePath(h.name)), ...(generate ? [passwordsFile] : [])],
+    [
+      caP12,
+      caPem,
+      rosterPath,
+      ...holders.map((h) => bundlePath(h.name)),
+      ...(generate ? [passwordsFile] : []),
+    ],
     values.force,
   );
   const passwords = holders.map(() => sharedPassword ?? generatePassphrase());
@@ -131,9 +156,23 @@ export async function createGroup(argv: string[]): Promise<number> {
       credential: made.holders[i] as Credential,
     })),
   ];
+  const certificatesOf = (role: 'member' | 'relay') =>
+    planned.filter((p) => p.role === role).map((p) => p.credential.certificate);
+  const rosterBytes = withRosterPath(rosterPath, () =>
+    signRoster(
+      buildRoster({
+        ca: made.ca.certificate,
+        name: caName,
+        members: certificatesOf('member'),
+        relays: certificatesOf('relay'),
+      }),
+      made.ca,
+    ),
+  );
   const outputs: OutputFile[] = [
     ...planned.map((p, i) => ({ path: p.file, data: made.bundles[i] as Buffer, mode: 0o600 })),
     { path: caPem, data: made.ca.certificate.pem, mode: 0o644 },
+    { path: rosterPath, data: rosterBytes, mode: ROSTER_MODE },
     ...(generate
       ? [
           {
@@ -147,8 +186,11 @@ export async function createGroup(argv: string[]): Promise<number> {
 
   await ensureDirectory(dir);
   await writeOutputs(outputs, values.force);
+  const roster = withRosterPath(rosterPath, () => verifyRoster(rosterBytes, made.ca.certificate));
   process.stdout.write(
-    createSummary(dir, caPem, planned, opts.kdfIterations, generate ? passwordsFile : undefined),
+    createSummary(dir, caPem, planned, opts.kdfIterations, generate ? passwordsFile : undefined) +
+      `Roster: ${rosterPath}, signed by the CA; add-member and remove-member write its next versions.\n` +
+      rosterLine(roster, 'created'),
   );
   if (caPassword.fromMemberPassword) process.stderr.write(caPassword.warning);
   return 0;

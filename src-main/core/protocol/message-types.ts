@@ -13,6 +13,8 @@ export const MESSAGE_TYPES = {
   ERROR: 11,
   REKEY_REQUEST: 12,
   HEARTBEAT: 13,
+  /** The group CA's signed roster (core/roster); also the file roster.scx. */
+  ROSTER: 14,
 } as const;
 
 export type MessageType = keyof typeof MESSAGE_TYPES;

@@ -15,6 +15,16 @@ export const LIMITS = {
   textChars: 16 * 1024,
   reasonChars: 200,
   errorMessageChars: 500,
+  /** The roster (ROSTER, core/roster): members, relays and removed entries it may list. */
+  rosterMembers: 512,
+  rosterRelays: 16,
+  rosterRemoved: 4096,
+  groupNameChars: 64,
+  /**
+   * A roster body fits one frame of the default 1 MiB bound with room for the rest of the envelope
+   * (at most 8 KiB of sender certificate, 1 KiB of signature and 12 header bytes).
+   */
+  rosterBodyBytes: 1024 * 1024 - 16 * 1024,
 } as const;
 
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
@@ -65,6 +75,37 @@ export const Counter = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 export const Session = bytes({ exact: 32 });
 /** A session's tag in PRESENCE: 16 bytes of a hash of its HELLO challenge (core/link/session-tag.ts). */
 export const SessionTag = bytes({ exact: 16 });
+
+/** Text a person reads on one line (a group name, a removal reason): no control characters. */
+const PRINTABLE = /^[^\p{Cc}]*$/u;
+const Millis = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+const RosterCertificate = z.strictObject({
+  name: IdentityName,
+  certificate: bytes({ max: LIMITS.certificateBytes, min: 1 }),
+});
+
+/**
+ * The ROSTER body (docs/protocol.md, "Roster (protocol v2)"). Field by field only: uniqueness,
+ * certificates and the removed list are checked against the group CA by core/roster/verify.ts.
+ */
+export const RosterBodySchema = z.strictObject({
+  groupId: FingerprintHex,
+  name: z.string().min(1).max(LIMITS.groupNameChars).regex(PRINTABLE, 'must not contain control characters'),
+  version: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
+  issuedAt: Millis,
+  members: z.array(RosterCertificate).max(LIMITS.rosterMembers),
+  relays: z.array(RosterCertificate).min(1).max(LIMITS.rosterRelays),
+  removed: z
+    .array(
+      z.strictObject({
+        name: IdentityName,
+        fingerprint: FingerprintHex,
+        removedAt: Millis,
+        reason: z.string().max(LIMITS.reasonChars).regex(PRINTABLE, 'must not contain control characters'),
+      }),
+    )
+    .max(LIMITS.rosterRemoved),
+});
 
 export const ERROR_CODES = [
   'BadFrame',
@@ -163,6 +204,7 @@ export const BODY_SCHEMAS = {
   }),
   /** Either direction, when nothing else was sent for a while: "still here" (core/link/liveness.ts). */
   HEARTBEAT: z.strictObject({ session: Session }),
+  ROSTER: RosterBodySchema,
 } satisfies Record<MessageType, z.ZodType>;
 
 export type BodyOf<T extends MessageType> = z.output<(typeof BODY_SCHEMAS)[T]>;

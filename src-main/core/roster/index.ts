@@ -1,0 +1,5 @@
+export * from './change.js';
+export * from './errors.js';
+export { Roster, type RemovedEntry, type RosterBody, type RosterEntry } from './roster.js';
+export { buildRoster, signRoster, type NewRoster } from './sign.js';
+export { MAX_ROSTER_BYTES, rosterSigner, verifyRoster } from './verify.js';
