@@ -9,14 +9,16 @@
  * Policy (one place, for both sides):
  * - TLS 1.3 only, and only the AEAD suites with 256-bit keys (AES-256-GCM, ChaCha20-Poly1305).
  * - The relay presents its relay certificate (serverAuth) and requires a member certificate
- *   (clientAuth); OpenSSL checks the chain against the group CA alone and the purpose (extended key
- *   usage), then each side re-checks the peer with the group's own validator (role, validity, key
- *   size) before one byte of the protocol is read.
+ *   (clientAuth); the group CA is the only trust anchor. The member's side has OpenSSL check the
+ *   relay's chain and purpose, then the group validator; the relay's side decides with the group
+ *   validator alone (issuer signature, validity, key usage, role, key size) once the handshake has
+ *   proved the client holds the key: a server socket wrapped by hand leaves OpenSSL's verdict to
+ *   its owner. Either way nothing of the protocol is read before that check.
  * - No hostname check: relay certificates name a relay identity, not a DNS name; what matters is
  *   that the peer is the group's relay, which the validator decides.
  * - No session resumption: every connection is a full handshake with a fresh certificate check.
  */
-import { constants as cryptoConstants, X509Certificate } from 'node:crypto';
+import { constants as cryptoConstants } from 'node:crypto';
 import type { Socket } from 'node:net';
 import {
   connect as tlsConnect,
@@ -54,8 +56,8 @@ export function groupSecureContext(credentials: TlsCredentials): SecureContext {
 
 /**
  * Wraps an accepted TCP socket as the relay side of the link. The handshake requires a client
- * certificate; the caller checks it with the group validator on 'secure' (peerCertificate) before
- * reading anything, and owns the handshake deadline.
+ * certificate (none: the handshake fails); the caller must check it with the group validator on
+ * 'secure' (peerCertificate) before reading anything, and owns the handshake deadline.
  */
 export function acceptLink(raw: Socket, context: SecureContext): TLSSocket {
   return new TLSSocket(raw, {
@@ -101,10 +103,7 @@ export function connectLink(options: LinkConnectOptions): TLSSocket {
     // An IP literal never goes into SNI; a host name would be visible anyway (DNS, the address).
     checkServerIdentity: (_host, cert) => {
       try {
-        const der = cert.raw;
-        // Parse with Node first: a certificate OpenSSL accepted but we cannot read is refused too.
-        new X509Certificate(der);
-        options.validator.validate(Certificate.fromDer(der), { role: 'relay' });
+        options.validator.validate(Certificate.fromDer(cert.raw), { role: 'relay' });
         return undefined;
       } catch (err) {
         return err instanceof Error ? err : new Error(String(err));
