@@ -33,7 +33,10 @@ export interface BundleData {
   privateKeyPem: string;
 }
 
-/** A new group's files, in the order ca.pem, ca.p12, the members' bundles, the relay's bundle. */
+/**
+ * A new group's files, in the order ca.pem, ca.p12, the members' bundles, the relay's bundle,
+ * roster.scx (v1, signed by the CA in the worker).
+ */
 export interface GroupData {
   caFingerprintHex: string;
   files: { name: string; bytes: Uint8Array }[];

@@ -1,17 +1,19 @@
 /**
  * Worker-thread entry for the app's CPU-heavy PKI work: opening a PKCS#12 bundle (node-forge
  * derives its keys in JavaScript, ~1 s at the default 200,000 PBKDF2 iterations) and creating a
- * group (RSA keys and several bundles). Run by pki-client.ts with node:worker_threads, so the main
- * process's event loop (IPC, the chat engine's sockets, the bundled relay's supervision) keeps
- * running meanwhile.
+ * group (RSA keys, several bundles and the CA-signed roster). Run by pki-client.ts with
+ * node:worker_threads, so the main process's event loop (IPC, the chat engine's sockets, the
+ * bundled relay's supervision) keeps running meanwhile.
  *
  * Built twice: by tsc to out/node/src-main/app/pki-worker.js and by electron-vite as the main
  * entry out/main/pki-worker.js. Answers one message per request; never logs.
  */
 import { parentPort } from 'node:worker_threads';
 import { readBundle, writeBundle } from '../core/pki/bundle.js';
+import type { Certificate } from '../core/pki/certificate.js';
 import { PkiError } from '../core/pki/errors.js';
 import { createGroupCa, issueCertificate } from '../core/pki/issue.js';
+import { ROSTER_FILE, buildRoster, signRoster } from '../core/roster/index.js';
 import {
   transferableCopy,
   type BundleData,
@@ -40,8 +42,10 @@ function createGroupOp(request: CreateGroupRequest): GroupData {
     { name: 'ca.pem', bytes: transferableCopy(Buffer.from(ca.certificate.pem, 'utf8')) },
     { name: 'ca.p12', bytes: transferableCopy(writeBundle(ca, ca.certificate, password, { kdfIterations })) },
   ];
+  const memberCertificates: Certificate[] = [];
   for (const name of request.members) {
     const credential = issueCertificate(ca, { name, role: 'member' });
+    memberCertificates.push(credential.certificate);
     files.push({
       name: `${name}.p12`,
       bytes: transferableCopy(writeBundle(credential, ca.certificate, password, { kdfIterations })),
@@ -52,6 +56,18 @@ function createGroupOp(request: CreateGroupRequest): GroupData {
     name: `${request.relayName}.p12`,
     bytes: transferableCopy(writeBundle(relay, ca.certificate, password, { kdfIterations })),
   });
+  // Roster v1, built and signed as `group create` does: signed here because the CA key exists in
+  // this thread only; without it a group made in the app would be refused once rosters are enforced.
+  const roster = signRoster(
+    buildRoster({
+      ca: ca.certificate,
+      name: request.groupName,
+      members: memberCertificates,
+      relays: [relay.certificate],
+    }),
+    ca,
+  );
+  files.push({ name: ROSTER_FILE, bytes: transferableCopy(roster) });
   return { caFingerprintHex: ca.certificate.fingerprintHex, files };
 }
 

@@ -72,7 +72,7 @@ export interface NewGroupOptions {
 
 export interface NewGroupFiles {
   caFingerprintHex: string;
-  /** ca.pem, ca.p12, one .p12 per member, the relay's .p12 (in that order). */
+  /** ca.pem, ca.p12, one .p12 per member, the relay's .p12, roster.scx (in that order). */
   files: { name: string; bytes: Uint8Array }[];
 }
 
@@ -83,7 +83,10 @@ export interface NewGroupFiles {
 export interface PkiPort {
   /** readBundle of core/pki/bundle.ts: the holder's certificate, the CA and the private key. */
   readBundle(data: Uint8Array, password: string): Promise<LoadedBundle>;
-  /** A new CA, a bundle per member and one for the relay, all under the one password. */
+  /**
+   * A new CA, a bundle per member and one for the relay, all under the one password, and roster
+   * v1 listing them, signed by the CA.
+   */
   createGroup(options: NewGroupOptions): Promise<NewGroupFiles>;
   /** Stops the worker (app quit); later calls start a new one. */
   close(): Promise<void>;

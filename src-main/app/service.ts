@@ -13,6 +13,7 @@ import { basename, join } from 'node:path';
 import { MAX_BUNDLE_BYTES, DEFAULT_KDF_ITERATIONS } from '../core/pki/bundle.js';
 import { formatFingerprint } from '../core/pki/fingerprint.js';
 import { LocalIdentity } from '../core/pki/local-identity.js';
+import { ROSTER_FILE } from '../core/roster/index.js';
 import type { ChatEngineApi, EngineEvent } from '../client/engine-types.js';
 import type { MemberStateStore } from '../client/state/member-store.js';
 import type {
@@ -844,7 +845,14 @@ export class AppService implements ServiceApi {
   async createGroup(arg: Args<'createGroup'>): Promise<Result<Responses['createGroup']>> {
     return toResult(async () => {
       const folder = this.#resolve(arg.folderToken, 'folder');
-      const files = ['ca.pem', 'ca.p12', ...arg.members.map((m) => `${m}.p12`), `${arg.relayName}.p12`];
+      // The roster is one of the group's files: checked for overwriting and listed like the rest.
+      const files = [
+        'ca.pem',
+        'ca.p12',
+        ...arg.members.map((m) => `${m}.p12`),
+        `${arg.relayName}.p12`,
+        ROSTER_FILE,
+      ];
       const existing = files.filter((f) => existsSync(join(folder, f)));
       if (existing.length > 0 && !arg.overwrite) {
         throw new AppFailure(
@@ -854,7 +862,8 @@ export class AppService implements ServiceApi {
         );
       }
       const kdfIterations = this.#ports.kdfIterations ?? DEFAULT_KDF_ITERATIONS;
-      // Keys and bundles are made in the PKI worker; the CA's private key exists there only.
+      // Keys, bundles and the roster's signature are made in the PKI worker; the CA's private key
+      // exists there only.
       const group = await this.#ports.pki.createGroup({
         groupName: arg.groupName,
         members: arg.members,

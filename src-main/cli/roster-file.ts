@@ -9,6 +9,7 @@ import { basename, dirname, join } from 'node:path';
 import type { Certificate } from '../core/pki/certificate.js';
 import {
   MAX_ROSTER_BYTES,
+  ROSTER_FILE,
   RosterError,
   compareRoster,
   verifyRoster,
@@ -18,7 +19,7 @@ import { readInputFile } from './bundle-file.js';
 import { CliError } from './cli-error.js';
 import { fileProblem } from './fs-errors.js';
 
-export const ROSTER_FILE = 'roster.scx';
+export { ROSTER_FILE };
 export const ROSTER_MODE = 0o644;
 
 /** A RosterError as one line naming the file; anything else passes through. */

@@ -125,9 +125,11 @@ test('create a group from the onboarding screen; existing files are only replace
   await screenshot(alice.page, '01b-create-group');
   await dialog.getByRole('button', { name: /Create group \(3 members\)/ }).click();
   await expect(dialog.getByTestId('create-group-done')).toBeVisible();
-  for (const f of ['ca.pem', 'ca.p12', 'dana.p12', 'eli.p12', 'fay.p12', 'relay.p12']) {
+  for (const f of ['ca.pem', 'ca.p12', 'dana.p12', 'eli.p12', 'fay.p12', 'relay.p12', 'roster.scx']) {
     expect(existsSync(join(folder, f)), f).toBe(true);
   }
+  // The summary lists the roster with the other files.
+  await expect(dialog.getByTestId('create-group-done').getByText('roster.scx')).toBeVisible();
   await screenshot(alice.page, '01c-group-created');
   await dialog.getByRole('button', { name: 'Done' }).click();
   await expect(dialog).toBeHidden();
@@ -141,6 +143,7 @@ test('create a group from the onboarding screen; existing files are only replace
   await dialog.getByLabel('Repeat password').fill('another password');
   await dialog.getByRole('button', { name: /Create group/ }).click();
   await expect(dialog.getByRole('alert')).toContainText('already exist');
+  await expect(dialog.getByRole('alert')).toContainText('roster.scx');
   await expect(dialog.getByRole('button', { name: 'Replace them' })).toBeVisible();
   await screenshot(alice.page, '01d-overwrite-confirm');
   expect(readFileSync(join(folder, 'dana.p12')).equals(before)).toBe(true);

@@ -2,15 +2,18 @@
  * The app's PKI worker thread (out/node/src-main/app/pki-worker.js, as tsc builds it): opening a
  * bundle there gives the same certificates and key as in-process readBundle, PkiError codes come
  * back typed, the main event loop keeps running while a bundle at a realistic KDF cost is opened
- * (a 10 ms interval keeps firing), group creation works, and a dead worker is replaced.
+ * (a 10 ms interval keeps firing), group creation works (with its CA-signed roster v1), and a dead
+ * worker is replaced.
  */
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PkiWorkerClient, PkiWorkerError } from '../../src-main/app/pki-client.js';
 import { readBundle, writeBundle } from '../../src-main/core/pki/bundle.js';
+import { Certificate } from '../../src-main/core/pki/certificate.js';
 import { PkiError } from '../../src-main/core/pki/errors.js';
 import { createGroupCa, issueCertificate } from '../../src-main/core/pki/issue.js';
 import { LocalIdentity } from '../../src-main/core/pki/local-identity.js';
+import { verifyRoster } from '../../src-main/core/roster/index.js';
 import { makeTestGroup, TEST_PASSWORD, type TestGroup } from '../helpers/group.js';
 import { PKI_WORKER_ENTRY } from './app-harness.js';
 
@@ -106,7 +109,7 @@ describe('PKI worker thread', { timeout: 60_000 }, () => {
     expect(ticks).toBeGreaterThanOrEqual(5);
   });
 
-  it('creates a group: files in order, bundles that open with the password and chain to the CA', async () => {
+  it('creates a group: files in order, bundles that open with the password and chain to the CA, roster v1', async () => {
     const { value, ticks } = await ticksDuring(() =>
       client.createGroup({
         groupName: 'Worker Group',
@@ -117,7 +120,14 @@ describe('PKI worker thread', { timeout: 60_000 }, () => {
       }),
     );
     expect(ticks).toBeGreaterThanOrEqual(1);
-    expect(value.files.map((f) => f.name)).toEqual(['ca.pem', 'ca.p12', 'ann.p12', 'ben.p12', 'hub.p12']);
+    expect(value.files.map((f) => f.name)).toEqual([
+      'ca.pem',
+      'ca.p12',
+      'ann.p12',
+      'ben.p12',
+      'hub.p12',
+      'roster.scx',
+    ]);
     const byName = new Map(value.files.map((f) => [f.name, Buffer.from(f.bytes)]));
     expect(byName.get('ca.pem')?.toString('utf8')).toMatch(/^-----BEGIN CERTIFICATE-----/);
     const ann = readBundle(byName.get('ann.p12') ?? Buffer.alloc(0), TEST_PASSWORD);
@@ -126,6 +136,17 @@ describe('PKI worker thread', { timeout: 60_000 }, () => {
     expect(ann.ca.fingerprintHex).toBe(value.caFingerprintHex);
     const hub = readBundle(byName.get('hub.p12') ?? Buffer.alloc(0), TEST_PASSWORD);
     expect(hub.certificate.serverAuth).toBe(true);
+    // Signed by the group's CA (the one in ca.pem) and listing the very certificates bundled.
+    const caPem = Certificate.fromPem(byName.get('ca.pem')?.toString('utf8') ?? '');
+    const roster = verifyRoster(byName.get('roster.scx') ?? Buffer.alloc(0), caPem);
+    expect(roster.version).toBe(1);
+    expect(roster.groupId).toBe(value.caFingerprintHex);
+    expect(roster.name).toBe('Worker Group');
+    expect(roster.memberNames).toEqual(['ann', 'ben']);
+    expect(roster.relayNames).toEqual(['hub']);
+    expect(roster.removed).toEqual([]);
+    expect(roster.isMember(ann.certificate.fingerprintHex)).toBe(true);
+    expect(roster.isRelay(hub.certificate.fingerprintHex)).toBe(true);
   });
 
   it('fails pending work when the worker is closed, and starts a new worker on the next call', async () => {

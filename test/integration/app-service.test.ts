@@ -4,7 +4,7 @@
  * chat both ways, leave + re-key, fingerprint-change warnings, relay start/stop/crash, group
  * creation, the member state store (highest epoch) across restarts.
  */
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,6 +16,7 @@ import { SALT_FILE, STATE_DB_FILE } from '../../src-main/client/state/store-key.
 import { readBundle, writeBundle } from '../../src-main/core/pki/bundle.js';
 import { Certificate } from '../../src-main/core/pki/certificate.js';
 import { issueCertificate } from '../../src-main/core/pki/issue.js';
+import { verifyRoster } from '../../src-main/core/roster/index.js';
 import type { ChatLine } from '../../src-shared/model.js';
 import { makeTestGroup, TEST_PASSWORD, type TestGroup } from '../helpers/group.js';
 import { noSecretStorage as noKeystore } from '../../src-main/app/node-ports.js';
@@ -435,7 +436,7 @@ describe('app service: relay launcher and failures', () => {
 });
 
 describe('app service: create a group', () => {
-  it('writes the CA and bundles into the chosen folder, never overwriting without confirmation', async () => {
+  it('writes the CA, the bundles and roster v1 into the chosen folder, never overwriting without confirmation', async () => {
     const app = await createTestApp();
     const folder = mkdtempSync(join(tmpdir(), 'scx-newgroup-'));
     app.dialogs.folders.push(folder);
@@ -452,9 +453,17 @@ describe('app service: create a group', () => {
     // Keys and bundles are made in the PKI worker, not on this event loop.
     expect(ticks).toBeGreaterThanOrEqual(1);
     const created = unwrap(result);
-    expect(created.files).toEqual(['ca.pem', 'ca.p12', 'ann.p12', 'ben.p12', 'relay.p12']);
+    const allFiles = ['ca.pem', 'ca.p12', 'ann.p12', 'ben.p12', 'relay.p12', 'roster.scx'];
+    expect(created.files).toEqual(allFiles);
     const ca = Certificate.fromPem(readFileSync(join(folder, 'ca.pem'), 'utf8'));
     expect(ca.fingerprintHex).toBe(created.caFingerprint);
+    // Roster v1 beside the bundles, signed by the CA just written: exactly the members and the relay.
+    const roster = verifyRoster(readFileSync(join(folder, 'roster.scx')), ca);
+    expect(roster.version).toBe(1);
+    expect(roster.name).toBe('Book club');
+    expect(roster.memberNames).toEqual(['ann', 'ben']);
+    expect(roster.relayNames).toEqual(['relay']);
+    expect(roster.removed).toEqual([]);
     const ann = readBundle(readFileSync(join(folder, 'ann.p12')), 'a long enough password');
     expect(ann.certificate.name).toBe('ann');
     expect(ann.ca.fingerprintHex).toBe(ca.fingerprintHex);
@@ -463,14 +472,41 @@ describe('app service: create a group', () => {
     ).toBe(true);
 
     const before = readFileSync(join(folder, 'ann.p12'));
+    const rosterBefore = readFileSync(join(folder, 'roster.scx'));
     const again = await app.service.createGroup(args);
     expect(again).toMatchObject({ ok: false, error: { code: 'WouldOverwrite' } });
-    if (!again.ok)
-      expect(again.error.details).toEqual(['ca.pem', 'ca.p12', 'ann.p12', 'ben.p12', 'relay.p12']);
+    if (!again.ok) expect(again.error.details).toEqual(allFiles);
     expect(readFileSync(join(folder, 'ann.p12')).equals(before)).toBe(true);
+    expect(readFileSync(join(folder, 'roster.scx')).equals(rosterBefore)).toBe(true);
 
     unwrap(await app.service.createGroup({ ...args, overwrite: true }));
     expect(readFileSync(join(folder, 'ann.p12')).equals(before)).toBe(false);
+    // The replaced roster belongs to the new CA, not the old one.
+    const newCa = Certificate.fromPem(readFileSync(join(folder, 'ca.pem'), 'utf8'));
+    expect(verifyRoster(readFileSync(join(folder, 'roster.scx')), newCa).groupId).toBe(newCa.fingerprintHex);
+    expect(() => verifyRoster(readFileSync(join(folder, 'roster.scx')), ca)).toThrow(
+      expect.objectContaining({ code: 'RosterForeignGroup' }),
+    );
+  });
+
+  it('asks before replacing an existing roster.scx alone, and a refusal writes nothing', async () => {
+    const app = await createTestApp();
+    const folder = mkdtempSync(join(tmpdir(), 'scx-newgroup-roster-'));
+    writeFileSync(join(folder, 'roster.scx'), 'an older group’s roster');
+    app.dialogs.folders.push(folder);
+    const choice = required(unwrap(await app.service.chooseFolder()), 'folder choice');
+    const refused = await app.service.createGroup({
+      folderToken: choice.token,
+      groupName: 'Book club',
+      members: ['ann'],
+      relayName: 'relay',
+      password: 'a long enough password',
+      overwrite: false,
+    });
+    expect(refused).toMatchObject({ ok: false, error: { code: 'WouldOverwrite', details: ['roster.scx'] } });
+    expect(readdirSync(folder)).toEqual(['roster.scx']);
+    expect(readFileSync(join(folder, 'roster.scx'), 'utf8')).toBe('an older group’s roster');
+    await app.service.dispose();
   });
 });
 

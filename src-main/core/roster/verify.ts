@@ -17,6 +17,9 @@ import { Roster, VERIFIED, type RosterBody, type RosterEntry } from './roster.js
 /** A roster travels as one frame; a file larger than that is not one. */
 export const MAX_ROSTER_BYTES = DEFAULT_MAX_FRAME_BYTES;
 
+/** The roster's file name beside ca.p12: one name for the CLI and the desktop app alike. */
+export const ROSTER_FILE = 'roster.scx';
+
 function readRosterHeader(bytes: Uint8Array): EnvelopeHeader {
   if (bytes.length === 0 || bytes.length > MAX_ROSTER_BYTES) {
     throw new RosterError(
