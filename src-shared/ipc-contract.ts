@@ -93,7 +93,13 @@ export const CONTRACT = {
     args: z
       .strictObject({
         folderToken: TokenSchema,
-        groupName: z.string().trim().min(1, 'the group needs a name').max(64),
+        groupName: z
+          .string()
+          .trim()
+          .min(1, 'the group needs a name')
+          .max(64)
+          // The roster refuses them too: say so here, in words, rather than fail in the worker.
+          .regex(/^[^\p{Cc}]*$/u, 'the group name must not contain control characters'),
         members: z.array(IdentityNameSchema).min(1, 'add at least one member').max(64),
         relayName: IdentityNameSchema,
         password: z.string().min(8, 'use a password of at least 8 characters').max(1024),

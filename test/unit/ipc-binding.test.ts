@@ -125,6 +125,14 @@ const INVALID: Record<Method, unknown[]> = {
   createGroup: [
     {
       folderToken: TOKEN,
+      groupName: 'Team\u0007',
+      members: ['alice'],
+      relayName: 'relay',
+      password: 'long enough',
+      overwrite: false,
+    },
+    {
+      folderToken: TOKEN,
       groupName: 'T',
       members: [],
       relayName: 'relay',
