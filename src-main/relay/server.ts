@@ -28,12 +28,15 @@ import {
 } from '../core/protocol/index.js';
 import { authenticate } from './auth.js';
 import { RelayConnection } from './connection.js';
+import type { ConnectionControl } from './control.js';
 import { RelayRefusal } from './errors.js';
 import { resolveLimits, type RelayLimits } from './limits.js';
 import { LoginBudgets } from './login-budgets.js';
 import { PendingPool } from './pending-pool.js';
+import { Output } from './output.js';
 import { PressureReport, type PressureEvent } from './pressure-report.js';
 import { RelayFrames, type PresenceMember } from './relay-frames.js';
+import { refusalCode, Refusals } from './refusals.js';
 import { route } from './routing.js';
 
 export interface RelayServerOptions {
@@ -91,18 +94,16 @@ export class RelayServer extends EventEmitter<RelayEvents> {
   /** The connections in the pending pool, by id (the pool itself holds ids only). */
   private readonly pendingConns = new Map<number, RelayConnection>();
   private readonly pressure = new PressureReport(ADMISSION_REPORT_MS);
-  private readonly dirty = new Set<RelayConnection>();
-  private flushScheduled = false;
   private nextId = 1;
   private version = 0;
   private presenceTimer: NodeJS.Timeout | undefined;
   private lastPresenceAt = Number.NEGATIVE_INFINITY;
   private sweepTimer: NodeJS.Timeout | undefined;
-  private stallTimer: NodeJS.Timeout | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private closing: Promise<void> | undefined;
   private readonly counters = { framesReceived: 0, framesForwarded: 0, deliveries: 0, bytesForwarded: 0 };
-  private readonly refusals: Partial<Record<RelayErrorCode, number>> = {};
+  private readonly refusals: Refusals;
+  private readonly output: Output;
 
   constructor(options: RelayServerOptions) {
     super();
@@ -115,6 +116,13 @@ export class RelayServer extends EventEmitter<RelayEvents> {
     this.frames = new RelayFrames(this.identity, this.limits.maxFrameBytes);
     this.budgets = new LoginBudgets(this.limits);
     this.pending = new PendingPool(this.limits);
+    const control: ConnectionControl = {
+      guard: (conn, fn) => this.guard(conn, fn),
+      drop: (conn, reason, last, destroyNow) => this.drop(conn, reason, last, destroyNow),
+      send: (conn, data) => this.output.send(conn, data),
+    };
+    this.refusals = new Refusals(this.frames, this.log, control);
+    this.output = new Output(this.limits, this.log, control, this.refusals);
   }
 
   /** Starts listening; `port: 0` picks a free port. Resolves with the bound address. */
@@ -141,11 +149,7 @@ export class RelayServer extends EventEmitter<RelayEvents> {
           ADMISSION_REPORT_MS,
         );
         this.sweepTimer.unref();
-        this.stallTimer = setInterval(
-          () => this.guard(undefined, () => this.checkStalled()),
-          Math.min(1000, Math.max(50, this.limits.stallTimeoutMs / 4)),
-        );
-        this.stallTimer.unref();
+        this.output.start(this.connections);
         const tick = new Liveness(
           { intervalMs: this.limits.heartbeatIntervalMs, timeoutMs: this.limits.heartbeatTimeoutMs },
           0,
@@ -180,7 +184,7 @@ export class RelayServer extends EventEmitter<RelayEvents> {
       pending: this.pending.size,
       members: this.members.size,
       ...this.counters,
-      refusals: { ...this.refusals },
+      refusals: this.refusals.snapshot(),
       membershipVersion: this.version,
     };
   }
@@ -198,7 +202,7 @@ export class RelayServer extends EventEmitter<RelayEvents> {
     this.log.info({ event: 'shutdown', reason, connections: this.connections.size }, 'relay shutting down');
     if (this.presenceTimer) clearTimeout(this.presenceTimer);
     if (this.sweepTimer) clearInterval(this.sweepTimer);
-    if (this.stallTimer) clearInterval(this.stallTimer);
+    this.output.stop();
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     const server = this.server;
     const serverClosed = server
@@ -217,7 +221,7 @@ export class RelayServer extends EventEmitter<RelayEvents> {
           'shutdown',
           c.state === 'hello'
             ? undefined
-            : this.frames.error(this.sessionOf(c), 'ShuttingDown', reason, true),
+            : this.frames.error(this.refusals.sessionOf(c), 'ShuttingDown', reason, true),
         ),
       );
     }
@@ -277,7 +281,12 @@ export class RelayServer extends EventEmitter<RelayEvents> {
             'auth-timeout',
             conn.state === 'hello'
               ? undefined
-              : this.refusal(conn, 'AuthTimeout', `not authenticated within ${decision.deadlineMs} ms`, true),
+              : this.refusals.error(
+                  conn,
+                  'AuthTimeout',
+                  `not authenticated within ${decision.deadlineMs} ms`,
+                  true,
+                ),
           ),
         ),
       decision.deadlineMs,
@@ -367,7 +376,7 @@ export class RelayServer extends EventEmitter<RelayEvents> {
           if (conn.state !== 'hello') return;
           conn.challenge = challenge;
           conn.state = 'awaiting-auth';
-          this.send(conn, frame);
+          this.output.send(conn, frame);
           socket.on('data', (chunk: Buffer) => this.guard(conn, () => this.onData(conn, chunk)));
         }),
       (err: unknown) => {
@@ -388,7 +397,7 @@ export class RelayServer extends EventEmitter<RelayEvents> {
     message: string,
     retryAfterMs?: number,
   ): void {
-    const refusal = this.refusal(conn, code, message, true, retryAfterMs);
+    const refusal = this.refusals.error(conn, code, message, true, retryAfterMs);
     this.drop(conn, reason, Buffer.concat([this.frames.refusalHelloFrame(), refusal]));
   }
 
@@ -409,7 +418,11 @@ export class RelayServer extends EventEmitter<RelayEvents> {
     } catch (err) {
       if (!(err instanceof ProtocolError)) throw err;
       // Framing is lost: nothing after this can be trusted.
-      this.drop(conn, `framing: ${err.code}`, this.refusal(conn, refusalCode(err.code), err.message, true));
+      this.drop(
+        conn,
+        `framing: ${err.code}`,
+        this.refusals.error(conn, refusalCode(err.code), err.message, true),
+      );
       return;
     }
     const now = performance.now();
@@ -429,7 +442,7 @@ export class RelayServer extends EventEmitter<RelayEvents> {
       header = readHeader(payload);
     } catch (err) {
       if (!(err instanceof ProtocolError)) throw err;
-      this.refuseFrame(conn, refusalCode(err.code), err.message);
+      this.refusals.refuseFrame(conn, refusalCode(err.code), err.message);
       return;
     }
     let cert: Certificate;
@@ -442,7 +455,7 @@ export class RelayServer extends EventEmitter<RelayEvents> {
     } catch (err) {
       if (!(err instanceof RelayRefusal)) throw err;
       if (err.code === 'NotAuthenticated' || err.code === 'SchemaViolation') {
-        this.refuseFrame(conn, err.code, err.message);
+        this.refusals.refuseFrame(conn, err.code, err.message);
         return;
       }
       this.authFailed(conn, err);
@@ -474,7 +487,7 @@ export class RelayServer extends EventEmitter<RelayEvents> {
       this.drop(
         conn,
         'rate-limited',
-        this.refusal(
+        this.refusals.error(
           conn,
           'RateLimited',
           `${err.message}; too many failed logins for ${identity.name}; retry in ${retryAfterMs / 1000} s`,
@@ -486,7 +499,7 @@ export class RelayServer extends EventEmitter<RelayEvents> {
       this.drop(
         conn,
         'auth-failed',
-        this.refusal(
+        this.refusals.error(
           conn,
           err.code,
           `${err.message}; ${conn.authFailures} failed logins on this connection`,
@@ -494,13 +507,13 @@ export class RelayServer extends EventEmitter<RelayEvents> {
         ),
       );
     } else {
-      this.send(conn, this.refusal(conn, err.code, err.message, false));
+      this.output.send(conn, this.refusals.error(conn, err.code, err.message, false));
     }
   }
 
   private admit(conn: RelayConnection, cert: Certificate): void {
     if (this.membersFull(cert.name)) {
-      this.drop(conn, 'server-full', this.refusal(conn, 'ServerFull', this.fullMessage(), true));
+      this.drop(conn, 'server-full', this.refusals.error(conn, 'ServerFull', this.fullMessage(), true));
       return;
     }
     this.leavePending(conn);
@@ -511,7 +524,7 @@ export class RelayServer extends EventEmitter<RelayEvents> {
       { intervalMs: this.limits.heartbeatIntervalMs, timeoutMs: this.limits.heartbeatTimeoutMs },
       performance.now(),
     );
-    conn.heartbeatFrame = this.frames.heartbeat(this.sessionOf(conn));
+    conn.heartbeatFrame = this.frames.heartbeat(this.refusals.sessionOf(conn));
     if (conn.authTimer) clearTimeout(conn.authTimer);
     conn.authTimer = undefined;
     const previous = this.members.get(cert.name);
@@ -523,7 +536,7 @@ export class RelayServer extends EventEmitter<RelayEvents> {
       this.drop(
         previous,
         'replaced',
-        this.refusal(previous, 'Replaced', `${cert.name} logged in on another connection`, true),
+        this.refusals.error(previous, 'Replaced', `${cert.name} logged in on another connection`, true),
       );
     }
     this.log.info(
@@ -548,7 +561,7 @@ export class RelayServer extends EventEmitter<RelayEvents> {
     } catch (err) {
       conn.charge(payload.length, 1, now);
       if (!(err instanceof ProtocolError)) throw err;
-      this.refuseFrame(conn, refusalCode(err.code), err.message);
+      this.refusals.refuseFrame(conn, refusalCode(err.code), err.message);
       return;
     }
     conn.charge(payload.length, header.type === 'CERT_REQUEST' ? this.limits.certRequestCost : 1, now);
@@ -581,11 +594,11 @@ export class RelayServer extends EventEmitter<RelayEvents> {
       }
     } catch (err) {
       if (err instanceof RelayRefusal) {
-        this.refuseFrame(conn, err.code, err.message);
+        this.refusals.refuseFrame(conn, err.code, err.message);
         return;
       }
       if (err instanceof ProtocolError) {
-        this.refuseFrame(conn, refusalCode(err.code), err.message);
+        this.refusals.refuseFrame(conn, refusalCode(err.code), err.message);
         return;
       }
       throw err;
@@ -602,11 +615,11 @@ export class RelayServer extends EventEmitter<RelayEvents> {
     for (const c of this.memberArray) {
       if (c === from || c.state !== 'member') continue;
       if (prefix) {
-        this.send(c, prefix);
-        this.send(c, payload);
+        this.output.send(c, prefix);
+        this.output.send(c, payload);
       } else {
         c.queueRange(payload.buffer, start, end);
-        this.markDirty(c);
+        this.output.markDirty(c);
       }
       n++;
     }
@@ -620,10 +633,10 @@ export class RelayServer extends EventEmitter<RelayEvents> {
         payload.byteOffset - LENGTH_PREFIX_BYTES,
         payload.byteOffset + payload.length,
       );
-      this.markDirty(to);
+      this.output.markDirty(to);
     } else {
-      this.send(to, lengthPrefix(payload.length));
-      this.send(to, payload);
+      this.output.send(to, lengthPrefix(payload.length));
+      this.output.send(to, payload);
     }
   }
 
@@ -650,8 +663,8 @@ export class RelayServer extends EventEmitter<RelayEvents> {
         certificates.push({ name, certificate: this.identity.certificate.der });
       else unknown.push(name);
     }
-    this.frames.certResponse(this.sessionOf(conn), certificates, unknown).then(
-      (frame) => this.guard(conn, () => conn.state === 'member' && this.send(conn, frame)),
+    this.frames.certResponse(this.refusals.sessionOf(conn), certificates, unknown).then(
+      (frame) => this.guard(conn, () => conn.state === 'member' && this.output.send(conn, frame)),
       (err: unknown) =>
         this.log.error(
           { event: 'internal-error', conn: conn.id, err: String(err) },
@@ -677,11 +690,11 @@ export class RelayServer extends EventEmitter<RelayEvents> {
     // One frame for all, listing every receiver's session: O(members) bytes held, one signature.
     const receivers = [...this.members.values()];
     const frame = this.frames.presence(
-      receivers.map((c) => sessionTag(this.sessionOf(c))),
+      receivers.map((c) => sessionTag(this.refusals.sessionOf(c))),
       this.version,
       members,
     );
-    for (const c of receivers) this.send(c, frame);
+    for (const c of receivers) this.output.send(c, frame);
     this.log.info(
       { event: 'presence', version: this.version, members: members.length },
       'membership changed',
@@ -692,7 +705,7 @@ export class RelayServer extends EventEmitter<RelayEvents> {
   /** Closes a connection (optionally after a final ERROR) and removes it from the members. */
   private drop(conn: RelayConnection, reason: string, last?: Buffer, destroyNow = false): void {
     if (!conn.open) return;
-    this.dirty.delete(conn);
+    this.output.forget(conn);
     this.leavePending(conn);
     conn.close(reason, last, destroyNow);
     this.leave(conn);
@@ -720,7 +733,7 @@ export class RelayServer extends EventEmitter<RelayEvents> {
   private onClosed(conn: RelayConnection): void {
     if (conn.open) conn.closeReason ??= 'connection lost';
     conn.closed();
-    this.dirty.delete(conn);
+    this.output.forget(conn);
     this.connections.delete(conn);
     this.leavePending(conn);
     this.leave(conn);
@@ -730,39 +743,6 @@ export class RelayServer extends EventEmitter<RelayEvents> {
     );
   }
 
-  // ---- output ------------------------------------------------------------------------------
-
-  /** Queues bytes for `conn`; everything queued during one read is written at once afterwards. */
-  private send(conn: RelayConnection, data: Buffer): void {
-    if (!conn.open) return;
-    conn.queue(data);
-    this.markDirty(conn);
-  }
-
-  private markDirty(conn: RelayConnection): void {
-    this.dirty.add(conn);
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      // After the poll phase: every read of this loop iteration (libuv reads a busy socket up to
-      // 32 times in a row) goes out in one write per receiver.
-      setImmediate(() => this.flushAll());
-    }
-  }
-
-  private flushAll(): void {
-    this.flushScheduled = false;
-    const batch = [...this.dirty];
-    this.dirty.clear();
-    for (const c of batch) {
-      this.guard(c, () => {
-        const pending = c.flush();
-        if (pending > this.limits.maxOutboundBytes && c.open) {
-          this.slowConsumer(c, `more than ${this.limits.maxOutboundBytes} bytes waiting`);
-        }
-      });
-    }
-  }
-
   /** Heartbeats to quiet members; members whose host went silent are dropped. */
   private checkLiveness(): void {
     const now = performance.now();
@@ -770,7 +750,7 @@ export class RelayServer extends EventEmitter<RelayEvents> {
       const verdict = c.liveness?.tick(now);
       if (!verdict || verdict.kind === 'ok' || !c.open) continue;
       if (verdict.kind === 'send-heartbeat') {
-        if (c.heartbeatFrame) this.send(c, c.heartbeatFrame);
+        if (c.heartbeatFrame) this.output.send(c, c.heartbeatFrame);
         continue;
       }
       this.log.warn(
@@ -780,67 +760,6 @@ export class RelayServer extends EventEmitter<RelayEvents> {
       // Nobody is reading at the other end: no last ERROR, just free the slot.
       this.guard(c, () => this.drop(c, 'heartbeat-timeout', undefined, true));
     }
-  }
-
-  /** Disconnects receivers that have not read anything for stallTimeoutMs while output waits. */
-  private checkStalled(): void {
-    const now = performance.now();
-    for (const c of this.connections) {
-      if (c.open && c.state !== 'hello' && c.stalled(now, this.limits.stallTimeoutMs)) {
-        this.guard(c, () => this.slowConsumer(c, `nothing read for ${this.limits.stallTimeoutMs} ms`));
-      }
-    }
-  }
-
-  private slowConsumer(c: RelayConnection, why: string): void {
-    const pendingBytes = c.socket.writableLength;
-    this.log.warn(
-      { event: 'slow-consumer', conn: c.id, name: c.name, pendingBytes, why },
-      'receiver is not reading',
-    );
-    this.drop(c, 'slow-consumer', this.refusal(c, 'SlowConsumer', `disconnected: ${why}`, true));
-  }
-
-  /** An ERROR frame, counted and logged (never with a message body). */
-  private refusal(
-    conn: RelayConnection,
-    code: RelayErrorCode,
-    message: string,
-    fatal: boolean,
-    retryAfterMs?: number,
-  ): Buffer {
-    this.refusals[code] = (this.refusals[code] ?? 0) + 1;
-    this.log.warn(
-      {
-        event: 'refused',
-        conn: conn.id,
-        name: conn.name ?? conn.linkCertificate?.name,
-        code,
-        fatal,
-        reason: message,
-        ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
-      },
-      'refused',
-    );
-    return this.frames.error(this.sessionOf(conn), code, message, fatal, retryAfterMs);
-  }
-
-  /** The session relay frames for `conn` are bound to: its HELLO challenge, or the refusal HELLO's. */
-  private sessionOf(conn: RelayConnection): Buffer {
-    return conn.challenge ?? this.frames.refusalSession;
-  }
-
-  /** A refused frame: ERROR back, and the connection closes once it has made too many. */
-  private refuseFrame(conn: RelayConnection, code: RelayErrorCode, message: string): void {
-    if (conn.countError()) {
-      this.drop(
-        conn,
-        'too-many-errors',
-        this.refusal(conn, 'TooManyErrors', `too many refused frames; last: ${code}: ${message}`, true),
-      );
-      return;
-    }
-    this.send(conn, this.refusal(conn, code, message, false));
   }
 
   /** Runs a handler; an exception closes only the connection it belongs to and is logged. */
@@ -878,11 +797,4 @@ function wholeInChunk(payload: Buffer, chunk: Buffer): boolean {
     payload.byteOffset - LENGTH_PREFIX_BYTES >= chunk.byteOffset &&
     payload.byteOffset + payload.length <= chunk.byteOffset + chunk.length
   );
-}
-
-function refusalCode(code: ProtocolError['code']): RelayErrorCode {
-  if (code === 'UnknownSender') return 'SenderMismatch';
-  // The relay never checks sessions of what it receives; members do.
-  if (code === 'WrongSession') return 'BadFrame';
-  return code;
 }
