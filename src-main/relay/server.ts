@@ -10,7 +10,6 @@ import { EventEmitter } from 'node:events';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { Liveness } from '../core/link/liveness.js';
-import { sessionTag } from '../core/link/session-tag.js';
 import { acceptLink, peerCertificate } from '../core/link/tls.js';
 import { PkiError } from '../core/pki/errors.js';
 import { pino, type Logger } from 'pino';
@@ -32,6 +31,8 @@ import type { ConnectionControl } from './control.js';
 import { RelayRefusal } from './errors.js';
 import { resolveLimits, type RelayLimits } from './limits.js';
 import { LoginBudgets } from './login-budgets.js';
+import { LivenessSweep } from './liveness-sweep.js';
+import { Membership } from './membership.js';
 import { PendingPool } from './pending-pool.js';
 import { Output } from './output.js';
 import { PressureReport, type PressureEvent } from './pressure-report.js';
@@ -86,24 +87,19 @@ export class RelayServer extends EventEmitter<RelayEvents> {
   private readonly frames: RelayFrames;
   private server: Server | undefined;
   private readonly connections = new Set<RelayConnection>();
-  private readonly members = new Map<string, RelayConnection>();
-  /** The members as an array, rebuilt on membership changes (broadcast iterates it per frame). */
-  private memberArray: RelayConnection[] = [];
   private readonly budgets: LoginBudgets;
   private readonly pending: PendingPool<number>;
   /** The connections in the pending pool, by id (the pool itself holds ids only). */
   private readonly pendingConns = new Map<number, RelayConnection>();
   private readonly pressure = new PressureReport(ADMISSION_REPORT_MS);
   private nextId = 1;
-  private version = 0;
-  private presenceTimer: NodeJS.Timeout | undefined;
-  private lastPresenceAt = Number.NEGATIVE_INFINITY;
   private sweepTimer: NodeJS.Timeout | undefined;
-  private heartbeatTimer: NodeJS.Timeout | undefined;
   private closing: Promise<void> | undefined;
   private readonly counters = { framesReceived: 0, framesForwarded: 0, deliveries: 0, bytesForwarded: 0 };
   private readonly refusals: Refusals;
   private readonly output: Output;
+  private readonly membership: Membership;
+  private readonly liveness: LivenessSweep;
 
   constructor(options: RelayServerOptions) {
     super();
@@ -123,6 +119,11 @@ export class RelayServer extends EventEmitter<RelayEvents> {
     };
     this.refusals = new Refusals(this.frames, this.log, control);
     this.output = new Output(this.limits, this.log, control, this.refusals);
+    this.membership = new Membership(this.limits, this.log, this.frames, this.refusals, control, {
+      closing: () => this.closing !== undefined,
+      changed: (members, version) => this.emit('members', members, version),
+    });
+    this.liveness = new LivenessSweep(this.limits, this.log, this.membership, control);
   }
 
   /** Starts listening; `port: 0` picks a free port. Resolves with the bound address. */
@@ -150,12 +151,7 @@ export class RelayServer extends EventEmitter<RelayEvents> {
         );
         this.sweepTimer.unref();
         this.output.start(this.connections);
-        const tick = new Liveness(
-          { intervalMs: this.limits.heartbeatIntervalMs, timeoutMs: this.limits.heartbeatTimeoutMs },
-          0,
-        ).tickMs;
-        this.heartbeatTimer = setInterval(() => this.guard(undefined, () => this.checkLiveness()), tick);
-        this.heartbeatTimer.unref();
+        this.liveness.start();
         this.log.info({ event: 'listening', ...bound, relay: this.identity.name }, 'relay listening');
         this.emit('listening', bound);
         resolve(bound);
@@ -171,21 +167,17 @@ export class RelayServer extends EventEmitter<RelayEvents> {
 
   /** Current members, sorted by name. */
   memberList(): PresenceMember[] {
-    const list: PresenceMember[] = [];
-    for (const c of this.members.values()) {
-      if (c.certificate) list.push({ name: c.certificate.name, fingerprint: c.certificate.fingerprintHex });
-    }
-    return list.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    return this.membership.list();
   }
 
   stats(): RelayStats {
     return {
       connections: this.connections.size,
       pending: this.pending.size,
-      members: this.members.size,
+      members: this.membership.size,
       ...this.counters,
       refusals: this.refusals.snapshot(),
-      membershipVersion: this.version,
+      membershipVersion: this.membership.version,
     };
   }
 
@@ -200,10 +192,10 @@ export class RelayServer extends EventEmitter<RelayEvents> {
 
   private async shutdown(reason: string): Promise<void> {
     this.log.info({ event: 'shutdown', reason, connections: this.connections.size }, 'relay shutting down');
-    if (this.presenceTimer) clearTimeout(this.presenceTimer);
+    this.membership.stop();
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     this.output.stop();
-    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    this.liveness.stop();
     const server = this.server;
     const serverClosed = server
       ? new Promise<void>((resolve) => server.close(() => resolve()))
@@ -226,8 +218,7 @@ export class RelayServer extends EventEmitter<RelayEvents> {
       );
     }
     await Promise.all([serverClosed, ...sockets]);
-    this.members.clear();
-    this.memberArray = [];
+    this.membership.clear();
     this.log.info({ event: 'closed' }, 'relay closed');
     this.emit('closed');
   }
@@ -366,8 +357,8 @@ export class RelayServer extends EventEmitter<RelayEvents> {
       );
       return;
     }
-    if (this.membersFull(cert.name)) {
-      this.refuseLink(conn, 'server-full', 'ServerFull', this.fullMessage());
+    if (this.membership.full(cert.name)) {
+      this.refuseLink(conn, 'server-full', 'ServerFull', this.membership.fullMessage());
       return;
     }
     this.frames.hello().then(
@@ -399,15 +390,6 @@ export class RelayServer extends EventEmitter<RelayEvents> {
   ): void {
     const refusal = this.refusals.error(conn, code, message, true, retryAfterMs);
     this.drop(conn, reason, Buffer.concat([this.frames.refusalHelloFrame(), refusal]));
-  }
-
-  /** True if a login by `name` would need a member slot and none is free. */
-  private membersFull(name: string): boolean {
-    return !this.members.has(name) && this.members.size >= this.limits.maxConnections;
-  }
-
-  private fullMessage(): string {
-    return `the relay is full (${this.limits.maxConnections} members)`;
   }
 
   private onData(conn: RelayConnection, chunk: Buffer): void {
@@ -512,8 +494,12 @@ export class RelayServer extends EventEmitter<RelayEvents> {
   }
 
   private admit(conn: RelayConnection, cert: Certificate): void {
-    if (this.membersFull(cert.name)) {
-      this.drop(conn, 'server-full', this.refusals.error(conn, 'ServerFull', this.fullMessage(), true));
+    if (this.membership.full(cert.name)) {
+      this.drop(
+        conn,
+        'server-full',
+        this.refusals.error(conn, 'ServerFull', this.membership.fullMessage(), true),
+      );
       return;
     }
     this.leavePending(conn);
@@ -527,9 +513,7 @@ export class RelayServer extends EventEmitter<RelayEvents> {
     conn.heartbeatFrame = this.frames.heartbeat(this.refusals.sessionOf(conn));
     if (conn.authTimer) clearTimeout(conn.authTimer);
     conn.authTimer = undefined;
-    const previous = this.members.get(cert.name);
-    this.members.set(cert.name, conn);
-    this.memberArray = [...this.members.values()];
+    const previous = this.membership.join(conn, cert.name);
     if (previous && previous !== conn) {
       this.log.info({ event: 'replaced', name: cert.name, conn: previous.id, by: conn.id }, 'login replaced');
       previous.closeReason = 'replaced';
@@ -549,7 +533,7 @@ export class RelayServer extends EventEmitter<RelayEvents> {
       },
       'member joined',
     );
-    this.schedulePresence();
+    this.membership.schedulePresence();
   }
 
   // ---- routing -------------------------------------------------------------------------------
@@ -566,7 +550,7 @@ export class RelayServer extends EventEmitter<RelayEvents> {
     }
     conn.charge(payload.length, header.type === 'CERT_REQUEST' ? this.limits.certRequestCost : 1, now);
     try {
-      const r = route(header, conn, this.members);
+      const r = route(header, conn, this.membership.byName);
       switch (r.kind) {
         case 'broadcast':
           this.broadcast(conn, payload, chunk);
@@ -612,7 +596,7 @@ export class RelayServer extends EventEmitter<RelayEvents> {
     const start = payload.byteOffset - LENGTH_PREFIX_BYTES;
     const end = payload.byteOffset + payload.length;
     let n = 0;
-    for (const c of this.memberArray) {
+    for (const c of this.membership.all) {
       if (c === from || c.state !== 'member') continue;
       if (prefix) {
         this.output.send(c, prefix);
@@ -657,7 +641,7 @@ export class RelayServer extends EventEmitter<RelayEvents> {
     const certificates: { name: string; certificate: Buffer }[] = [];
     const unknown: string[] = [];
     for (const name of new Set(names)) {
-      const member = this.members.get(name)?.certificate;
+      const member = this.membership.byName.get(name)?.certificate;
       if (member) certificates.push({ name, certificate: member.der });
       else if (name === this.identity.name)
         certificates.push({ name, certificate: this.identity.certificate.der });
@@ -675,40 +659,13 @@ export class RelayServer extends EventEmitter<RelayEvents> {
 
   // ---- membership ----------------------------------------------------------------------------
 
-  private schedulePresence(): void {
-    if (this.presenceTimer || this.closing) return;
-    const wait = Math.max(0, this.lastPresenceAt + this.limits.presenceIntervalMs - performance.now());
-    this.presenceTimer = setTimeout(() => this.guard(undefined, () => this.broadcastPresence()), wait);
-  }
-
-  private broadcastPresence(): void {
-    this.presenceTimer = undefined;
-    if (this.closing) return;
-    this.lastPresenceAt = performance.now();
-    this.version++;
-    const members = this.memberList();
-    // One frame for all, listing every receiver's session: O(members) bytes held, one signature.
-    const receivers = [...this.members.values()];
-    const frame = this.frames.presence(
-      receivers.map((c) => sessionTag(this.refusals.sessionOf(c))),
-      this.version,
-      members,
-    );
-    for (const c of receivers) this.output.send(c, frame);
-    this.log.info(
-      { event: 'presence', version: this.version, members: members.length },
-      'membership changed',
-    );
-    this.emit('members', members, this.version);
-  }
-
   /** Closes a connection (optionally after a final ERROR) and removes it from the members. */
   private drop(conn: RelayConnection, reason: string, last?: Buffer, destroyNow = false): void {
     if (!conn.open) return;
     this.output.forget(conn);
     this.leavePending(conn);
     conn.close(reason, last, destroyNow);
-    this.leave(conn);
+    this.membership.leave(conn);
   }
 
   /** Logged in or closing: the connection's pending slot is free again. */
@@ -717,49 +674,17 @@ export class RelayServer extends EventEmitter<RelayEvents> {
     this.pendingConns.delete(conn.id);
   }
 
-  private leave(conn: RelayConnection): void {
-    const name = conn.name;
-    if (name !== undefined && this.members.get(name) === conn) {
-      this.members.delete(name);
-      this.memberArray = [...this.members.values()];
-      this.log.info(
-        { event: 'left', conn: conn.id, name, reason: conn.closeReason ?? 'closed' },
-        'member left',
-      );
-      this.schedulePresence();
-    }
-  }
-
   private onClosed(conn: RelayConnection): void {
     if (conn.open) conn.closeReason ??= 'connection lost';
     conn.closed();
     this.output.forget(conn);
     this.connections.delete(conn);
     this.leavePending(conn);
-    this.leave(conn);
+    this.membership.leave(conn);
     this.log.info(
       { event: 'closed', conn: conn.id, name: conn.name, reason: conn.closeReason },
       'connection closed',
     );
-  }
-
-  /** Heartbeats to quiet members; members whose host went silent are dropped. */
-  private checkLiveness(): void {
-    const now = performance.now();
-    for (const c of this.memberArray) {
-      const verdict = c.liveness?.tick(now);
-      if (!verdict || verdict.kind === 'ok' || !c.open) continue;
-      if (verdict.kind === 'send-heartbeat') {
-        if (c.heartbeatFrame) this.output.send(c, c.heartbeatFrame);
-        continue;
-      }
-      this.log.warn(
-        { event: 'heartbeat-timeout', conn: c.id, name: c.name, silentMs: Math.round(verdict.silentMs) },
-        'member went silent',
-      );
-      // Nobody is reading at the other end: no last ERROR, just free the slot.
-      this.guard(c, () => this.drop(c, 'heartbeat-timeout', undefined, true));
-    }
   }
 
   /** Runs a handler; an exception closes only the connection it belongs to and is logged. */
