@@ -16,12 +16,8 @@ import { pino, type Logger } from 'pino';
 import type { Certificate } from '../core/pki/certificate.js';
 import type { LocalIdentity } from '../core/pki/local-identity.js';
 import {
-  decodeBody,
-  LENGTH_PREFIX_BYTES,
-  lengthPrefix,
   ProtocolError,
   readHeader,
-  verifyHeader,
   type EnvelopeHeader,
   type RelayErrorCode,
 } from '../core/protocol/index.js';
@@ -31,14 +27,15 @@ import type { ConnectionControl } from './control.js';
 import { RelayRefusal } from './errors.js';
 import { resolveLimits, type RelayLimits } from './limits.js';
 import { LoginBudgets } from './login-budgets.js';
+import { Forwarder, type RelayCounters } from './forwarding.js';
 import { LivenessSweep } from './liveness-sweep.js';
+import { MemberFrames } from './member-frames.js';
 import { Membership } from './membership.js';
 import { PendingPool } from './pending-pool.js';
 import { Output } from './output.js';
 import { PressureReport, type PressureEvent } from './pressure-report.js';
 import { RelayFrames, type PresenceMember } from './relay-frames.js';
 import { refusalCode, Refusals } from './refusals.js';
-import { route } from './routing.js';
 
 export interface RelayServerOptions {
   /** The relay's identity (a relay / serverAuth bundle); its CA is the group's. */
@@ -95,11 +92,17 @@ export class RelayServer extends EventEmitter<RelayEvents> {
   private nextId = 1;
   private sweepTimer: NodeJS.Timeout | undefined;
   private closing: Promise<void> | undefined;
-  private readonly counters = { framesReceived: 0, framesForwarded: 0, deliveries: 0, bytesForwarded: 0 };
+  private readonly counters: RelayCounters = {
+    framesReceived: 0,
+    framesForwarded: 0,
+    deliveries: 0,
+    bytesForwarded: 0,
+  };
   private readonly refusals: Refusals;
   private readonly output: Output;
   private readonly membership: Membership;
   private readonly liveness: LivenessSweep;
+  private readonly memberFrames: MemberFrames;
 
   constructor(options: RelayServerOptions) {
     super();
@@ -124,6 +127,16 @@ export class RelayServer extends EventEmitter<RelayEvents> {
       changed: (members, version) => this.emit('members', members, version),
     });
     this.liveness = new LivenessSweep(this.limits, this.log, this.membership, control);
+    this.memberFrames = new MemberFrames(
+      this.identity,
+      this.limits,
+      this.log,
+      this.frames,
+      this.membership,
+      this.refusals,
+      new Forwarder(this.membership, this.output, this.counters),
+      control,
+    );
   }
 
   /** Starts listening; `port: 0` picks a free port. Resolves with the bound address. */
@@ -412,7 +425,7 @@ export class RelayServer extends EventEmitter<RelayEvents> {
     for (const payload of payloads) {
       if (!conn.open) break;
       this.counters.framesReceived++;
-      if (conn.state === 'member') this.onMemberFrame(conn, payload, chunk, now);
+      if (conn.state === 'member') this.memberFrames.onFrame(conn, payload, chunk, now);
       else this.onLoginFrame(conn, payload);
     }
   }
@@ -536,127 +549,6 @@ export class RelayServer extends EventEmitter<RelayEvents> {
     this.membership.schedulePresence();
   }
 
-  // ---- routing -------------------------------------------------------------------------------
-
-  private onMemberFrame(conn: RelayConnection, payload: Buffer, chunk: Buffer, now: number): void {
-    let header: EnvelopeHeader;
-    try {
-      header = readHeader(payload);
-    } catch (err) {
-      conn.charge(payload.length, 1, now);
-      if (!(err instanceof ProtocolError)) throw err;
-      this.refusals.refuseFrame(conn, refusalCode(err.code), err.message);
-      return;
-    }
-    conn.charge(payload.length, header.type === 'CERT_REQUEST' ? this.limits.certRequestCost : 1, now);
-    try {
-      const r = route(header, conn, this.membership.byName);
-      switch (r.kind) {
-        case 'broadcast':
-          this.broadcast(conn, payload, chunk);
-          return;
-        case 'forward':
-          this.sendFrame(r.to, payload, chunk);
-          this.counted(payload, 1);
-          return;
-        case 'cert-request':
-          this.answerCertRequest(conn, header);
-          return;
-        case 'heartbeat': {
-          const { session } = decodeBody('HEARTBEAT', header.body);
-          if (!conn.challenge || !session.equals(conn.challenge)) {
-            throw new RelayRefusal('NotAllowed', 'HEARTBEAT for another session');
-          }
-          return;
-        }
-        case 'disconnect':
-          this.verifyOwn(conn, header);
-          decodeBody('DISCONNECT', header.body);
-          this.broadcast(conn, payload, chunk);
-          this.drop(conn, 'disconnect');
-          return;
-      }
-    } catch (err) {
-      if (err instanceof RelayRefusal) {
-        this.refusals.refuseFrame(conn, err.code, err.message);
-        return;
-      }
-      if (err instanceof ProtocolError) {
-        this.refusals.refuseFrame(conn, refusalCode(err.code), err.message);
-        return;
-      }
-      throw err;
-    }
-  }
-
-  /** Forwards a frame, bytes as received, to every member but `from`. */
-  private broadcast(from: RelayConnection, payload: Buffer, chunk: Buffer): void {
-    const whole = wholeInChunk(payload, chunk);
-    const prefix = whole ? undefined : lengthPrefix(payload.length);
-    const start = payload.byteOffset - LENGTH_PREFIX_BYTES;
-    const end = payload.byteOffset + payload.length;
-    let n = 0;
-    for (const c of this.membership.all) {
-      if (c === from || c.state !== 'member') continue;
-      if (prefix) {
-        this.output.send(c, prefix);
-        this.output.send(c, payload);
-      } else {
-        c.queueRange(payload.buffer, start, end);
-        this.output.markDirty(c);
-      }
-      n++;
-    }
-    this.counted(payload, n);
-  }
-
-  private sendFrame(to: RelayConnection, payload: Buffer, chunk: Buffer): void {
-    if (wholeInChunk(payload, chunk)) {
-      to.queueRange(
-        payload.buffer,
-        payload.byteOffset - LENGTH_PREFIX_BYTES,
-        payload.byteOffset + payload.length,
-      );
-      this.output.markDirty(to);
-    } else {
-      this.output.send(to, lengthPrefix(payload.length));
-      this.output.send(to, payload);
-    }
-  }
-
-  private counted(payload: Buffer, receivers: number): void {
-    this.counters.framesForwarded++;
-    this.counters.deliveries += receivers;
-    this.counters.bytesForwarded += (payload.length + LENGTH_PREFIX_BYTES) * receivers;
-  }
-
-  private verifyOwn(conn: RelayConnection, header: EnvelopeHeader): void {
-    if (!conn.certificate) throw new RelayRefusal('NotAuthenticated', 'send CONNECTION first');
-    verifyHeader(header, conn.certificate.publicKey);
-  }
-
-  private answerCertRequest(conn: RelayConnection, header: EnvelopeHeader): void {
-    this.verifyOwn(conn, header);
-    const { names } = decodeBody('CERT_REQUEST', header.body);
-    const certificates: { name: string; certificate: Buffer }[] = [];
-    const unknown: string[] = [];
-    for (const name of new Set(names)) {
-      const member = this.membership.byName.get(name)?.certificate;
-      if (member) certificates.push({ name, certificate: member.der });
-      else if (name === this.identity.name)
-        certificates.push({ name, certificate: this.identity.certificate.der });
-      else unknown.push(name);
-    }
-    this.frames.certResponse(this.refusals.sessionOf(conn), certificates, unknown).then(
-      (frame) => this.guard(conn, () => conn.state === 'member' && this.output.send(conn, frame)),
-      (err: unknown) =>
-        this.log.error(
-          { event: 'internal-error', conn: conn.id, err: String(err) },
-          'signing CERT_RESPONSE failed',
-        ),
-    );
-  }
-
   // ---- membership ----------------------------------------------------------------------------
 
   /** Closes a connection (optionally after a final ERROR) and removes it from the members. */
@@ -709,17 +601,4 @@ export class RelayServer extends EventEmitter<RelayEvents> {
       }
     }
   }
-}
-
-/**
- * True if the frame arrived whole inside this read: then it sits in the read's buffer right after
- * its own length prefix, and [payload - 4, payload end) is the frame exactly as received, which is
- * forwarded without a copy. False for a frame assembled across reads.
- */
-function wholeInChunk(payload: Buffer, chunk: Buffer): boolean {
-  return (
-    payload.buffer === chunk.buffer &&
-    payload.byteOffset - LENGTH_PREFIX_BYTES >= chunk.byteOffset &&
-    payload.byteOffset + payload.length <= chunk.byteOffset + chunk.length
-  );
 }
