@@ -3,38 +3,33 @@
  * signed member list (PRESENCE), answers CERT_REQUEST and forwards members' frames by header.
  * It never holds the group key and never parses a routed frame's body.
  *
+ * This class is the coordinator: it wires the parts together and owns the connection lifecycle
+ * (read → login or member frame, drop, close). The parts: admission-gate.ts (accept, pending pool,
+ * TLS link-up, HELLO), login.ts (CONNECTION), membership.ts (members, PRESENCE), member-frames.ts
+ * (routing a member's frames), forwarding.ts (frames out, zero-copy), output.ts (once-per-turn
+ * flush, SlowConsumer), liveness-sweep.ts (heartbeats), refusals.ts (ERROR frames).
+ *
  * Every event handler is wrapped: an exception while handling one connection closes that
  * connection and is logged; it cannot take the process down or touch other connections.
  */
 import { EventEmitter } from 'node:events';
-import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import type { TLSSocket } from 'node:tls';
-import { Liveness } from '../core/link/liveness.js';
-import { sessionTag } from '../core/link/session-tag.js';
-import { acceptLink, peerCertificate } from '../core/link/tls.js';
-import { PkiError } from '../core/pki/errors.js';
+import { createServer, type AddressInfo, type Server } from 'node:net';
 import { pino, type Logger } from 'pino';
-import type { Certificate } from '../core/pki/certificate.js';
 import type { LocalIdentity } from '../core/pki/local-identity.js';
-import {
-  decodeBody,
-  LENGTH_PREFIX_BYTES,
-  lengthPrefix,
-  ProtocolError,
-  readHeader,
-  verifyHeader,
-  type EnvelopeHeader,
-  type RelayErrorCode,
-} from '../core/protocol/index.js';
-import { authenticate } from './auth.js';
-import { RelayConnection } from './connection.js';
-import { RelayRefusal } from './errors.js';
+import { ProtocolError, type RelayErrorCode } from '../core/protocol/index.js';
+import { AdmissionGate } from './admission-gate.js';
+import type { RelayConnection } from './connection.js';
+import type { ConnectionControl } from './control.js';
+import { Forwarder, type RelayCounters } from './forwarding.js';
 import { resolveLimits, type RelayLimits } from './limits.js';
+import { LivenessSweep } from './liveness-sweep.js';
+import { Login } from './login.js';
 import { LoginBudgets } from './login-budgets.js';
-import { PendingPool } from './pending-pool.js';
-import { PressureReport, type PressureEvent } from './pressure-report.js';
+import { MemberFrames } from './member-frames.js';
+import { Membership } from './membership.js';
+import { Output } from './output.js';
 import { RelayFrames, type PresenceMember } from './relay-frames.js';
-import { route } from './routing.js';
+import { refusalCode, Refusals } from './refusals.js';
 
 export interface RelayServerOptions {
   /** The relay's identity (a relay / serverAuth bundle); its CA is the group's. */
@@ -73,9 +68,6 @@ export interface RelayEvents {
   closed: [];
 }
 
-/** Admission pressure is logged at most this often; budgets are swept at the same pace. */
-const ADMISSION_REPORT_MS = 10_000;
-
 export class RelayServer extends EventEmitter<RelayEvents> {
   readonly limits: RelayLimits;
   private readonly identity: LocalIdentity;
@@ -83,26 +75,20 @@ export class RelayServer extends EventEmitter<RelayEvents> {
   private readonly frames: RelayFrames;
   private server: Server | undefined;
   private readonly connections = new Set<RelayConnection>();
-  private readonly members = new Map<string, RelayConnection>();
-  /** The members as an array, rebuilt on membership changes (broadcast iterates it per frame). */
-  private memberArray: RelayConnection[] = [];
-  private readonly budgets: LoginBudgets;
-  private readonly pending: PendingPool<number>;
-  /** The connections in the pending pool, by id (the pool itself holds ids only). */
-  private readonly pendingConns = new Map<number, RelayConnection>();
-  private readonly pressure = new PressureReport(ADMISSION_REPORT_MS);
-  private readonly dirty = new Set<RelayConnection>();
-  private flushScheduled = false;
-  private nextId = 1;
-  private version = 0;
-  private presenceTimer: NodeJS.Timeout | undefined;
-  private lastPresenceAt = Number.NEGATIVE_INFINITY;
-  private sweepTimer: NodeJS.Timeout | undefined;
-  private stallTimer: NodeJS.Timeout | undefined;
-  private heartbeatTimer: NodeJS.Timeout | undefined;
   private closing: Promise<void> | undefined;
-  private readonly counters = { framesReceived: 0, framesForwarded: 0, deliveries: 0, bytesForwarded: 0 };
-  private readonly refusals: Partial<Record<RelayErrorCode, number>> = {};
+  private readonly counters: RelayCounters = {
+    framesReceived: 0,
+    framesForwarded: 0,
+    deliveries: 0,
+    bytesForwarded: 0,
+  };
+  private readonly refusals: Refusals;
+  private readonly output: Output;
+  private readonly membership: Membership;
+  private readonly liveness: LivenessSweep;
+  private readonly memberFrames: MemberFrames;
+  private readonly gate: AdmissionGate;
+  private readonly login: Login;
 
   constructor(options: RelayServerOptions) {
     super();
@@ -113,8 +99,56 @@ export class RelayServer extends EventEmitter<RelayEvents> {
     this.limits = resolveLimits(options.limits);
     this.log = options.logger ?? pino({ level: 'silent' });
     this.frames = new RelayFrames(this.identity, this.limits.maxFrameBytes);
-    this.budgets = new LoginBudgets(this.limits);
-    this.pending = new PendingPool(this.limits);
+    const budgets = new LoginBudgets(this.limits);
+    const control: ConnectionControl = {
+      guard: (conn, fn) => this.guard(conn, fn),
+      drop: (conn, reason, last, destroyNow) => this.drop(conn, reason, last, destroyNow),
+      send: (conn, data) => this.output.send(conn, data),
+    };
+    this.refusals = new Refusals(this.frames, this.log, control);
+    this.output = new Output(this.limits, this.log, control, this.refusals);
+    this.membership = new Membership(this.limits, this.log, this.frames, this.refusals, control, {
+      closing: () => this.closing !== undefined,
+      changed: (members, version) => this.emit('members', members, version),
+    });
+    this.liveness = new LivenessSweep(this.limits, this.log, this.membership, control);
+    this.memberFrames = new MemberFrames(
+      this.identity,
+      this.limits,
+      this.log,
+      this.frames,
+      this.membership,
+      this.refusals,
+      new Forwarder(this.membership, this.output, this.counters),
+      control,
+    );
+    this.gate = new AdmissionGate(
+      this.identity,
+      this.limits,
+      this.log,
+      this.frames,
+      budgets,
+      this.membership,
+      this.refusals,
+      control,
+      {
+        closing: () => this.closing !== undefined,
+        opened: (conn) => this.connections.add(conn),
+        data: (conn, chunk) => this.onData(conn, chunk),
+        closed: (conn) => this.onClosed(conn),
+      },
+    );
+    this.login = new Login(
+      this.identity,
+      this.limits,
+      this.log,
+      this.frames,
+      budgets,
+      this.membership,
+      this.refusals,
+      this.gate,
+      control,
+    );
   }
 
   /** Starts listening; `port: 0` picks a free port. Resolves with the bound address. */
@@ -122,7 +156,7 @@ export class RelayServer extends EventEmitter<RelayEvents> {
     if (this.server) return Promise.reject(new Error('the relay is already listening'));
     const server = createServer({ noDelay: true, keepAlive: true, keepAliveInitialDelay: 30_000 });
     this.server = server;
-    server.on('connection', (socket) => this.guard(undefined, () => this.accept(socket)));
+    server.on('connection', (socket) => this.guard(undefined, () => this.gate.accept(socket)));
     return new Promise((resolve, reject) => {
       const onError = (err: Error): void => {
         this.server = undefined;
@@ -136,22 +170,9 @@ export class RelayServer extends EventEmitter<RelayEvents> {
         );
         const address = server.address() as AddressInfo;
         const bound = { host: address.address, port: address.port };
-        this.sweepTimer = setInterval(
-          () => this.guard(undefined, () => this.admissionTick()),
-          ADMISSION_REPORT_MS,
-        );
-        this.sweepTimer.unref();
-        this.stallTimer = setInterval(
-          () => this.guard(undefined, () => this.checkStalled()),
-          Math.min(1000, Math.max(50, this.limits.stallTimeoutMs / 4)),
-        );
-        this.stallTimer.unref();
-        const tick = new Liveness(
-          { intervalMs: this.limits.heartbeatIntervalMs, timeoutMs: this.limits.heartbeatTimeoutMs },
-          0,
-        ).tickMs;
-        this.heartbeatTimer = setInterval(() => this.guard(undefined, () => this.checkLiveness()), tick);
-        this.heartbeatTimer.unref();
+        this.gate.start();
+        this.output.start(this.connections);
+        this.liveness.start();
         this.log.info({ event: 'listening', ...bound, relay: this.identity.name }, 'relay listening');
         this.emit('listening', bound);
         resolve(bound);
@@ -167,21 +188,17 @@ export class RelayServer extends EventEmitter<RelayEvents> {
 
   /** Current members, sorted by name. */
   memberList(): PresenceMember[] {
-    const list: PresenceMember[] = [];
-    for (const c of this.members.values()) {
-      if (c.certificate) list.push({ name: c.certificate.name, fingerprint: c.certificate.fingerprintHex });
-    }
-    return list.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    return this.membership.list();
   }
 
   stats(): RelayStats {
     return {
       connections: this.connections.size,
-      pending: this.pending.size,
-      members: this.members.size,
+      pending: this.gate.pendingCount,
+      members: this.membership.size,
       ...this.counters,
-      refusals: { ...this.refusals },
-      membershipVersion: this.version,
+      refusals: this.refusals.snapshot(),
+      membershipVersion: this.membership.version,
     };
   }
 
@@ -196,10 +213,10 @@ export class RelayServer extends EventEmitter<RelayEvents> {
 
   private async shutdown(reason: string): Promise<void> {
     this.log.info({ event: 'shutdown', reason, connections: this.connections.size }, 'relay shutting down');
-    if (this.presenceTimer) clearTimeout(this.presenceTimer);
-    if (this.sweepTimer) clearInterval(this.sweepTimer);
-    if (this.stallTimer) clearInterval(this.stallTimer);
-    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    this.membership.stop();
+    this.gate.stop();
+    this.output.stop();
+    this.liveness.stop();
     const server = this.server;
     const serverClosed = server
       ? new Promise<void>((resolve) => server.close(() => resolve()))
@@ -217,188 +234,14 @@ export class RelayServer extends EventEmitter<RelayEvents> {
           'shutdown',
           c.state === 'hello'
             ? undefined
-            : this.frames.error(this.sessionOf(c), 'ShuttingDown', reason, true),
+            : this.frames.error(this.refusals.sessionOf(c), 'ShuttingDown', reason, true),
         ),
       );
     }
     await Promise.all([serverClosed, ...sockets]);
-    this.members.clear();
-    this.memberArray = [];
+    this.membership.clear();
     this.log.info({ event: 'closed' }, 'relay closed');
     this.emit('closed');
-  }
-
-  // ---- accept and authenticate --------------------------------------------------------------
-
-  private accept(raw: Socket): void {
-    const remote = raw.remoteAddress ?? 'unknown';
-    raw.on('error', () => {
-      // ECONNRESET and friends: the TLS socket's 'close' handler does the cleanup.
-    });
-    if (this.closing) {
-      raw.destroy();
-      return;
-    }
-    // Both refusals below close the socket before any TLS work: a flood costs an accept and a
-    // close, and no handshake. There is no way to say why without TLS; the client's retry is the
-    // same as after any dropped connection.
-    if (this.budgets.addressRetryAfter(remote) > 0) {
-      this.closeAtAccept(raw, 'refusedAddressBudget');
-      return;
-    }
-    const id = this.nextId++;
-    const decision = this.pending.admit(id, remote);
-    if (!decision.admitted) {
-      this.closeAtAccept(raw, 'refusedPerAddress');
-      return;
-    }
-    if (decision.evict !== undefined) this.evict(decision.evict);
-    if (decision.underPressure) this.notePressure('shortDeadline');
-    raw.setNoDelay(true);
-    raw.setKeepAlive(true, 30_000);
-    const socket = acceptLink(raw, this.identity.linkContext);
-    const conn = new RelayConnection(id, socket, remote, this.limits);
-    this.connections.add(conn);
-    this.pendingConns.set(id, conn);
-    socket.on('error', (err: NodeJS.ErrnoException) => {
-      // A handshake OpenSSL refused (no client certificate, not TLS at all): no member identity
-      // answers for it, so the address pays. Resets and the like cost nothing; 'close' cleans up.
-      if (conn.state === 'hello' && typeof err.code === 'string' && err.code.startsWith('ERR_SSL_')) {
-        this.budgets.addressFailed(remote);
-      }
-    });
-    this.log.info({ event: 'accepted', conn: conn.id, remote }, 'connection accepted');
-    socket.on('close', () => this.guard(undefined, () => this.onClosed(conn)));
-    conn.authTimer = setTimeout(
-      () =>
-        this.guard(conn, () =>
-          this.drop(
-            conn,
-            'auth-timeout',
-            conn.state === 'hello'
-              ? undefined
-              : this.refusal(conn, 'AuthTimeout', `not authenticated within ${decision.deadlineMs} ms`, true),
-          ),
-        ),
-      decision.deadlineMs,
-    );
-    socket.once('secure', () => this.guard(conn, () => this.onLinkUp(conn, socket)));
-  }
-
-  private closeAtAccept(raw: Socket, why: PressureEvent): void {
-    raw.destroy();
-    this.notePressure(why);
-  }
-
-  /** The pending pool is full: the connection it chose makes room for a newer one. */
-  private evict(id: number): void {
-    const victim = this.pendingConns.get(id);
-    this.pendingConns.delete(id);
-    this.notePressure('evicted');
-    // Closed without a word: most victims of a flood never finished TLS, and a member that was
-    // evicted simply reconnects.
-    if (victim) this.drop(victim, 'evicted', undefined, true);
-  }
-
-  private notePressure(event: PressureEvent): void {
-    const counts = this.pressure.note(event);
-    if (counts) this.logPressure(counts);
-  }
-
-  private logPressure(counts: Record<PressureEvent, number>): void {
-    this.log.warn(
-      { event: 'admission-pressure', pending: this.pending.size, ...counts },
-      'connections that do not log in are being turned away',
-    );
-  }
-
-  private admissionTick(): void {
-    const counts = this.pressure.flush();
-    if (counts) this.logPressure(counts);
-    this.budgets.sweep();
-  }
-
-  /**
-   * The TLS handshake finished: the peer proved it holds the key of the certificate it presented.
-   * That certificate must be a member's of this group before the relay spends a signature on HELLO.
-   */
-  private onLinkUp(conn: RelayConnection, socket: TLSSocket): void {
-    const presented = peerCertificate(socket);
-    let cert: Certificate;
-    try {
-      if (!presented) throw new PkiError('BadCertificate', 'no client certificate');
-      cert = this.identity.validator.validate(presented, { role: 'member' });
-    } catch (err) {
-      const why =
-        err instanceof PkiError
-          ? `${err.message} (${err.code})`
-          : err instanceof Error
-            ? err.message
-            : String(err);
-      this.log.warn(
-        { event: 'link-refused', conn: conn.id, remote: conn.remote, reason: why },
-        'TLS peer refused',
-      );
-      this.budgets.addressFailed(conn.remote);
-      // Say why (a member of another group, an expired certificate): its client stops retrying.
-      this.refuseLink(conn, 'link-refused', 'CertificateRejected', `certificate refused: ${why}`);
-      return;
-    }
-    conn.linkCertificate = cert;
-    this.pending.markLinked(conn.id);
-    const retryAfterMs = this.budgets.identityRetryAfter(cert.fingerprintHex);
-    if (retryAfterMs > 0) {
-      this.refuseLink(
-        conn,
-        'rate-limited',
-        'RateLimited',
-        `too many failed logins for ${cert.name}; retry in ${retryAfterMs / 1000} s`,
-        retryAfterMs,
-      );
-      return;
-    }
-    if (this.membersFull(cert.name)) {
-      this.refuseLink(conn, 'server-full', 'ServerFull', this.fullMessage());
-      return;
-    }
-    this.frames.hello().then(
-      ({ challenge, frame }) =>
-        this.guard(conn, () => {
-          if (conn.state !== 'hello') return;
-          conn.challenge = challenge;
-          conn.state = 'awaiting-auth';
-          this.send(conn, frame);
-          socket.on('data', (chunk: Buffer) => this.guard(conn, () => this.onData(conn, chunk)));
-        }),
-      (err: unknown) => {
-        this.log.error({ event: 'internal-error', conn: conn.id, err: String(err) }, 'signing HELLO failed');
-        socket.destroy();
-      },
-    );
-  }
-
-  /**
-   * Refuses a link before HELLO: the refusal HELLO is signed once for all and the ERROR is cached
-   * per message, so refusing costs no RSA work per connection.
-   */
-  private refuseLink(
-    conn: RelayConnection,
-    reason: string,
-    code: RelayErrorCode,
-    message: string,
-    retryAfterMs?: number,
-  ): void {
-    const refusal = this.refusal(conn, code, message, true, retryAfterMs);
-    this.drop(conn, reason, Buffer.concat([this.frames.refusalHelloFrame(), refusal]));
-  }
-
-  /** True if a login by `name` would need a member slot and none is free. */
-  private membersFull(name: string): boolean {
-    return !this.members.has(name) && this.members.size >= this.limits.maxConnections;
-  }
-
-  private fullMessage(): string {
-    return `the relay is full (${this.limits.maxConnections} members)`;
   }
 
   private onData(conn: RelayConnection, chunk: Buffer): void {
@@ -409,7 +252,11 @@ export class RelayServer extends EventEmitter<RelayEvents> {
     } catch (err) {
       if (!(err instanceof ProtocolError)) throw err;
       // Framing is lost: nothing after this can be trusted.
-      this.drop(conn, `framing: ${err.code}`, this.refusal(conn, refusalCode(err.code), err.message, true));
+      this.drop(
+        conn,
+        `framing: ${err.code}`,
+        this.refusals.error(conn, refusalCode(err.code), err.message, true),
+      );
       return;
     }
     const now = performance.now();
@@ -417,430 +264,33 @@ export class RelayServer extends EventEmitter<RelayEvents> {
     for (const payload of payloads) {
       if (!conn.open) break;
       this.counters.framesReceived++;
-      if (conn.state === 'member') this.onMemberFrame(conn, payload, chunk, now);
-      else this.onLoginFrame(conn, payload);
+      if (conn.state === 'member') this.memberFrames.onFrame(conn, payload, chunk, now);
+      else this.login.onFrame(conn, payload);
     }
   }
 
-  private onLoginFrame(conn: RelayConnection, payload: Buffer): void {
-    conn.charge(payload.length);
-    let header: EnvelopeHeader;
-    try {
-      header = readHeader(payload);
-    } catch (err) {
-      if (!(err instanceof ProtocolError)) throw err;
-      this.refuseFrame(conn, refusalCode(err.code), err.message);
-      return;
-    }
-    let cert: Certificate;
-    try {
-      if (!conn.challenge) throw new Error('login frame before HELLO');
-      cert = authenticate(header, conn.challenge, this.identity);
-      if (cert.fingerprintHex !== conn.linkCertificate?.fingerprintHex) {
-        throw new RelayRefusal('AuthFailed', 'CONNECTION presents another certificate than the TLS link');
-      }
-    } catch (err) {
-      if (!(err instanceof RelayRefusal)) throw err;
-      if (err.code === 'NotAuthenticated' || err.code === 'SchemaViolation') {
-        this.refuseFrame(conn, err.code, err.message);
-        return;
-      }
-      this.authFailed(conn, err);
-      return;
-    }
-    this.admit(conn, cert);
-  }
-
-  private authFailed(conn: RelayConnection, err: RelayRefusal): void {
-    conn.authFailures++;
-    // CONNECTION is only read on a link whose certificate passed the group's checks: the failure
-    // is that identity's, whatever address it came from.
-    const identity = conn.linkCertificate;
-    if (!identity) throw new Error('CONNECTION on a link without a certificate');
-    const withinBudget = this.budgets.identityFailed(identity.fingerprintHex);
-    this.log.warn(
-      {
-        event: 'auth-failed',
-        conn: conn.id,
-        remote: conn.remote,
-        name: identity.name,
-        code: err.code,
-        reason: err.message,
-      },
-      'login refused',
-    );
-    if (!withinBudget) {
-      const retryAfterMs = this.budgets.identityRetryAfter(identity.fingerprintHex);
-      this.drop(
-        conn,
-        'rate-limited',
-        this.refusal(
-          conn,
-          'RateLimited',
-          `${err.message}; too many failed logins for ${identity.name}; retry in ${retryAfterMs / 1000} s`,
-          true,
-          retryAfterMs,
-        ),
-      );
-    } else if (conn.authFailures >= this.limits.maxAuthFailures) {
-      this.drop(
-        conn,
-        'auth-failed',
-        this.refusal(
-          conn,
-          err.code,
-          `${err.message}; ${conn.authFailures} failed logins on this connection`,
-          true,
-        ),
-      );
-    } else {
-      this.send(conn, this.refusal(conn, err.code, err.message, false));
-    }
-  }
-
-  private admit(conn: RelayConnection, cert: Certificate): void {
-    if (this.membersFull(cert.name)) {
-      this.drop(conn, 'server-full', this.refusal(conn, 'ServerFull', this.fullMessage(), true));
-      return;
-    }
-    this.leavePending(conn);
-    conn.certificate = cert;
-    conn.state = 'member';
-    conn.decoder.maxFrameBytes = this.limits.maxFrameBytes;
-    conn.liveness = new Liveness(
-      { intervalMs: this.limits.heartbeatIntervalMs, timeoutMs: this.limits.heartbeatTimeoutMs },
-      performance.now(),
-    );
-    conn.heartbeatFrame = this.frames.heartbeat(this.sessionOf(conn));
-    if (conn.authTimer) clearTimeout(conn.authTimer);
-    conn.authTimer = undefined;
-    const previous = this.members.get(cert.name);
-    this.members.set(cert.name, conn);
-    this.memberArray = [...this.members.values()];
-    if (previous && previous !== conn) {
-      this.log.info({ event: 'replaced', name: cert.name, conn: previous.id, by: conn.id }, 'login replaced');
-      previous.closeReason = 'replaced';
-      this.drop(
-        previous,
-        'replaced',
-        this.refusal(previous, 'Replaced', `${cert.name} logged in on another connection`, true),
-      );
-    }
-    this.log.info(
-      {
-        event: 'joined',
-        conn: conn.id,
-        remote: conn.remote,
-        name: cert.name,
-        fingerprint: cert.fingerprintHex,
-      },
-      'member joined',
-    );
-    this.schedulePresence();
-  }
-
-  // ---- routing -------------------------------------------------------------------------------
-
-  private onMemberFrame(conn: RelayConnection, payload: Buffer, chunk: Buffer, now: number): void {
-    let header: EnvelopeHeader;
-    try {
-      header = readHeader(payload);
-    } catch (err) {
-      conn.charge(payload.length, 1, now);
-      if (!(err instanceof ProtocolError)) throw err;
-      this.refuseFrame(conn, refusalCode(err.code), err.message);
-      return;
-    }
-    conn.charge(payload.length, header.type === 'CERT_REQUEST' ? this.limits.certRequestCost : 1, now);
-    try {
-      const r = route(header, conn, this.members);
-      switch (r.kind) {
-        case 'broadcast':
-          this.broadcast(conn, payload, chunk);
-          return;
-        case 'forward':
-          this.sendFrame(r.to, payload, chunk);
-          this.counted(payload, 1);
-          return;
-        case 'cert-request':
-          this.answerCertRequest(conn, header);
-          return;
-        case 'heartbeat': {
-          const { session } = decodeBody('HEARTBEAT', header.body);
-          if (!conn.challenge || !session.equals(conn.challenge)) {
-            throw new RelayRefusal('NotAllowed', 'HEARTBEAT for another session');
-          }
-          return;
-        }
-        case 'disconnect':
-          this.verifyOwn(conn, header);
-          decodeBody('DISCONNECT', header.body);
-          this.broadcast(conn, payload, chunk);
-          this.drop(conn, 'disconnect');
-          return;
-      }
-    } catch (err) {
-      if (err instanceof RelayRefusal) {
-        this.refuseFrame(conn, err.code, err.message);
-        return;
-      }
-      if (err instanceof ProtocolError) {
-        this.refuseFrame(conn, refusalCode(err.code), err.message);
-        return;
-      }
-      throw err;
-    }
-  }
-
-  /** Forwards a frame, bytes as received, to every member but `from`. */
-  private broadcast(from: RelayConnection, payload: Buffer, chunk: Buffer): void {
-    const whole = wholeInChunk(payload, chunk);
-    const prefix = whole ? undefined : lengthPrefix(payload.length);
-    const start = payload.byteOffset - LENGTH_PREFIX_BYTES;
-    const end = payload.byteOffset + payload.length;
-    let n = 0;
-    for (const c of this.memberArray) {
-      if (c === from || c.state !== 'member') continue;
-      if (prefix) {
-        this.send(c, prefix);
-        this.send(c, payload);
-      } else {
-        c.queueRange(payload.buffer, start, end);
-        this.markDirty(c);
-      }
-      n++;
-    }
-    this.counted(payload, n);
-  }
-
-  private sendFrame(to: RelayConnection, payload: Buffer, chunk: Buffer): void {
-    if (wholeInChunk(payload, chunk)) {
-      to.queueRange(
-        payload.buffer,
-        payload.byteOffset - LENGTH_PREFIX_BYTES,
-        payload.byteOffset + payload.length,
-      );
-      this.markDirty(to);
-    } else {
-      this.send(to, lengthPrefix(payload.length));
-      this.send(to, payload);
-    }
-  }
-
-  private counted(payload: Buffer, receivers: number): void {
-    this.counters.framesForwarded++;
-    this.counters.deliveries += receivers;
-    this.counters.bytesForwarded += (payload.length + LENGTH_PREFIX_BYTES) * receivers;
-  }
-
-  private verifyOwn(conn: RelayConnection, header: EnvelopeHeader): void {
-    if (!conn.certificate) throw new RelayRefusal('NotAuthenticated', 'send CONNECTION first');
-    verifyHeader(header, conn.certificate.publicKey);
-  }
-
-  private answerCertRequest(conn: RelayConnection, header: EnvelopeHeader): void {
-    this.verifyOwn(conn, header);
-    const { names } = decodeBody('CERT_REQUEST', header.body);
-    const certificates: { name: string; certificate: Buffer }[] = [];
-    const unknown: string[] = [];
-    for (const name of new Set(names)) {
-      const member = this.members.get(name)?.certificate;
-      if (member) certificates.push({ name, certificate: member.der });
-      else if (name === this.identity.name)
-        certificates.push({ name, certificate: this.identity.certificate.der });
-      else unknown.push(name);
-    }
-    this.frames.certResponse(this.sessionOf(conn), certificates, unknown).then(
-      (frame) => this.guard(conn, () => conn.state === 'member' && this.send(conn, frame)),
-      (err: unknown) =>
-        this.log.error(
-          { event: 'internal-error', conn: conn.id, err: String(err) },
-          'signing CERT_RESPONSE failed',
-        ),
-    );
-  }
-
-  // ---- membership ----------------------------------------------------------------------------
-
-  private schedulePresence(): void {
-    if (this.presenceTimer || this.closing) return;
-    const wait = Math.max(0, this.lastPresenceAt + this.limits.presenceIntervalMs - performance.now());
-    this.presenceTimer = setTimeout(() => this.guard(undefined, () => this.broadcastPresence()), wait);
-  }
-
-  private broadcastPresence(): void {
-    this.presenceTimer = undefined;
-    if (this.closing) return;
-    this.lastPresenceAt = performance.now();
-    this.version++;
-    const members = this.memberList();
-    // One frame for all, listing every receiver's session: O(members) bytes held, one signature.
-    const receivers = [...this.members.values()];
-    const frame = this.frames.presence(
-      receivers.map((c) => sessionTag(this.sessionOf(c))),
-      this.version,
-      members,
-    );
-    for (const c of receivers) this.send(c, frame);
-    this.log.info(
-      { event: 'presence', version: this.version, members: members.length },
-      'membership changed',
-    );
-    this.emit('members', members, this.version);
-  }
+  // ---- connection lifecycle ------------------------------------------------------------------
 
   /** Closes a connection (optionally after a final ERROR) and removes it from the members. */
   private drop(conn: RelayConnection, reason: string, last?: Buffer, destroyNow = false): void {
     if (!conn.open) return;
-    this.dirty.delete(conn);
-    this.leavePending(conn);
+    this.output.forget(conn);
+    this.gate.leavePending(conn);
     conn.close(reason, last, destroyNow);
-    this.leave(conn);
-  }
-
-  /** Logged in or closing: the connection's pending slot is free again. */
-  private leavePending(conn: RelayConnection): void {
-    this.pending.remove(conn.id);
-    this.pendingConns.delete(conn.id);
-  }
-
-  private leave(conn: RelayConnection): void {
-    const name = conn.name;
-    if (name !== undefined && this.members.get(name) === conn) {
-      this.members.delete(name);
-      this.memberArray = [...this.members.values()];
-      this.log.info(
-        { event: 'left', conn: conn.id, name, reason: conn.closeReason ?? 'closed' },
-        'member left',
-      );
-      this.schedulePresence();
-    }
+    this.membership.leave(conn);
   }
 
   private onClosed(conn: RelayConnection): void {
     if (conn.open) conn.closeReason ??= 'connection lost';
     conn.closed();
-    this.dirty.delete(conn);
+    this.output.forget(conn);
     this.connections.delete(conn);
-    this.leavePending(conn);
-    this.leave(conn);
+    this.gate.leavePending(conn);
+    this.membership.leave(conn);
     this.log.info(
       { event: 'closed', conn: conn.id, name: conn.name, reason: conn.closeReason },
       'connection closed',
     );
-  }
-
-  // ---- output ------------------------------------------------------------------------------
-
-  /** Queues bytes for `conn`; everything queued during one read is written at once afterwards. */
-  private send(conn: RelayConnection, data: Buffer): void {
-    if (!conn.open) return;
-    conn.queue(data);
-    this.markDirty(conn);
-  }
-
-  private markDirty(conn: RelayConnection): void {
-    this.dirty.add(conn);
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      // After the poll phase: every read of this loop iteration (libuv reads a busy socket up to
-      // 32 times in a row) goes out in one write per receiver.
-      setImmediate(() => this.flushAll());
-    }
-  }
-
-  private flushAll(): void {
-    this.flushScheduled = false;
-    const batch = [...this.dirty];
-    this.dirty.clear();
-    for (const c of batch) {
-      this.guard(c, () => {
-        const pending = c.flush();
-        if (pending > this.limits.maxOutboundBytes && c.open) {
-          this.slowConsumer(c, `more than ${this.limits.maxOutboundBytes} bytes waiting`);
-        }
-      });
-    }
-  }
-
-  /** Heartbeats to quiet members; members whose host went silent are dropped. */
-  private checkLiveness(): void {
-    const now = performance.now();
-    for (const c of this.memberArray) {
-      const verdict = c.liveness?.tick(now);
-      if (!verdict || verdict.kind === 'ok' || !c.open) continue;
-      if (verdict.kind === 'send-heartbeat') {
-        if (c.heartbeatFrame) this.send(c, c.heartbeatFrame);
-        continue;
-      }
-      this.log.warn(
-        { event: 'heartbeat-timeout', conn: c.id, name: c.name, silentMs: Math.round(verdict.silentMs) },
-        'member went silent',
-      );
-      // Nobody is reading at the other end: no last ERROR, just free the slot.
-      this.guard(c, () => this.drop(c, 'heartbeat-timeout', undefined, true));
-    }
-  }
-
-  /** Disconnects receivers that have not read anything for stallTimeoutMs while output waits. */
-  private checkStalled(): void {
-    const now = performance.now();
-    for (const c of this.connections) {
-      if (c.open && c.state !== 'hello' && c.stalled(now, this.limits.stallTimeoutMs)) {
-        this.guard(c, () => this.slowConsumer(c, `nothing read for ${this.limits.stallTimeoutMs} ms`));
-      }
-    }
-  }
-
-  private slowConsumer(c: RelayConnection, why: string): void {
-    const pendingBytes = c.socket.writableLength;
-    this.log.warn(
-      { event: 'slow-consumer', conn: c.id, name: c.name, pendingBytes, why },
-      'receiver is not reading',
-    );
-    this.drop(c, 'slow-consumer', this.refusal(c, 'SlowConsumer', `disconnected: ${why}`, true));
-  }
-
-  /** An ERROR frame, counted and logged (never with a message body). */
-  private refusal(
-    conn: RelayConnection,
-    code: RelayErrorCode,
-    message: string,
-    fatal: boolean,
-    retryAfterMs?: number,
-  ): Buffer {
-    this.refusals[code] = (this.refusals[code] ?? 0) + 1;
-    this.log.warn(
-      {
-        event: 'refused',
-        conn: conn.id,
-        name: conn.name ?? conn.linkCertificate?.name,
-        code,
-        fatal,
-        reason: message,
-        ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
-      },
-      'refused',
-    );
-    return this.frames.error(this.sessionOf(conn), code, message, fatal, retryAfterMs);
-  }
-
-  /** The session relay frames for `conn` are bound to: its HELLO challenge, or the refusal HELLO's. */
-  private sessionOf(conn: RelayConnection): Buffer {
-    return conn.challenge ?? this.frames.refusalSession;
-  }
-
-  /** A refused frame: ERROR back, and the connection closes once it has made too many. */
-  private refuseFrame(conn: RelayConnection, code: RelayErrorCode, message: string): void {
-    if (conn.countError()) {
-      this.drop(
-        conn,
-        'too-many-errors',
-        this.refusal(conn, 'TooManyErrors', `too many refused frames; last: ${code}: ${message}`, true),
-      );
-      return;
-    }
-    this.send(conn, this.refusal(conn, code, message, false));
   }
 
   /** Runs a handler; an exception closes only the connection it belongs to and is logged. */
@@ -865,24 +315,4 @@ export class RelayServer extends EventEmitter<RelayEvents> {
       }
     }
   }
-}
-
-/**
- * True if the frame arrived whole inside this read: then it sits in the read's buffer right after
- * its own length prefix, and [payload - 4, payload end) is the frame exactly as received, which is
- * forwarded without a copy. False for a frame assembled across reads.
- */
-function wholeInChunk(payload: Buffer, chunk: Buffer): boolean {
-  return (
-    payload.buffer === chunk.buffer &&
-    payload.byteOffset - LENGTH_PREFIX_BYTES >= chunk.byteOffset &&
-    payload.byteOffset + payload.length <= chunk.byteOffset + chunk.length
-  );
-}
-
-function refusalCode(code: ProtocolError['code']): RelayErrorCode {
-  if (code === 'UnknownSender') return 'SenderMismatch';
-  // The relay never checks sessions of what it receives; members do.
-  if (code === 'WrongSession') return 'BadFrame';
-  return code;
 }

@@ -1,0 +1,114 @@
+/**
+ * A logged-in member's frames: charged against its rate limits, routed by header (routing.ts)
+ * and forwarded, or answered by the relay itself (CERT_REQUEST, HEARTBEAT, DISCONNECT). A frame
+ * the relay refuses is answered with ERROR; the body of a routed frame is never parsed.
+ */
+import type { Logger } from 'pino';
+import type { LocalIdentity } from '../core/pki/local-identity.js';
+import {
+  decodeBody,
+  ProtocolError,
+  readHeader,
+  verifyHeader,
+  type EnvelopeHeader,
+} from '../core/protocol/index.js';
+import type { RelayConnection } from './connection.js';
+import type { ConnectionControl } from './control.js';
+import { RelayRefusal } from './errors.js';
+import type { Forwarder } from './forwarding.js';
+import type { RelayLimits } from './limits.js';
+import type { Membership } from './membership.js';
+import { refusalCode, type Refusals } from './refusals.js';
+import type { RelayFrames } from './relay-frames.js';
+import { route } from './routing.js';
+
+export class MemberFrames {
+  constructor(
+    private readonly identity: LocalIdentity,
+    private readonly limits: RelayLimits,
+    private readonly log: Logger,
+    private readonly frames: RelayFrames,
+    private readonly membership: Membership,
+    private readonly refusals: Refusals,
+    private readonly forwarder: Forwarder,
+    private readonly control: ConnectionControl,
+  ) {}
+
+  /** One frame from member `conn`, `payload` decoded from read `chunk` at `now`. */
+  onFrame(conn: RelayConnection, payload: Buffer, chunk: Buffer, now: number): void {
+    let header: EnvelopeHeader;
+    try {
+      header = readHeader(payload);
+    } catch (err) {
+      conn.charge(payload.length, 1, now);
+      if (!(err instanceof ProtocolError)) throw err;
+      this.refusals.refuseFrame(conn, refusalCode(err.code), err.message);
+      return;
+    }
+    conn.charge(payload.length, header.type === 'CERT_REQUEST' ? this.limits.certRequestCost : 1, now);
+    try {
+      const r = route(header, conn, this.membership.byName);
+      switch (r.kind) {
+        case 'broadcast':
+          this.forwarder.broadcast(conn, payload, chunk);
+          return;
+        case 'forward':
+          this.forwarder.forward(r.to, payload, chunk);
+          return;
+        case 'cert-request':
+          this.answerCertRequest(conn, header);
+          return;
+        case 'heartbeat': {
+          const { session } = decodeBody('HEARTBEAT', header.body);
+          if (!conn.challenge || !session.equals(conn.challenge)) {
+            throw new RelayRefusal('NotAllowed', 'HEARTBEAT for another session');
+          }
+          return;
+        }
+        case 'disconnect':
+          this.verifyOwn(conn, header);
+          decodeBody('DISCONNECT', header.body);
+          this.forwarder.broadcast(conn, payload, chunk);
+          this.control.drop(conn, 'disconnect');
+          return;
+      }
+    } catch (err) {
+      if (err instanceof RelayRefusal) {
+        this.refusals.refuseFrame(conn, err.code, err.message);
+        return;
+      }
+      if (err instanceof ProtocolError) {
+        this.refusals.refuseFrame(conn, refusalCode(err.code), err.message);
+        return;
+      }
+      throw err;
+    }
+  }
+
+  private verifyOwn(conn: RelayConnection, header: EnvelopeHeader): void {
+    if (!conn.certificate) throw new RelayRefusal('NotAuthenticated', 'send CONNECTION first');
+    verifyHeader(header, conn.certificate.publicKey);
+  }
+
+  private answerCertRequest(conn: RelayConnection, header: EnvelopeHeader): void {
+    this.verifyOwn(conn, header);
+    const { names } = decodeBody('CERT_REQUEST', header.body);
+    const certificates: { name: string; certificate: Buffer }[] = [];
+    const unknown: string[] = [];
+    for (const name of new Set(names)) {
+      const member = this.membership.byName.get(name)?.certificate;
+      if (member) certificates.push({ name, certificate: member.der });
+      else if (name === this.identity.name)
+        certificates.push({ name, certificate: this.identity.certificate.der });
+      else unknown.push(name);
+    }
+    this.frames.certResponse(this.refusals.sessionOf(conn), certificates, unknown).then(
+      (frame) => this.control.guard(conn, () => conn.state === 'member' && this.control.send(conn, frame)),
+      (err: unknown) =>
+        this.log.error(
+          { event: 'internal-error', conn: conn.id, err: String(err) },
+          'signing CERT_RESPONSE failed',
+        ),
+    );
+  }
+}
