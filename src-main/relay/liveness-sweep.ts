@@ -3,7 +3,7 @@
  * and members whose host went silent (heartbeatTimeoutMs) are dropped without a word.
  */
 import type { Logger } from 'pino';
-import { Liveness } from '../core/link/liveness.js';
+import { livenessTickMs } from '../core/link/liveness.js';
 import type { ConnectionControl } from './control.js';
 import type { RelayLimits } from './limits.js';
 import type { Membership } from './membership.js';
@@ -19,10 +19,10 @@ export class LivenessSweep {
   ) {}
 
   start(): void {
-    const tick = new Liveness(
-      { intervalMs: this.limits.heartbeatIntervalMs, timeoutMs: this.limits.heartbeatTimeoutMs },
-      0,
-    ).tickMs;
+    const tick = livenessTickMs({
+      intervalMs: this.limits.heartbeatIntervalMs,
+      timeoutMs: this.limits.heartbeatTimeoutMs,
+    });
     this.timer = setInterval(() => this.control.guard(undefined, () => this.check()), tick);
     this.timer.unref();
   }

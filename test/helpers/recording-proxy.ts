@@ -38,6 +38,8 @@ export class RecordingProxy {
   private constructor(
     private readonly server: Server,
     readonly port: number,
+    /** Frames can be read and injected only where TLS is terminated (the relay host's position). */
+    private readonly terminates: boolean,
   ) {}
 
   static async start(
@@ -46,7 +48,7 @@ export class RecordingProxy {
   ): Promise<RecordingProxy> {
     const server = createServer();
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const proxy = new RecordingProxy(server, (server.address() as AddressInfo).port);
+    const proxy = new RecordingProxy(server, (server.address() as AddressInfo).port, relayHost !== undefined);
     server.on('connection', (client) =>
       relayHost ? proxy.terminate(client, target, relayHost) : proxy.observe(client, target),
     );
@@ -68,8 +70,9 @@ export class RecordingProxy {
 
   /** Sends a frame payload to the member on the newest connection, as if the relay had sent it. */
   injectToClient(payload: Buffer): void {
+    if (!this.terminates) throw new Error('an observer on the path cannot inject into a TLS stream');
     const c = this.latest;
-    if (!c || c.toClient === undefined) throw new Error('no proxied connection');
+    if (!c) throw new Error('no proxied connection');
     c.client.write(encodeFrame(payload));
   }
 

@@ -26,6 +26,11 @@ export type LivenessVerdict =
   /** Nothing arrived for `silentMs` (≥ timeoutMs): close the connection. */
   | { kind: 'peer-gone'; silentMs: number };
 
+/** How often a driver should tick: often enough that neither deadline is overshot by much. */
+export function livenessTickMs(options: LivenessOptions): number {
+  return Math.max(10, Math.min(options.intervalMs, options.timeoutMs - options.intervalMs) / 2);
+}
+
 export class Liveness {
   private lastReceived: number;
   private lastSent: number;
@@ -59,11 +64,8 @@ export class Liveness {
     return { kind: 'ok' };
   }
 
-  /** How often a driver should tick: often enough that neither deadline is overshot by much. */
+  /** How often a driver should tick. */
   get tickMs(): number {
-    return Math.max(
-      10,
-      Math.min(this.options.intervalMs, this.options.timeoutMs - this.options.intervalMs) / 2,
-    );
+    return livenessTickMs(this.options);
   }
 }
