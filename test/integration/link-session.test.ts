@@ -9,11 +9,17 @@
  * Frames are injected from the relay host's position (the recording proxy terminates TLS with the
  * relay's key): on the network path, TLS leaves nothing to inject into.
  */
+import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { TLS_CIPHER_SUITES } from '../../src-main/core/link/tls.js';
+import { readBundle } from '../../src-main/core/pki/bundle.js';
 import type { LocalIdentity } from '../../src-main/core/pki/local-identity.js';
 import { readHeader } from '../../src-main/core/protocol/index.js';
 import { TestMember } from '../helpers/client-engine.js';
 import { makeLoadedGroup, type LoadedGroup } from '../helpers/client-identities.js';
+import { TEST_PASSWORD } from '../helpers/group.js';
 import { cleanup, FAST_RELAY_FLAGS, startRelay, type RelayProcess } from '../helpers/client-processes.js';
 import { must, RawMember } from '../helpers/raw-member.js';
 import { RecordingProxy } from '../helpers/recording-proxy.js';
@@ -186,5 +192,60 @@ describe('heartbeats', { timeout: 120_000 }, () => {
     // alice, who does heartbeat, is still there and still receives the relay's heartbeats.
     expect(alice.closed).toBe(false);
     await alice.until(() => alice.ofType('HEARTBEAT').length > 0, 10_000, "the relay's HEARTBEAT");
+  });
+});
+
+describe('the TLS policy', { timeout: 120_000 }, () => {
+  /** A TLS client with alice's certificate and `options`; resolves with the socket once up, or the error. */
+  async function attempt(port: number, options: ConnectionOptions): Promise<TLSSocket | Error> {
+    const alice = id('alice');
+    const socket = tlsConnect({
+      host: '127.0.0.1',
+      port,
+      secureContext: alice.linkContext,
+      checkServerIdentity: () => undefined,
+      ...options,
+    });
+    try {
+      await Promise.race([
+        once(socket, 'secureConnect'),
+        once(socket, 'error').then(([err]) => Promise.reject(err as Error)),
+      ]);
+      return socket;
+    } catch (err) {
+      socket.destroy();
+      return err as Error;
+    }
+  }
+
+  it('speaks TLS 1.3 with a 256-bit suite, and refuses TLS 1.2 and any other suite', async () => {
+    const r = await startRelay(g.group.relayBundle);
+    relay = r;
+    const ok = await attempt(r.port, {});
+    expect(ok).not.toBeInstanceOf(Error);
+    const up = ok as TLSSocket;
+    expect(up.getProtocol()).toBe('TLSv1.3');
+    expect(TLS_CIPHER_SUITES.split(':')).toContain(up.getCipher().standardName);
+    up.destroy();
+
+    // A member that offers only what the policy leaves out gets no link at all: its certificate
+    // and key are fine, the version or the suite is not.
+    const alice = readBundle(readFileSync(must(g.group.bundles.alice)), TEST_PASSWORD);
+    const own = { key: alice.privateKeyPem, cert: alice.certificate.pem, ca: alice.ca.pem };
+    const tls12 = await attempt(r.port, { secureContext: undefined, ...own, maxVersion: 'TLSv1.2' });
+    expect(tls12).toBeInstanceOf(Error);
+    expect((tls12 as Error).message).toMatch(/protocol|version|alert/i);
+    const aes128 = await attempt(r.port, {
+      secureContext: undefined,
+      ...own,
+      minVersion: 'TLSv1.3',
+      ciphers: 'TLS_AES_128_GCM_SHA256',
+    });
+    expect(aes128).toBeInstanceOf(Error);
+    expect((aes128 as Error).message).toMatch(/handshake|cipher|alert/i);
+    // The same key and certificate with the policy's suite: up (so the refusals above are the policy's).
+    const control = await attempt(r.port, { secureContext: undefined, ...own, minVersion: 'TLSv1.3' });
+    expect(control).not.toBeInstanceOf(Error);
+    (control as TLSSocket).destroy();
   });
 });
