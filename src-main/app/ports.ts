@@ -46,6 +46,8 @@ export interface RelayLaunchOptions {
   password: string;
   host: string;
   port: number;
+  /** The relay's durable state (its log, the highest roster). */
+  dataDir: string;
 }
 
 export interface RelayProcess {

@@ -57,6 +57,7 @@ export function relayLaunchSpec(
     port: options.port,
     passwordEnv: RELAY_PASSWORD_ENV,
     logLevel: 'warn',
+    dataDir: options.dataDir,
   };
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(baseEnv))

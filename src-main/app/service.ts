@@ -732,10 +732,13 @@ export class AppService implements ServiceApi {
       const bundlePath = this.#resolve(arg.token, 'bundle');
       // Check the bundle here (in the PKI worker), for typed errors in plain words; the child opens it again.
       this.#relayChecking = true;
+      let dataDir: string;
       try {
         const data = await this.#readBundleFile(bundlePath);
-        await this.#openBundle(data, arg.password, 'relay');
+        const relayIdentity = await this.#openBundle(data, arg.password, 'relay');
         data.fill(0);
+        // One data directory per group and relay identity: a relay of another group never meets this log.
+        dataDir = join(this.#ports.dataDir, 'relays', relayIdentity.groupId, relayIdentity.name);
       } finally {
         this.#relayChecking = false;
       }
@@ -745,7 +748,13 @@ export class AppService implements ServiceApi {
       this.#relayStopping = false;
       let proc: RelayProcess;
       try {
-        proc = this.#ports.relayLauncher.launch({ bundlePath, password: arg.password, host, port: arg.port });
+        proc = this.#ports.relayLauncher.launch({
+          bundlePath,
+          password: arg.password,
+          host,
+          port: arg.port,
+          dataDir,
+        });
       } catch (err) {
         this.#setRelay({ status: 'stopped', memberCount: 0, members: [], error: toAppError(err).message });
         throw new AppFailure('RelayFailed', `The relay could not be started: ${toAppError(err).message}`);

@@ -19,7 +19,9 @@ import { readFile } from 'node:fs/promises';
 import { pino } from 'pino';
 import { LocalIdentity } from '../core/pki/local-identity.js';
 import { PkiError } from '../core/pki/errors.js';
+import { prepareRelayDataDir } from './data-dir.js';
 import type { RelayLimits } from './limits.js';
+import { SqliteRelayLog } from './log/sqlite-log.js';
 import type { PresenceMember } from './relay-frames.js';
 import { RelayServer } from './server.js';
 
@@ -31,6 +33,8 @@ export interface RelayChildConfig {
   passwordEnv?: string;
   limits?: Partial<RelayLimits>;
   logLevel?: string;
+  /** The relay's durable state (the log, the highest roster); default as `securechat-x relay`. */
+  dataDir?: string;
 }
 
 export type RelayChildMessage =
@@ -76,7 +80,8 @@ async function main(): Promise<void> {
   const password = process.env[config.passwordEnv ?? 'SECURECHAT_PASSWORD'];
   if (!password) throw new Error('no relay bundle password in the environment');
   const identity = LocalIdentity.fromBundleFile(await readFile(config.bundlePath), password, 'relay');
-  const relay = new RelayServer({ identity, limits: config.limits, logger });
+  const store = SqliteRelayLog.open(prepareRelayDataDir(config.dataDir));
+  const relay = new RelayServer({ identity, limits: config.limits, logger, store });
   relay.on('members', (members, version) =>
     post({ type: 'members', count: members.length, members, version }),
   );
@@ -88,16 +93,19 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     logger.info({ event: 'stop', why }, 'stopping');
-    relay.close(`the relay is shutting down (${why})`).then(
-      () => {
-        post({ type: 'stopped' });
-        process.exit(0);
-      },
-      (err: unknown) => {
-        post({ type: 'error', message: String(err) });
-        process.exit(1);
-      },
-    );
+    relay
+      .close(`the relay is shutting down (${why})`)
+      .finally(() => store.close())
+      .then(
+        () => {
+          post({ type: 'stopped' });
+          process.exit(0);
+        },
+        (err: unknown) => {
+          post({ type: 'error', message: String(err) });
+          process.exit(1);
+        },
+      );
   };
   const onMessage = (message: unknown): void => {
     if (message && typeof message === 'object' && (message as { type?: unknown }).type === 'stop')

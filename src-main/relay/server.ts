@@ -21,6 +21,7 @@ import { AdmissionGate } from './admission-gate.js';
 import type { RelayConnection } from './connection.js';
 import type { ConnectionControl } from './control.js';
 import { Forwarder, type RelayCounters } from './forwarding.js';
+import type { RelayLog } from './log/types.js';
 import { resolveLimits, type RelayLimits } from './limits.js';
 import { LivenessSweep } from './liveness-sweep.js';
 import { Login } from './login.js';
@@ -37,6 +38,12 @@ export interface RelayServerOptions {
   limits?: Partial<RelayLimits>;
   /** Structured log sink; silent if omitted. Message bodies are never logged. */
   logger?: Logger;
+  /**
+   * The durable store (DESIGN §10.3): the store-and-forward log and, in its meta, the highest
+   * roster. Opened and closed by whoever starts the relay (`securechat-x relay --data-dir`, the
+   * app's relay child); the relay never closes it.
+   */
+  store?: RelayLog;
 }
 
 export interface RelayStats {

@@ -2,6 +2,7 @@
  * The relay as a real child process (`node out/node/src-main/cli/main.js relay …`), as users run
  * it: password via the environment, `--port 0`, address parsed from the `listening on` line.
  */
+import { withDataDir } from './relay-data-dir.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -39,10 +40,14 @@ export async function startRelay(
   args: string[] = [],
   timeoutMs = 30_000,
 ): Promise<RelayProcess> {
-  const child = spawn(process.execPath, [CLI, 'relay', '--bundle', bundle, '--port', '0', ...args], {
-    env: { ...process.env, SECURECHAT_PASSWORD: TEST_PASSWORD, NO_COLOR: '1' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [CLI, 'relay', '--bundle', bundle, '--port', '0', ...withDataDir(args)],
+    {
+      env: { ...process.env, SECURECHAT_PASSWORD: TEST_PASSWORD, NO_COLOR: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let out = '';
   let err = '';
   let exitCode: number | null | undefined;

@@ -9,6 +9,9 @@ import { pino } from 'pino';
 import { LocalIdentity } from '../../core/pki/local-identity.js';
 import { DEFAULT_RELAY_LIMITS } from '../../relay/limits.js';
 import { LIMIT_FLAGS, limitsFromFlags } from '../../relay/limit-flags.js';
+import { prepareRelayDataDir } from '../../relay/data-dir.js';
+import { RelayLogError } from '../../relay/log/errors.js';
+import { SqliteRelayLog } from '../../relay/log/sqlite-log.js';
 import { RelayServer } from '../../relay/server.js';
 import { CliError } from '../cli-error.js';
 import { checkExpectedCa, parseExpectedCa } from '../expect-ca.js';
@@ -30,6 +33,8 @@ options:
   --password-file FILE   read the bundle password from the first line of FILE
   --expect-ca SHA256HEX  refuse the bundle unless its group CA has this SHA-256 fingerprint
                          (any case, ':' or spaces between digits allowed)
+  --data-dir DIR         durable state: the message log and the highest roster
+                         (default $XDG_DATA_HOME/securechat-x/relay, ~/.local/share/... when unset)
   --log-level LEVEL      ${LOG_LEVELS.join(', ')} (default info)
   -h, --help             this text
 
@@ -55,6 +60,7 @@ export async function run(argv: string[]): Promise<number> {
       port: { type: 'string', default: '7443' },
       'password-file': { type: 'string' },
       'expect-ca': { type: 'string' },
+      'data-dir': { type: 'string' },
       'log-level': { type: 'string', default: 'info' },
       help: { type: 'boolean', short: 'h' },
       ...limitOptions,
@@ -94,10 +100,12 @@ export async function run(argv: string[]): Promise<number> {
     { level, base: { service: 'relay', pid: process.pid } },
     pino.destination({ fd: 2, sync: true }),
   );
+  const store = openStore(values['data-dir']);
   let relay: RelayServer;
   try {
-    relay = new RelayServer({ identity, limits, logger });
+    relay = new RelayServer({ identity, limits, logger, store });
   } catch (err) {
+    await store.close();
     throw new CliError((err as Error).message, 2);
   }
   // The signal handlers come before listening: once `listening on` is printed, whoever started the
@@ -109,6 +117,7 @@ export async function run(argv: string[]): Promise<number> {
     address = await relay.listen({ host: values.host, port });
   } catch (err) {
     stopSignal.dispose();
+    await store.close();
     throw new CliError(`cannot listen on ${values.host}:${port}: ${(err as Error).message}`);
   }
   process.stdout.write(`listening on ${formatHost(address.host)}:${address.port}\n`);
@@ -121,6 +130,25 @@ export async function run(argv: string[]): Promise<number> {
   } catch (err) {
     logger.error({ event: 'internal-error', err: String(err) }, 'shutdown failed');
     return 1;
+  } finally {
+    await store.close();
+  }
+}
+
+/** The data directory's log, or a one-line reason why not (another relay holds it, a foreign file, …). */
+function openStore(flag: string | undefined): SqliteRelayLog {
+  let dir: string;
+  try {
+    dir = prepareRelayDataDir(flag);
+  } catch (err) {
+    throw new CliError(fileProblem(flag ?? 'the default data directory', err));
+  }
+  try {
+    return SqliteRelayLog.open(dir);
+  } catch (err) {
+    if (err instanceof RelayLogError)
+      throw new CliError(`data directory ${dir}: ${err.message} (${err.code})`);
+    throw err;
   }
 }
 
