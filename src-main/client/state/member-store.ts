@@ -1,26 +1,30 @@
 /**
  * The member's local state store: one SQLCipher-compatible encrypted SQLite file
- * (better-sqlite3-multiple-ciphers, cipher `sqlcipher`, a raw 32-byte key). Today it holds the
- * highest epoch this member has seen, so that epoch numbers never repeat across restarts
- * (DESIGN.md §10.2, §10.4); the durable-groups work adds roster, epoch keys, log offset and
- * history tables to the same file through further migrations.
+ * (better-sqlite3-multiple-ciphers, cipher `sqlcipher`, a raw 32-byte key). It holds the highest
+ * epoch this member has seen, so that epoch numbers never repeat across restarts (DESIGN.md
+ * §10.2, §10.4), and the message history with the processed log position; roster and epoch keys
+ * follow through further migrations.
  *
  * Tables:
  *   schema_migrations(version INTEGER PRIMARY KEY, applied_at INTEGER)  one row per migration
  *   meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)                     JSON values
- * meta keys: `groupId`, `member` (whose store it is, checked on open), `highestEpoch`.
+ *   history, history_text                                              messages shown (history.ts)
+ * meta keys: `groupId`, `member` (whose store it is, checked on open), `highestEpoch`,
+ * `logPosition` (history.ts).
  */
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3-multiple-ciphers';
 import type { EpochStore } from '../options.js';
 import { StateStoreError } from './errors.js';
+import { HISTORY_MIGRATION, MessageHistory } from './history.js';
 
 export const STORE_KEY_BYTES = 32;
 
 /** Each entry moves the schema from its index to index + 1; never edit one that has shipped. */
 const MIGRATIONS: readonly string[] = [
   `CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;`,
+  HISTORY_MIGRATION,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -55,12 +59,15 @@ function wrap(err: unknown, path: string, doing: string): StateStoreError {
 
 export class MemberStateStore implements EpochStore {
   private highest: number;
+  /** What this member was shown, and where it is in the relay's log (history.ts). */
+  readonly history: MessageHistory;
 
   private constructor(
     private readonly db: Db,
     readonly path: string,
   ) {
     this.highest = this.readHighest();
+    this.history = new MessageHistory(db, path);
   }
 
   /**

@@ -1,0 +1,287 @@
+/**
+ * The member's message history (DESIGN.md §10.4), a table of the encrypted state store: what was
+ * shown, in the order it was shown, so that restarting the CLI or the app loses nothing and a
+ * message is displayed once however often it arrives.
+ *
+ * Exactly-once display: a message is identified by (sender, epoch, seq), which never repeats within
+ * a group (epochs never repeat, a sender numbers its messages within an epoch). `record` inserts it
+ * only if that triple is new and says so; callers show a message only when it was new. Together
+ * with a log position saved in the same transaction as the rows it covers (`recordBatch`), a
+ * member that crashes mid-catch-up resumes from the last saved position and shows each message once.
+ *
+ * Search uses an FTS5 trigram index (substring, case-insensitive); the index lives in the same
+ * encrypted file, so it holds no plaintext on disk either.
+ */
+import type Database from 'better-sqlite3-multiple-ciphers';
+import { StateStoreError } from './errors.js';
+
+type Db = InstanceType<typeof Database>;
+
+/** The migration that creates the history (member-store.ts applies it; never edit it once shipped). */
+export const HISTORY_MIGRATION = `
+CREATE TABLE history (
+  id INTEGER PRIMARY KEY,
+  sender TEXT NOT NULL,
+  epoch INTEGER NOT NULL,
+  seq INTEGER NOT NULL,
+  text TEXT NOT NULL,
+  sent_at INTEGER NOT NULL,
+  received_at INTEGER NOT NULL,
+  own INTEGER NOT NULL CHECK (own IN (0, 1)),
+  stream_id TEXT,
+  log_offset INTEGER,
+  UNIQUE (sender, epoch, seq)
+) STRICT;
+CREATE VIRTUAL TABLE history_text USING fts5(text, content='history', content_rowid='id', tokenize='trigram');
+CREATE TRIGGER history_text_insert AFTER INSERT ON history BEGIN
+  INSERT INTO history_text (rowid, text) VALUES (new.id, new.text);
+END;
+CREATE TRIGGER history_text_delete AFTER DELETE ON history BEGIN
+  INSERT INTO history_text (history_text, rowid, text) VALUES ('delete', old.id, old.text);
+END;
+CREATE TRIGGER history_text_fixed BEFORE UPDATE OF text ON history BEGIN
+  SELECT RAISE(ABORT, 'a stored message text never changes');
+END;
+`;
+
+export interface HistoryMessage {
+  from: string;
+  text: string;
+  epoch: number;
+  seq: number;
+  /** The sender's clock, ms since the Unix epoch. */
+  sentAt: number;
+  /** When this member stored it, ms since the Unix epoch. */
+  receivedAt: number;
+  /** Sent by this member. */
+  own: boolean;
+  /** Where the relay's log holds it, once known (a received frame's offset, or our own frame's STORED). */
+  streamId?: string;
+  offset?: number;
+}
+
+export interface HistoryEntry extends HistoryMessage {
+  /** Local display order: increases with every message stored. */
+  id: number;
+}
+
+/** Where the member is in the relay's log: every frame up to `offset` of `streamId` is processed. */
+export interface LogPosition {
+  streamId: string;
+  offset: number;
+}
+
+export interface HistoryPageRequest {
+  /** Entries with an id below this (default: from the newest). */
+  beforeId?: number;
+  /** At most this many (default 50, at most 1,000). */
+  limit?: number;
+}
+
+export const HISTORY_PAGE_DEFAULT = 50;
+export const HISTORY_PAGE_MAX = 1000;
+/** The trigram index serves searches of at least this many characters; shorter ones scan. */
+const TRIGRAM = 3;
+
+interface Row {
+  id: number;
+  sender: string;
+  epoch: number;
+  seq: number;
+  text: string;
+  sent_at: number;
+  received_at: number;
+  own: number;
+  stream_id: string | null;
+  log_offset: number | null;
+}
+
+const COLUMNS = 'id, sender, epoch, seq, text, sent_at, received_at, own, stream_id, log_offset';
+const POSITION_KEY = 'logPosition';
+
+function toEntry(r: Row): HistoryEntry {
+  return {
+    id: r.id,
+    from: r.sender,
+    text: r.text,
+    epoch: r.epoch,
+    seq: r.seq,
+    sentAt: r.sent_at,
+    receivedAt: r.received_at,
+    own: r.own === 1,
+    ...(r.stream_id !== null ? { streamId: r.stream_id } : {}),
+    ...(r.log_offset !== null ? { offset: r.log_offset } : {}),
+  };
+}
+
+/**
+ * An FTS5 phrase of the whole search text: with the trigram tokenizer a phrase matches exactly the
+ * texts that contain it as a substring; quotes inside are doubled, every other character is literal.
+ */
+function phrase(text: string): string {
+  return `"${text.replace(/"/g, '""')}"`;
+}
+
+function boundedLimit(limit: number | undefined): number {
+  if (limit === undefined) return HISTORY_PAGE_DEFAULT;
+  if (!Number.isSafeInteger(limit) || limit < 1) throw new RangeError(`not a page size: ${limit}`);
+  return Math.min(limit, HISTORY_PAGE_MAX);
+}
+
+export class MessageHistory {
+  private readonly insert;
+  private readonly setOffset;
+  private readonly newest;
+  private readonly before;
+  private readonly countAll;
+  private readonly getPosition;
+  private readonly putPosition;
+
+  constructor(
+    private readonly db: Db,
+    private readonly path: string,
+  ) {
+    this.insert = db.prepare(
+      `INSERT INTO history (sender, epoch, seq, text, sent_at, received_at, own, stream_id, log_offset)
+       VALUES (@sender, @epoch, @seq, @text, @sentAt, @receivedAt, @own, @streamId, @offset)
+       ON CONFLICT (sender, epoch, seq) DO NOTHING`,
+    );
+    this.setOffset = db.prepare(
+      `UPDATE history SET stream_id = @streamId, log_offset = @offset
+       WHERE sender = @sender AND epoch = @epoch AND seq = @seq AND log_offset IS NULL`,
+    );
+    this.newest = db.prepare(`SELECT ${COLUMNS} FROM history ORDER BY id DESC LIMIT ?`);
+    this.before = db.prepare(`SELECT ${COLUMNS} FROM history WHERE id < ? ORDER BY id DESC LIMIT ?`);
+    this.countAll = db.prepare('SELECT count(*) AS n FROM history');
+    this.getPosition = db.prepare('SELECT value FROM meta WHERE key = ?');
+    this.putPosition = db.prepare(
+      'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
+    );
+  }
+
+  /** Stores a message unless (from, epoch, seq) is already held. True if it was new: show it. */
+  record(m: HistoryMessage): boolean {
+    return this.guard('write', () => this.insertOne(m));
+  }
+
+  /**
+   * Stores messages and moves the log position in one transaction: after a crash either both are
+   * there or neither, so a replay from the saved position repeats nothing that was shown.
+   * Returns, per message, whether it was new.
+   */
+  recordBatch(messages: readonly HistoryMessage[], position?: LogPosition): boolean[] {
+    return this.guard('write', () =>
+      this.db.transaction(() => {
+        const fresh = messages.map((m) => this.insertOne(m));
+        if (position !== undefined) this.writePosition(position);
+        return fresh;
+      })(),
+    );
+  }
+
+  /** Our own message was acknowledged by the relay (STORED): remember where the log holds it. */
+  markStored(from: string, epoch: number, seq: number, at: LogPosition): void {
+    this.guard('write', () =>
+      this.setOffset.run({ sender: from, epoch, seq, streamId: at.streamId, offset: at.offset }),
+    );
+  }
+
+  /** The processed log position (undefined before the first SYNC). */
+  position(): LogPosition | undefined {
+    return this.guard('read', () => {
+      const row = this.getPosition.get(POSITION_KEY) as { value: string } | undefined;
+      if (row === undefined) return undefined;
+      const parsed = JSON.parse(row.value) as Partial<LogPosition>;
+      if (
+        typeof parsed.streamId !== 'string' ||
+        typeof parsed.offset !== 'number' ||
+        !Number.isSafeInteger(parsed.offset) ||
+        parsed.offset < 0
+      ) {
+        throw new StateStoreError('StateStoreCorrupt', `${this.path}: the saved log position is not valid`);
+      }
+      return { streamId: parsed.streamId, offset: parsed.offset };
+    });
+  }
+
+  /** One page, oldest first, of the entries before `beforeId` (default: the newest ones). */
+  page(request: HistoryPageRequest = {}): HistoryEntry[] {
+    const limit = boundedLimit(request.limit);
+    return this.guard('read', () => {
+      const rows = (
+        request.beforeId === undefined ? this.newest.all(limit) : this.before.all(request.beforeId, limit)
+      ) as Row[];
+      return rows.reverse().map(toEntry);
+    });
+  }
+
+  /**
+   * Messages whose text contains `text` (case-insensitive), oldest first, the newest `limit` of
+   * them. Three characters or more use the trigram index; shorter ones scan the table.
+   */
+  search(text: string, limit?: number): HistoryEntry[] {
+    const n = boundedLimit(limit);
+    if (text.length === 0) return [];
+    // LIKE's wildcards are escaped: a search for "100%" finds that text, not every "100".
+    const pattern = `%${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+    return this.guard('read', () => {
+      const rows = (
+        [...text].length >= TRIGRAM
+          ? this.db
+              .prepare(
+                `SELECT ${COLUMNS.split(', ')
+                  .map((c) => `h.${c}`)
+                  .join(', ')} FROM history_text t JOIN history h ON h.id = t.rowid
+                 WHERE history_text MATCH ? ORDER BY h.id DESC LIMIT ?`,
+              )
+              .all(phrase(text), n)
+          : this.db
+              .prepare(
+                `SELECT ${COLUMNS} FROM history WHERE text LIKE ? ESCAPE '\\' ORDER BY id DESC LIMIT ?`,
+              )
+              .all(pattern, n)
+      ) as Row[];
+      return rows.reverse().map(toEntry);
+    });
+  }
+
+  count(): number {
+    return this.guard('read', () => (this.countAll.get() as { n: number }).n);
+  }
+
+  private insertOne(m: HistoryMessage): boolean {
+    const result = this.insert.run({
+      sender: m.from,
+      epoch: m.epoch,
+      seq: m.seq,
+      text: m.text,
+      sentAt: m.sentAt,
+      receivedAt: m.receivedAt,
+      own: m.own ? 1 : 0,
+      streamId: m.streamId ?? null,
+      offset: m.offset ?? null,
+    });
+    return result.changes === 1;
+  }
+
+  private writePosition(p: LogPosition): void {
+    if (!Number.isSafeInteger(p.offset) || p.offset < 0)
+      throw new RangeError(`not a log offset: ${p.offset}`);
+    this.putPosition.run(POSITION_KEY, JSON.stringify({ streamId: p.streamId, offset: p.offset }));
+  }
+
+  private guard<T>(doing: 'read' | 'write', fn: () => T): T {
+    try {
+      return fn();
+    } catch (err) {
+      if (err instanceof StateStoreError || err instanceof RangeError) throw err;
+      throw new StateStoreError(
+        'StateStoreIo',
+        `cannot ${doing} the history in ${this.path}: ${String(err)}`,
+        {
+          cause: err,
+        },
+      );
+    }
+  }
+}
