@@ -108,6 +108,24 @@ const BODY_ARBS: { [T in MessageType]: fc.Arbitrary<BodyOf<T>> } = {
       { maxLength: 3 },
     ),
   }),
+  SYNC: fc.record(
+    {
+      streamId: fc.oneof(
+        fc.constant(''),
+        bytesArb(16, 16).map((b) => b.toString('hex')),
+      ),
+      afterOffset: counterArb,
+      ownBroadcasts: fc.boolean(),
+    },
+    { requiredKeys: ['streamId', 'afterOffset'] },
+  ),
+  GAP: fc.record({
+    session: bytesArb(32, 32),
+    streamId: bytesArb(16, 16).map((b) => b.toString('hex')),
+    reason: fc.constantFrom('lost-log' as const, 'retention' as const, 'ahead' as const),
+    firstOffset: counterArb,
+    lastOffset: counterArb,
+  }),
 };
 
 const ALL_TYPES = Object.keys(MESSAGE_TYPES) as MessageType[];

@@ -41,6 +41,14 @@ const VALID: Record<MessageType, Record<string, unknown>> = {
     relays: [{ name: 'relay', certificate: b64(700, 2) }],
     removed: [{ name: 'carol', fingerprint: hex64, removedAt: 1_700_000_000_000, reason: 'lost laptop' }],
   },
+  SYNC: { streamId: 'cd'.repeat(16), afterOffset: 120 },
+  GAP: {
+    session: b64(32, 5),
+    streamId: 'cd'.repeat(16),
+    reason: 'retention',
+    firstOffset: 500,
+    lastOffset: 900,
+  },
 };
 const TYPES = Object.keys(VALID) as MessageType[];
 

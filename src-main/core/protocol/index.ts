@@ -4,3 +4,4 @@ export * from './framing.js';
 export * from './json-body.js';
 export * from './message-types.js';
 export * from './schemas.js';
+export * from './link-frames.js';

@@ -15,6 +15,10 @@ export const MESSAGE_TYPES = {
   HEARTBEAT: 13,
   /** The group CA's signed roster (core/roster); also the file roster.scx. */
   ROSTER: 14,
+  /** Member → relay: replay what the log holds for me after this offset, then go live (v2). */
+  SYNC: 15,
+  /** Relay → member: the log cannot serve the SYNC as asked (lost log, retention, lost tail). */
+  GAP: 16,
 } as const;
 
 export type MessageType = keyof typeof MESSAGE_TYPES;
@@ -36,4 +40,10 @@ export const TARGETED_TYPES: ReadonlySet<MessageType> = new Set([
 ]);
 
 /** Types only the relay may originate. */
-export const RELAY_TYPES: ReadonlySet<MessageType> = new Set(['HELLO', 'PRESENCE', 'CERT_RESPONSE', 'ERROR']);
+export const RELAY_TYPES: ReadonlySet<MessageType> = new Set([
+  'HELLO',
+  'PRESENCE',
+  'CERT_RESPONSE',
+  'ERROR',
+  'GAP',
+]);

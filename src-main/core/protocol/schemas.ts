@@ -67,6 +67,10 @@ export const FingerprintHex = z
   .regex(/^[0-9a-f]{64}$/, 'must be a lowercase hex SHA-256 fingerprint');
 export const Epoch = z.number().int().min(1).max(Number.MAX_SAFE_INTEGER);
 export const Counter = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+/** A relay log's stream id: 16 random bytes as lowercase hex (relay/log/types.ts). */
+export const StreamId = z.string().regex(/^[0-9a-f]{32}$/, 'must be 32 lowercase hex digits');
+/** A position in a relay log (0 = before the first frame). */
+export const Offset = Counter;
 /**
  * The HELLO challenge of the session a relay-signed frame belongs to: a frame signed for one
  * session (an ERROR obtained by a junk login, a PRESENCE from before a restart) is refused in any
@@ -127,6 +131,14 @@ export const ERROR_CODES = [
   'Replaced',
   'SlowConsumer',
   'ShuttingDown',
+  /** The relay holds no roster yet (none given with --roster, none stored): nobody is admitted. */
+  'NoRoster',
+  /** The certificate is valid for the group but not listed in the relay's roster. */
+  'NotInRoster',
+  /** The relay's roster removed this certificate: terminal, the client stops retrying. */
+  'Removed',
+  /** An uploaded ROSTER was refused (bad signature, other group, or older than the relay's). */
+  'RosterRejected',
 ] as const;
 export type RelayErrorCode = (typeof ERROR_CODES)[number];
 
@@ -139,6 +151,8 @@ export const BODY_SCHEMAS = {
       .int()
       .min(1024)
       .max(64 * 1024 * 1024),
+    /** The relay's log (v2): its stream id, absent when the relay keeps no log. */
+    streamId: StreamId.optional(),
   }),
   CONNECTION: z.strictObject({
     challenge: bytes({ exact: 32 }),
@@ -205,6 +219,25 @@ export const BODY_SCHEMAS = {
   /** Either direction, when nothing else was sent for a while: "still here" (core/link/liveness.ts). */
   HEARTBEAT: z.strictObject({ session: Session }),
   ROSTER: RosterBodySchema,
+  SYNC: z.strictObject({
+    /** The stream id the member's offsets belong to ('' = it holds none: replay from the start). */
+    streamId: z.union([StreamId, z.literal('')]),
+    afterOffset: Offset,
+    /** Include the member's own broadcasts (rebuilding its history on a new store). */
+    ownBroadcasts: z.boolean().optional(),
+  }),
+  GAP: z.strictObject({
+    session: Session,
+    streamId: StreamId,
+    /**
+     * lost-log: the member's offsets are from another log; retention: frames after its offset were
+     * dropped; ahead: it has seen offsets this log does not hold (the log lost its tail).
+     */
+    reason: z.enum(['lost-log', 'retention', 'ahead']),
+    /** What the log holds now; the relay replays from firstOffset - 1 right after the GAP. */
+    firstOffset: Offset,
+    lastOffset: Offset,
+  }),
 } satisfies Record<MessageType, z.ZodType>;
 
 export type BodyOf<T extends MessageType> = z.output<(typeof BODY_SCHEMAS)[T]>;
