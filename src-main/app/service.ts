@@ -583,6 +583,12 @@ export class AppService implements ServiceApi {
           { name: event.name },
         );
         break;
+      case 'gap':
+        this.#addSystem('warning', `Some earlier messages cannot be shown: ${event.reason}.`);
+        break;
+      case 'sent':
+        // Durable at the relay; the timeline shows "sent" from the 'outgoing' event already.
+        break;
       case 'error': {
         this.#emit({
           type: 'error',

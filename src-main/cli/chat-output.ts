@@ -37,8 +37,13 @@ export function jsonLine(e: EngineEvent): Line | undefined {
         text: e.text,
         epoch: e.epoch,
         seq: e.seq,
+        ...(e.offset !== undefined ? { offset: e.offset } : {}),
         sentAt: e.sentAt,
       });
+    case 'sent':
+      return JSON.stringify({ event: 'sent', epoch: e.epoch, seq: e.seq, offset: e.offset });
+    case 'gap':
+      return JSON.stringify({ event: 'gap', reason: e.reason });
     case 'error':
       return JSON.stringify({ event: 'error', code: e.code, message: e.message });
     case 'outgoing':
@@ -75,6 +80,10 @@ export function humanLine(e: EngineEvent, self: string): Line | undefined {
       return printable(`${e.from} > ${e.text}`);
     case 'system':
       return `* ${e.name} ${e.kind}`;
+    case 'gap':
+      return `* some earlier messages cannot be shown: ${e.reason}`;
+    case 'sent':
+      return undefined;
     case 'error':
       return printable(`! ${e.code}: ${e.message}`);
     case 'outgoing':

@@ -22,6 +22,10 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
     load: async () => (await import('./commands/relay.js')).run,
   },
   chat: { summary: 'terminal chat client', load: async () => (await import('./commands/chat.js')).run },
+  history: {
+    summary: 'print the messages kept in your encrypted local store',
+    load: async () => (await import('./commands/history.js')).run,
+  },
 };
 
 export const USAGE = `usage: securechat-x <command> [options]

@@ -2,19 +2,27 @@
  * The public face of the chat client engine (src-main/client/engine.ts). The terminal client and
  * the desktop app's service render exactly these events; nothing here exposes key material.
  */
-import type {
-  ChatMessageView,
-  ConnectionState,
-  ErrorView,
-  KeyView,
-  MemberView,
-} from '../../src-shared/model.js';
+import type { ConnectionState, ErrorView, KeyView, MemberView } from '../../src-shared/model.js';
 
 export type EngineEvent =
   | { event: 'state'; state: ConnectionState; reason?: string; retryInMs?: number }
   | { event: 'members'; members: MemberView[] }
   | ({ event: 'key' } & KeyView)
-  | ({ event: 'message' } & ChatMessageView)
+  /** A message from another member, shown once: `offset` is where the relay's log holds it. */
+  | {
+      event: 'message';
+      from: string;
+      text: string;
+      epoch: number;
+      seq: number;
+      offset?: number;
+      /** Sender's clock, ms since the Unix epoch. */
+      sentAt: number;
+    }
+  /** One of our messages is durable in the relay's log (STORED): it reaches members who are away. */
+  | { event: 'sent'; epoch: number; seq: number; offset: number }
+  /** Part of the history could not be served by the relay's log, in plain words. */
+  | { event: 'gap'; reason: string }
   /** One of our own messages: queued (no key yet) or sent under an epoch with its sequence number. */
   | {
       event: 'outgoing';

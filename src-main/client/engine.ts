@@ -25,6 +25,7 @@ import {
   type SenderRef,
 } from '../core/protocol/envelope.js';
 import { ProtocolError } from '../core/protocol/errors.js';
+import { decodeLinkFrame, isLinkFrame } from '../core/protocol/link-frames.js';
 import { RELAY_TYPES, TARGETED_TYPES, type MessageType } from '../core/protocol/message-types.js';
 import type { BodyOf } from '../core/protocol/schemas.js';
 import type { ConnectionState, KeyView, MemberView } from '../../src-shared/model.js';
@@ -35,6 +36,7 @@ import type { ChatEngineApi, EngineEvent } from './engine-types.js';
 import { EpochKeyring } from './epoch-keyring.js';
 import { ClientError, type ClientErrorCode } from './errors.js';
 import { KeyEstablishment, type EstablishedKey } from './key-establishment.js';
+import { LogFollower, type LoggedFrame } from './log-follower.js';
 import { resolveOptions, type ChatEngineOptions, type ResolvedOptions } from './options.js';
 import { OrderedWriter } from './ordered-writer.js';
 import { Outbox, type OutgoingMessage } from './outbox.js';
@@ -46,7 +48,9 @@ export type { ChatEngineOptions, UnsafeTestHooks } from './options.js';
 /** What the ordered writer carries besides the frame. */
 type WriteMeta =
   | { kind: 'chat'; message: OutgoingMessage; epoch: number; seq: number }
-  | { kind: 'control'; type: MessageType; onWritten?: () => void };
+  | { kind: 'control'; type: MessageType; onWritten?: () => void }
+  /** A logged frame of an earlier session the relay never acknowledged, written again as it was. */
+  | { kind: 'resend'; logged: LoggedFrame };
 
 interface Session {
   conn: FramedConnection;
@@ -62,12 +66,18 @@ interface Session {
   failReason?: string;
   /** The relay said when to come back (RateLimited): the next attempt waits at least this long. */
   retryAfterMs?: number;
+  /** The relay's log (HELLO), when it keeps one. */
+  streamId?: string;
+  /** This session sent SYNC: the relay speaks link frames to it. */
+  synced: boolean;
 }
 
 interface HeldChat {
   sender: string;
   body: BodyOf<'ENCRYPTED_TEXT'>;
   heldAt: number;
+  /** Its log offset, when it came in DELIVERED: the saved position stays before it while held. */
+  offset: number | undefined;
 }
 
 function sameMembers(a: readonly string[], b: readonly string[]): boolean {
@@ -100,7 +110,9 @@ export class ChatEngine implements ChatEngineApi {
   private stopped = false;
 
   /** Frames from members whose certificate is being fetched (raw, verified once it arrives). */
-  private heldForCertificate: { fingerprint: string; frame: Buffer }[] = [];
+  private heldForCertificate: { fingerprint: string; frame: Buffer; offset: number | undefined }[] = [];
+  /** The relay's log and the history (with a state store), else undefined: v1, nothing kept. */
+  private readonly follower: LogFollower | undefined;
   /** Verified chat messages for the epoch that is being established right now. */
   private heldForKey: HeldChat[] = [];
 
@@ -130,6 +142,29 @@ export class ChatEngine implements ChatEngineApi {
       (frame, meta) => this.writeFrame(frame, meta),
       (err, meta) => this.onSignFailure(err, meta),
     );
+    const history = options.history;
+    this.follower = history
+      ? new LogFollower({
+          history,
+          self: this.identity.name,
+          shown: (m) => {
+            if (m.own) return;
+            this.emit({
+              event: 'message',
+              from: m.from,
+              text: m.text,
+              epoch: m.epoch,
+              seq: m.seq,
+              ...(m.offset !== undefined ? { offset: m.offset } : {}),
+              sentAt: m.sentAt,
+            });
+          },
+          sent: (epoch, seq, offset) => this.emit({ event: 'sent', epoch, seq, offset }),
+          gap: (reason) => this.emit({ event: 'gap', reason }),
+          problem: (err) =>
+            this.emitError('StateStoreFailed', `the history could not be written: ${String(err)}`),
+        })
+      : undefined;
     this.handshake = new KeyEstablishment({
       identity: this.identity,
       certificateOf: (name) => this.directory.certificateOf(name),
@@ -220,6 +255,7 @@ export class ChatEngine implements ChatEngineApi {
       session?.conn.destroy('stopped');
     }
     this.session = undefined;
+    this.follower?.endSession();
     this.requeueUnwritten(() => true);
     this.keyring.clear();
     this.handshake.reset();
@@ -241,6 +277,7 @@ export class ChatEngine implements ChatEngineApi {
     this.setState('Connecting');
     const session: Session = {
       authenticated: false,
+      synced: false,
       conn: new FramedConnection(
         this.o.relay.host,
         this.o.relay.port,
@@ -275,6 +312,7 @@ export class ChatEngine implements ChatEngineApi {
     session.heartbeat?.stop();
     if (this.session !== session) return;
     this.session = undefined;
+    this.follower?.endSession();
     this.clearTimers();
     this.handshake.reset();
     this.directory.resetSession();
@@ -324,6 +362,42 @@ export class ChatEngine implements ChatEngineApi {
   // ---- incoming frames --------------------------------------------------------------------------
 
   private onFrame(session: Session, frame: Buffer): void {
+    if (isLinkFrame(frame)) {
+      this.onLinkFrame(session, frame);
+      return;
+    }
+    this.onEnvelope(session, frame);
+  }
+
+  /** DELIVERED / STORED / LIVE: only on a session that sent SYNC (protocol v2, link frames). */
+  private onLinkFrame(session: Session, frame: Buffer): void {
+    const follower = this.follower;
+    try {
+      if (!follower || !session.synced) throw new ProtocolError('BadFrame', 'a link frame before SYNC');
+      const link = decodeLinkFrame(frame);
+      switch (link.kind) {
+        case 'DELIVERED':
+          follower.delivered(link.offset, () => {
+            if (RELAY_TYPES.has(readHeader(link.envelope).type)) {
+              throw new ProtocolError('BadFrame', 'a relay frame inside DELIVERED');
+            }
+            this.onEnvelope(session, link.envelope);
+          });
+          return;
+        case 'STORED':
+          follower.stored(link.acks);
+          return;
+        case 'LIVE':
+          follower.live(link.head);
+          return;
+      }
+    } catch (err) {
+      if (err instanceof ProtocolError) this.emitError(err.code, `link frame refused: ${err.message}`);
+      else this.emitError('BadFrame', `link frame refused: ${(err as Error).message}`);
+    }
+  }
+
+  private onEnvelope(session: Session, frame: Buffer): void {
     let header: EnvelopeHeader;
     try {
       header = readHeader(frame);
@@ -376,6 +450,13 @@ export class ChatEngine implements ChatEngineApi {
       case 'HEARTBEAT':
         checkSession('HEARTBEAT', decodeBody('HEARTBEAT', header.body).session, session.challenge);
         return;
+      case 'GAP': {
+        const body = decodeBody('GAP', header.body);
+        checkSession('GAP', body.session, session.challenge);
+        if (!session.synced) throw new ProtocolError('BadFrame', 'GAP before SYNC');
+        this.follower?.gap(body);
+        return;
+      }
     }
   }
 
@@ -414,6 +495,7 @@ export class ChatEngine implements ChatEngineApi {
     }
     session.relay = relay;
     session.challenge = body.challenge;
+    if (body.streamId !== undefined) session.streamId = body.streamId;
     session.conn.peerMaxFrameBytes = body.maxFrameBytes;
     void sealMessageAsync('HEARTBEAT', this.selfRef, '', { session: body.challenge }, (d) =>
       this.identity.signAsync(d),
@@ -460,6 +542,7 @@ export class ChatEngine implements ChatEngineApi {
       this.startHeartbeat(session);
       this.beginSettle();
       this.backoff.reset();
+      this.startSync(session);
     }
     const me = body.members.find((m) => m.name === this.name);
     if (me && me.fingerprint !== this.identity.certificate.fingerprintHex) {
@@ -473,6 +556,17 @@ export class ChatEngine implements ChatEngineApi {
     if (missing.length > 0) this.requestCertificates(session, missing);
     if (!this.directory.resolved) this.setState('CertExchange', `fetching ${missing.length} certificate(s)`);
     this.afterCertificates(session);
+  }
+
+  /** Right after login: ask the relay's log for what we missed, and write again what it never took. */
+  private startSync(session: Session): void {
+    const sync = this.follower?.begin(session.streamId);
+    if (!this.follower || !sync) return;
+    session.synced = true;
+    this.sendControl('SYNC', '', sync);
+    for (const logged of this.follower.takeUnacknowledged()) {
+      this.writer.enqueue(Promise.resolve(logged.frame), { kind: 'resend', logged });
+    }
   }
 
   private onCertResponse(session: Session, body: BodyOf<'CERT_RESPONSE'>): void {
@@ -548,7 +642,7 @@ export class ChatEngine implements ChatEngineApi {
     const cert = this.directory.byFingerprintHex(fingerprint);
     if (!cert) {
       if (this.directory.isPending(fingerprint)) {
-        this.holdForCertificate(fingerprint, frame);
+        this.holdForCertificate(fingerprint, frame, this.follower?.hold());
         return;
       }
       throw new ProtocolError(
@@ -594,23 +688,27 @@ export class ChatEngine implements ChatEngineApi {
       body.epoch <= this.handshake.highestEpochSeen + 1
     ) {
       // Another member got the new key a moment before us; keep it until ours arrives.
-      this.holdForKey({ sender, body, heldAt: Date.now() });
+      this.holdForKey({ sender, body, heldAt: Date.now(), offset: this.follower?.hold() });
       return;
     }
+    // Delivered twice (a replay after a crash, a resend after a lost acknowledgement): shown once.
+    if (this.follower?.isDuplicate(sender, body.epoch, body.seq)) return;
     const opened = this.keyring.open(body.epoch, sender, body.seq, body.iv, body.ciphertext);
     if (!opened.ok) {
       this.emitError(opened.code, `message from ${sender} refused: ${opened.message}`);
       return;
     }
     const plain = decodeChatPlaintext(opened.plaintext);
-    this.emit({
-      event: 'message',
+    const message = {
       from: sender,
       text: plain.text,
       epoch: body.epoch,
       seq: body.seq,
       sentAt: plain.sentAt,
-    });
+    };
+    // With a history, shown once stored (LogFollower.shown); without, at once.
+    if (this.follower) this.follower.received(message);
+    else this.emit({ event: 'message', ...message });
   }
 
   // ---- keys -------------------------------------------------------------------------------------
@@ -722,12 +820,12 @@ export class ChatEngine implements ChatEngineApi {
     const conn = this.session?.conn;
     if (!conn?.isOpen) {
       // Cannot happen (a close cancels every entry), but never report unwritten messages as sent.
-      if (meta.kind === 'chat') this.outbox.unshiftAll([meta.message]);
-      else meta.onWritten?.();
+      this.putBack(meta);
       return;
     }
     conn.write(frame);
     this.session?.heartbeat?.sent();
+    this.noteLogged(frame, meta);
     if (meta.kind === 'chat') {
       this.emit({
         event: 'outgoing',
@@ -738,17 +836,43 @@ export class ChatEngine implements ChatEngineApi {
         seq: meta.seq,
       });
       this.pump();
-    } else {
+    } else if (meta.kind === 'control') {
       meta.onWritten?.();
+    }
+  }
+
+  /** The relay numbers the logged frames (chat, key distribution) it reads from us: so do we. */
+  private noteLogged(frame: Buffer, meta: WriteMeta): void {
+    const follower = this.follower;
+    if (!follower) return;
+    if (meta.kind === 'resend') {
+      follower.logged(meta.logged);
+    } else if (meta.kind === 'chat') {
+      follower.logged({ kind: 'chat', epoch: meta.epoch, seq: meta.seq, frame });
+      follower.ownWritten({
+        from: this.name,
+        text: meta.message.text,
+        epoch: meta.epoch,
+        seq: meta.seq,
+        sentAt: meta.message.sentAt,
+      });
+    } else if (meta.type === 'KEY_DISTRIBUTION') {
+      follower.logged({ kind: 'key', frame });
     }
   }
 
   private onSignFailure(err: unknown, meta: WriteMeta): void {
     this.emitError(
       'SignFailed',
-      `signing ${meta.kind === 'chat' ? 'a message' : meta.type} failed: ${String(err)}`,
+      `signing ${meta.kind === 'control' ? meta.type : 'a message'} failed: ${String(err)}`,
     );
+    this.putBack(meta);
+  }
+
+  /** An entry that was not written: a message back to the outbox, a resend to the next session. */
+  private putBack(meta: WriteMeta): void {
     if (meta.kind === 'chat') this.outbox.unshiftAll([meta.message]);
+    else if (meta.kind === 'resend') this.follower?.carry(meta.logged);
     else meta.onWritten?.();
   }
 
@@ -758,17 +882,17 @@ export class ChatEngine implements ChatEngineApi {
     const messages: OutgoingMessage[] = [];
     for (const m of cancelled) {
       if (m.kind === 'chat') messages.push(m.message);
-      else m.onWritten?.();
+      else this.putBack(m);
     }
     this.outbox.unshiftAll(messages);
   }
 
   // ---- held frames ------------------------------------------------------------------------------
 
-  private holdForCertificate(fingerprint: string, frame: Buffer): void {
-    this.heldForCertificate.push({ fingerprint, frame: Buffer.from(frame) });
+  private holdForCertificate(fingerprint: string, frame: Buffer, offset: number | undefined): void {
+    this.heldForCertificate.push({ fingerprint, frame: Buffer.from(frame), offset });
     if (this.heldForCertificate.length > this.o.maxHeldFrames) {
-      this.heldForCertificate.shift();
+      this.follower?.release(this.heldForCertificate.shift()?.offset);
       this.emitError(
         'HeldFramesDropped',
         'too many frames waiting for a certificate; the oldest was dropped',
@@ -782,7 +906,8 @@ export class ChatEngine implements ChatEngineApi {
     this.heldForCertificate = [];
     for (const h of held) {
       if (this.directory.isPending(h.fingerprint)) this.heldForCertificate.push(h);
-      else this.onFrame(session, h.frame);
+      else if (this.follower) this.follower.release(h.offset, () => this.onEnvelope(session, h.frame));
+      else this.onEnvelope(session, h.frame);
     }
   }
 
@@ -790,6 +915,7 @@ export class ChatEngine implements ChatEngineApi {
     this.heldForKey.push(held);
     if (this.heldForKey.length > this.o.maxHeldFrames) {
       const dropped = this.heldForKey.shift() as HeldChat;
+      this.follower?.release(dropped.offset);
       this.emitError(
         'UnknownEpoch',
         `message from ${dropped.sender} for epoch ${dropped.body.epoch} dropped: too many waiting`,
@@ -809,6 +935,7 @@ export class ChatEngine implements ChatEngineApi {
     const expired = this.heldForKey.filter((h) => h.heldAt <= limit);
     this.heldForKey = this.heldForKey.filter((h) => h.heldAt > limit);
     for (const h of expired) {
+      this.follower?.release(h.offset);
       this.emitError(
         'UnknownEpoch',
         `message from ${h.sender} refused: epoch ${h.body.epoch} was never established with this member`,
@@ -828,6 +955,7 @@ export class ChatEngine implements ChatEngineApi {
     this.heldSweepTimer = undefined;
     for (const h of held) {
       if (sessionEnded) {
+        this.follower?.release(h.offset);
         this.emitError(
           'UnknownEpoch',
           `message from ${h.sender} for epoch ${h.body.epoch} lost with the connection`,
@@ -835,7 +963,8 @@ export class ChatEngine implements ChatEngineApi {
         continue;
       }
       try {
-        this.onChat(h.sender, h.body);
+        if (this.follower) this.follower.release(h.offset, () => this.onChat(h.sender, h.body));
+        else this.onChat(h.sender, h.body);
       } catch (err) {
         // The code of what failed (a plaintext schema, a ClientError …), not a guess.
         const code = err instanceof ProtocolError || err instanceof ClientError ? err.code : 'BadFrame';

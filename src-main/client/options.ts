@@ -3,6 +3,7 @@ import { DEFAULT_LIVENESS } from '../core/link/liveness.js';
 import type { LocalIdentity } from '../core/pki/local-identity.js';
 import { DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js';
 import type { RelayAddress } from './engine-types.js';
+import type { LogHistory } from './log-follower.js';
 import { DEFAULT_SEQUENCE_WINDOW } from './sequence-window.js';
 
 /**
@@ -76,12 +77,18 @@ export interface ChatEngineOptions {
   heartbeatTimeoutMs?: number;
   /** Keeps the highest epoch seen across restarts (default: in memory only). */
   epochStore?: EpochStore;
+  /**
+   * The message history and log position (a MemberStateStore's `history`). With it the engine
+   * follows the relay's log (SYNC, STORED, replay) and shows each message once; without it the
+   * session is v1: nothing is replayed or kept.
+   */
+  history?: LogHistory;
   /** Clock (ms) for the REKEY_REQUEST rate limit; tests inject a fake one. */
   now?: () => number;
   unsafeTestHooks?: UnsafeTestHooks;
 }
 
-export type ResolvedOptions = Required<Omit<ChatEngineOptions, 'unsafeTestHooks' | 'backoff'>> & {
+export type ResolvedOptions = Required<Omit<ChatEngineOptions, 'unsafeTestHooks' | 'backoff' | 'history'>> & {
   backoff: BackoffOptions;
   unsafeTestHooks: UnsafeTestHooks | undefined;
 };

@@ -12,15 +12,14 @@ import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { ChatEngine } from '../../client/engine.js';
 import type { EngineEvent, RelayAddress } from '../../client/engine-types.js';
-import { StateStoreError } from '../../client/state/errors.js';
-import type { MemberStateStore } from '../../client/state/member-store.js';
-import { defaultStateDir, openStoreWithPassword } from '../../client/state/store-key.js';
+import { defaultStateDir } from '../../client/state/store-key.js';
 import { LocalIdentity } from '../../core/pki/local-identity.js';
 import { humanLine, jsonLine, UnreachableNotice } from '../chat-output.js';
 import { CliError } from '../cli-error.js';
 import { checkExpectedCa, parseExpectedCa } from '../expect-ca.js';
 import { fileProblem } from '../fs-errors.js';
 import { readPassword } from '../password.js';
+import { openStateStore } from '../state-store.js';
 
 export const CHAT_USAGE = `usage: securechat-x chat --bundle FILE --relay HOST:PORT [options]
 
@@ -39,7 +38,7 @@ options:
   --reconnect-min-ms N       first reconnect delay (default 250)
   --reconnect-max-ms N       longest reconnect delay (default 10000)
   --drain-timeout-ms N       at end of input, how long to wait for queued messages (default 10000)
-  --state-dir DIR            this member's encrypted local state (the highest epoch seen);
+  --state-dir DIR            this member's encrypted local state (epochs, history, log position);
                              default $XDG_DATA_HOME/securechat-x/<group id>/<name>
                              (~/.local/share/... when XDG_DATA_HOME is unset)
   -h, --help                 this text
@@ -120,6 +119,7 @@ export async function run(argv: string[]): Promise<number> {
     ...(keyTimeout !== undefined ? { keyEstablishmentTimeoutMs: keyTimeout } : {}),
     backoff: { initialMs: minMs, maxMs },
     epochStore: store,
+    history: store.history,
   });
   const json = values.json === true;
   const print = (line: string) => process.stdout.write(`${line}\n`);
@@ -139,25 +139,6 @@ export async function run(argv: string[]): Promise<number> {
     return await session(engine, render, drainMs);
   } finally {
     store.close();
-  }
-}
-
-async function openStateStore(
-  dir: string,
-  password: string,
-  owner: { groupId: string; member: string },
-): Promise<MemberStateStore> {
-  try {
-    return await openStoreWithPassword(dir, password, owner);
-  } catch (err) {
-    if (err instanceof StateStoreError) {
-      const hint =
-        err.code === 'StateKeyWrong'
-          ? ' (it was created with another bundle password; use another --state-dir or the old password)'
-          : '';
-      throw new CliError(`state store ${dir}: ${err.message} [${err.code}]${hint}`, 1);
-    }
-    throw err;
   }
 }
 

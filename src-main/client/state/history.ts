@@ -134,6 +134,8 @@ export class MessageHistory {
   private readonly newest;
   private readonly before;
   private readonly countAll;
+  private readonly exists;
+  private readonly after;
   private readonly getPosition;
   private readonly putPosition;
 
@@ -153,6 +155,8 @@ export class MessageHistory {
     this.newest = db.prepare(`SELECT ${COLUMNS} FROM history ORDER BY id DESC LIMIT ?`);
     this.before = db.prepare(`SELECT ${COLUMNS} FROM history WHERE id < ? ORDER BY id DESC LIMIT ?`);
     this.countAll = db.prepare('SELECT count(*) AS n FROM history');
+    this.exists = db.prepare('SELECT 1 FROM history WHERE sender = ? AND epoch = ? AND seq = ?').pluck();
+    this.after = db.prepare(`SELECT ${COLUMNS} FROM history WHERE id > ? ORDER BY id ASC LIMIT ?`);
     this.getPosition = db.prepare('SELECT value FROM meta WHERE key = ?');
     this.putPosition = db.prepare(
       'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
@@ -202,6 +206,17 @@ export class MessageHistory {
       }
       return { streamId: parsed.streamId, offset: parsed.offset };
     });
+  }
+
+  /** Whether (from, epoch, seq) is held: a frame that carries it again is a duplicate. */
+  has(from: string, epoch: number, seq: number): boolean {
+    return this.guard('read', () => this.exists.get(from, epoch, seq) !== undefined);
+  }
+
+  /** Entries after `afterId` (0 = from the oldest), oldest first: for reading the whole history. */
+  pageAfter(afterId: number, limit?: number): HistoryEntry[] {
+    const n = boundedLimit(limit);
+    return this.guard('read', () => (this.after.all(afterId, n) as Row[]).map(toEntry));
   }
 
   /** One page, oldest first, of the entries before `beforeId` (default: the newest ones). */
