@@ -9,9 +9,18 @@ import type { EngineFactory } from './ports.js';
  * Options other than identity, relay and the session's state (tests shorten timeouts; the app
  * uses the defaults). The epoch store comes from the service per connect, never from tuning.
  */
-export type EngineTuning = Omit<ChatEngineOptions, 'identity' | 'relay' | 'epochStore' | 'unsafeTestHooks'>;
+export type EngineTuning = Omit<
+  ChatEngineOptions,
+  'identity' | 'relay' | 'epochStore' | 'history' | 'unsafeTestHooks'
+>;
 
 export function defaultEngineFactory(tuning: EngineTuning = {}): EngineFactory {
   return (identity, relay, session) =>
-    new ChatEngine({ ...tuning, identity, relay, epochStore: session.epochStore });
+    new ChatEngine({
+      ...tuning,
+      identity,
+      relay,
+      epochStore: session.epochStore,
+      ...(session.history ? { history: session.history } : {}),
+    });
 }

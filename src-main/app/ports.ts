@@ -6,6 +6,7 @@
 import type { LoadedBundle } from '../core/pki/bundle.js';
 import type { LocalIdentity } from '../core/pki/local-identity.js';
 import type { ChatEngineApi, RelayAddress } from '../client/engine-types.js';
+import type { LogHistory } from '../client/log-follower.js';
 import type { EpochStore } from '../client/options.js';
 
 /** Native dialogs. Paths never come from the renderer: only from here. */
@@ -98,6 +99,8 @@ export interface PkiPort {
 export interface EngineSession {
   /** The identity's state store (member-state.ts), open for as long as the engine runs. */
   epochStore: EpochStore;
+  /** The same store's message history and log position: the engine follows the relay's log. */
+  history?: LogHistory;
 }
 
 export type EngineFactory = (

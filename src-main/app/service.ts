@@ -408,7 +408,7 @@ export class AppService implements ServiceApi {
       this.#members = [];
       let engine: ChatEngineApi;
       try {
-        engine = this.#ports.engineFactory(identity, address, { epochStore });
+        engine = this.#ports.engineFactory(identity, address, { epochStore, history: epochStore.history });
       } catch (err) {
         epochStore.close();
         throw err;
