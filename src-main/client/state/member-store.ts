@@ -88,8 +88,10 @@ export class MemberStateStore implements EpochStore {
       // A raw key (x'…'): it is already the output of a KDF, so SQLCipher's PBKDF2 is skipped.
       db.pragma(`key = "x'${key.toString('hex')}'"`);
       db.pragma('journal_mode = WAL');
-      // Epoch numbers are saved before they are used: a commit must survive a power cut.
-      db.pragma('synchronous = FULL');
+      // History and log position: NORMAL survives a crash of the process (kill -9), and a power cut
+      // loses at most the last commits, which the relay's log serves again. About 5 ms less per
+      // commit here than FULL (measured: 5.2 ms per FULL commit). Epochs are saved with FULL (save).
+      db.pragma('synchronous = NORMAL');
       migrate(db, path);
       checkOwner(db, path, owner);
       return new MemberStateStore(db, path);
@@ -109,7 +111,14 @@ export class MemberStateStore implements EpochStore {
     if (!Number.isSafeInteger(epoch) || epoch < 0) throw new RangeError(`not an epoch: ${epoch}`);
     if (epoch <= this.highest) return;
     try {
-      setMeta(this.db, 'highestEpoch', epoch);
+      // An epoch is saved before it is used: this commit must survive a power cut, and syncing
+      // the WAL also makes every earlier NORMAL commit durable.
+      this.db.pragma('synchronous = FULL');
+      try {
+        setMeta(this.db, 'highestEpoch', epoch);
+      } finally {
+        this.db.pragma('synchronous = NORMAL');
+      }
     } catch (err) {
       throw wrap(err, this.path, 'cannot write');
     }
