@@ -1,8 +1,9 @@
 import type { BenchSuite } from '../harness.js';
 import { clientSuite } from './client.js';
 import { cryptoSuite } from './crypto.js';
+import { historySuite } from './history.js';
 import { relaySuite } from './relay.js';
 import { relayLogSuite } from './relay-log.js';
 
 /** Every suite `npm run bench` runs, in order. Add a suite by importing it here. */
-export const SUITES: BenchSuite[] = [cryptoSuite, relaySuite, relayLogSuite, clientSuite];
+export const SUITES: BenchSuite[] = [cryptoSuite, relaySuite, relayLogSuite, historySuite, clientSuite];

@@ -148,4 +148,18 @@ describe('message history', () => {
     }
     store.close();
   });
+
+  it('stores a large batch unindexed, indexes it while chat goes on, and searches always see everything', () => {
+    const store = MemberStateStore.open(join(tmp(), 'h.db'), randomBytes(32), owner);
+    const big = Array.from({ length: 300 }, (_, i) => msg('bob', 1, i + 1, `catch-up ${i + 1} zebra`));
+    store.history.recordBatch(big);
+    expect(store.history.unindexed()).toBe(300);
+    store.history.record(msg('alice', 1, 1, 'live one zebra'));
+    // A small batch indexes itself and part of the backlog (64 rows).
+    expect(store.history.unindexed()).toBe(300 + 1 - 65);
+    expect(store.history.search('zebra', 1000)).toHaveLength(301);
+    expect(store.history.unindexed()).toBe(0);
+    expect(store.history.search('catch-up 17 ', 10).map((e) => e.seq)).toEqual([17]);
+    store.close();
+  });
 });

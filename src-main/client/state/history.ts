@@ -10,7 +10,10 @@
  * member that crashes mid-catch-up resumes from the last saved position and shows each message once.
  *
  * Search uses an FTS5 trigram index (substring, case-insensitive); the index lives in the same
- * encrypted file, so it holds no plaintext on disk either.
+ * encrypted file, so it holds no plaintext on disk either. Indexing row by row costs about ten times the
+ * insert itself (measured: 10,600 rows/s with a trigger against 150,000 without; in bulk, 122,000/s), so a large batch
+ * (a catch-up) is stored unindexed and indexed later: a little after each small (live) batch, and
+ * all that is left before any search. `ftsIndexed` in meta is the highest id indexed.
  */
 import type Database from 'better-sqlite3-multiple-ciphers';
 import { StateStoreError } from './errors.js';
@@ -33,10 +36,8 @@ CREATE TABLE history (
   UNIQUE (sender, epoch, seq)
 ) STRICT;
 CREATE VIRTUAL TABLE history_text USING fts5(text, content='history', content_rowid='id', tokenize='trigram');
-CREATE TRIGGER history_text_insert AFTER INSERT ON history BEGIN
-  INSERT INTO history_text (rowid, text) VALUES (new.id, new.text);
-END;
-CREATE TRIGGER history_text_delete AFTER DELETE ON history BEGIN
+CREATE TRIGGER history_text_delete AFTER DELETE ON history
+WHEN old.id <= coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'ftsIndexed'), 0) BEGIN
   INSERT INTO history_text (history_text, rowid, text) VALUES ('delete', old.id, old.text);
 END;
 CREATE TRIGGER history_text_fixed BEFORE UPDATE OF text ON history BEGIN
@@ -82,6 +83,11 @@ export const HISTORY_PAGE_DEFAULT = 50;
 export const HISTORY_PAGE_MAX = 1000;
 /** The trigram index serves searches of at least this many characters; shorter ones scan. */
 const TRIGRAM = 3;
+/** A batch this small is live chat: index it, and some of what is waiting, right away. */
+const INLINE_INDEX_BATCH = 32;
+/** Rows indexed after a small batch (about 6 ms here): a backlog drains while chat goes on. */
+const INDEX_STEP = 64;
+const INDEXED_KEY = 'ftsIndexed';
 
 interface Row {
   id: number;
@@ -138,6 +144,8 @@ export class MessageHistory {
   private readonly after;
   private readonly getPosition;
   private readonly putPosition;
+  private readonly indexRows;
+  private readonly lastId;
 
   constructor(
     private readonly db: Db,
@@ -161,11 +169,15 @@ export class MessageHistory {
     this.putPosition = db.prepare(
       'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
     );
+    this.indexRows = db.prepare(
+      `INSERT INTO history_text (rowid, text) SELECT id, text FROM history WHERE id > ? AND id <= ? ORDER BY id`,
+    );
+    this.lastId = db.prepare('SELECT max(id) FROM history').pluck();
   }
 
   /** Stores a message unless (from, epoch, seq) is already held. True if it was new: show it. */
   record(m: HistoryMessage): boolean {
-    return this.guard('write', () => this.insertOne(m));
+    return this.recordBatch([m])[0] === true;
   }
 
   /**
@@ -178,6 +190,7 @@ export class MessageHistory {
       this.db.transaction(() => {
         const fresh = messages.map((m) => this.insertOne(m));
         if (position !== undefined) this.writePosition(position);
+        if (messages.length <= INLINE_INDEX_BATCH) this.indexUpTo(INDEX_STEP + messages.length);
         return fresh;
       })(),
     );
@@ -237,6 +250,7 @@ export class MessageHistory {
   search(text: string, limit?: number): HistoryEntry[] {
     const n = boundedLimit(limit);
     if (text.length === 0) return [];
+    this.indexBacklog();
     // LIKE's wildcards are escaped: a search for "100%" finds that text, not every "100".
     const pattern = `%${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
     return this.guard('read', () => {
@@ -260,6 +274,16 @@ export class MessageHistory {
     });
   }
 
+  /** Messages stored but not yet in the search index. */
+  unindexed(): number {
+    return this.guard('read', () => ((this.lastId.get() as number | null) ?? 0) - this.indexedThrough());
+  }
+
+  /** Indexes everything waiting (searches do it first; it takes about 0.1 ms per message). */
+  indexBacklog(): void {
+    this.guard('write', () => this.db.transaction(() => this.indexUpTo(Number.MAX_SAFE_INTEGER))());
+  }
+
   count(): number {
     return this.guard('read', () => (this.countAll.get() as { n: number }).n);
   }
@@ -277,6 +301,25 @@ export class MessageHistory {
       offset: m.offset ?? null,
     });
     return result.changes === 1;
+  }
+
+  private indexedThrough(): number {
+    const row = this.getPosition.get(INDEXED_KEY) as { value: string } | undefined;
+    const n = row === undefined ? 0 : (JSON.parse(row.value) as unknown);
+    if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) {
+      throw new StateStoreError('StateStoreCorrupt', `${this.path}: ${INDEXED_KEY} is not a row id`);
+    }
+    return n;
+  }
+
+  /** Inside a transaction: indexes up to `rows` of the rows waiting, oldest first. */
+  private indexUpTo(rows: number): void {
+    const from = this.indexedThrough();
+    const last = (this.lastId.get() as number | null) ?? 0;
+    const to = Math.min(last, from + rows);
+    if (to <= from) return;
+    this.indexRows.run(from, to);
+    this.putPosition.run(INDEXED_KEY, JSON.stringify(to));
   }
 
   private writePosition(p: LogPosition): void {
