@@ -10,10 +10,10 @@
  * member that crashes mid-catch-up resumes from the last saved position and shows each message once.
  *
  * Search uses an FTS5 trigram index (substring, case-insensitive); the index lives in the same
- * encrypted file, so it holds no plaintext on disk either. Indexing row by row costs about ten times the
- * insert itself (measured: 10,600 rows/s with a trigger against 150,000 without; in bulk, 122,000/s), so a large batch
- * (a catch-up) is stored unindexed and indexed later: a little after each small (live) batch, and
- * all that is left before any search. `ftsIndexed` in meta is the highest id indexed.
+ * encrypted file, so it holds no plaintext on disk either. Indexed row by row it costs about ten
+ * times the insert (measured: 10,600 rows/s with a trigger, 150,000 without; in bulk 122,000/s),
+ * so a large batch (a catch-up) is stored unindexed and indexed later: a little after each small
+ * (live) batch, and all that is left before any search. meta `ftsIndexed` = the highest id indexed.
  */
 import type Database from 'better-sqlite3-multiple-ciphers';
 import { StateStoreError } from './errors.js';
