@@ -29,6 +29,8 @@ export const LIMIT_FLAGS: Record<string, keyof RelayLimits> = {
   'close-linger-ms': 'closeLingerMs',
   'heartbeat-interval-ms': 'heartbeatIntervalMs',
   'heartbeat-timeout-ms': 'heartbeatTimeoutMs',
+  'retention-days': 'retentionDays',
+  'retention-mb': 'retentionMb',
 };
 
 /** Parses the limit flags present in `values` (strings) into a partial RelayLimits. */
