@@ -145,6 +145,11 @@ const BOUNDS: Record<keyof RelayLimits, [min: number, max: number]> = {
 
 export const LIMIT_NAMES = Object.keys(BOUNDS) as (keyof RelayLimits)[];
 
+/** The range a limit accepts (inclusive), for flag parsers that name their own flag in errors. */
+export function limitBounds(name: keyof RelayLimits): readonly [min: number, max: number] {
+  return BOUNDS[name];
+}
+
 /** Defaults overlaid with `overrides`; throws a RangeError naming the first limit out of range. */
 export function resolveLimits(overrides: Partial<RelayLimits> = {}): RelayLimits {
   const limits: RelayLimits = { ...DEFAULT_RELAY_LIMITS };
