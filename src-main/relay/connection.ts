@@ -7,6 +7,7 @@ import type { Certificate } from '../core/pki/certificate.js';
 import type { Liveness } from '../core/link/liveness.js';
 import { FrameDecoder } from '../core/protocol/index.js';
 import { TokenBucket, type RelayLimits } from './limits.js';
+import type { MemberLogState } from './member-log-state.js';
 
 export type ConnectionState =
   /** Accepted: the TLS handshake runs, then HELLO is signed. Nothing is read yet. */
@@ -35,6 +36,8 @@ export class RelayConnection {
   /** From login on: heartbeats both ways (core/link/liveness.ts), and this session's own HEARTBEAT. */
   liveness: Liveness | undefined;
   heartbeatFrame: Buffer | undefined;
+  /** The session's side of the relay's log (relays with a store only): counts, SYNC, acks. */
+  logState: MemberLogState | undefined;
   private resumeTimer: NodeJS.Timeout | undefined;
   private lingerTimer: NodeJS.Timeout | undefined;
   private errors = 0;
@@ -96,6 +99,11 @@ export class RelayConnection {
       this.outbox.push(Buffer.from(this.runBuffer, this.runStart, this.runEnd - this.runStart));
       this.runBuffer = undefined;
     }
+  }
+
+  /** Bytes queued for this connection and not yet taken by the kernel (outbox + socket buffer). */
+  get queuedBytes(): number {
+    return this.outboxBytes + this.socket.writableLength;
   }
 
   /**

@@ -3,8 +3,8 @@
  * arrived whole inside one read is queued as a range of that read's buffer (no copy, no Buffer
  * per receiver); one assembled across reads is queued as prefix + payload.
  *
- * This is where a routed frame leaves the relay: a store-and-forward log goes in front of
- * broadcast / forward (frames go to the log, then out).
+ * This is where a routed frame leaves the relay. On a relay with a log, logged frames
+ * (ENCRYPTED_TEXT, KEY_DISTRIBUTION) go through log-fanout.ts instead: to the log, then out.
  */
 import { LENGTH_PREFIX_BYTES, lengthPrefix } from '../core/protocol/index.js';
 import type { RelayConnection } from './connection.js';
@@ -77,7 +77,7 @@ export class Forwarder {
  * its own length prefix, and [payload - 4, payload end) is the frame exactly as received, which is
  * forwarded without a copy. False for a frame assembled across reads.
  */
-function wholeInChunk(payload: Buffer, chunk: Buffer): boolean {
+export function wholeInChunk(payload: Buffer, chunk: Buffer): boolean {
   return (
     payload.buffer === chunk.buffer &&
     payload.byteOffset - LENGTH_PREFIX_BYTES >= chunk.byteOffset &&

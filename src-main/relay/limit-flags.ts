@@ -3,7 +3,7 @@
  * Every flag takes a non-negative integer; see limits.ts for the meaning and docs/relay.md for
  * the defaults.
  */
-import type { RelayLimits } from './limits.js';
+import { limitBounds, type RelayLimits } from './limits.js';
 
 export const LIMIT_FLAGS: Record<string, keyof RelayLimits> = {
   'max-connections': 'maxConnections',
@@ -29,6 +29,8 @@ export const LIMIT_FLAGS: Record<string, keyof RelayLimits> = {
   'close-linger-ms': 'closeLingerMs',
   'heartbeat-interval-ms': 'heartbeatIntervalMs',
   'heartbeat-timeout-ms': 'heartbeatTimeoutMs',
+  'retention-days': 'retentionDays',
+  'retention-mb': 'retentionMb',
 };
 
 /** Parses the limit flags present in `values` (strings) into a partial RelayLimits. */
@@ -40,7 +42,13 @@ export function limitsFromFlags(values: Record<string, unknown>): Partial<RelayL
     if (typeof raw !== 'string' || !/^\d+$/.test(raw)) {
       throw new RangeError(`--${flag} needs a non-negative integer, got "${String(raw)}"`);
     }
-    out[name] = Number(raw);
+    const value = Number(raw);
+    // Checked here as well as in resolveLimits, so that the message names the flag the user typed.
+    const [min, max] = limitBounds(name);
+    if (value < min || value > max) {
+      throw new RangeError(`--${flag} must be an integer from ${min} to ${max}, got ${raw}`);
+    }
+    out[name] = value;
   }
   return out;
 }

@@ -74,6 +74,16 @@ export interface RelayLimits {
    * with the socket open) and is dropped.
    */
   heartbeatTimeoutMs: number;
+  /**
+   * The log (relays with a store, DESIGN §10.3): frames stored longer ago than this many days are
+   * dropped, oldest first, at start and then hourly.
+   */
+  retentionDays: number;
+  /**
+   * The log's frame bytes are kept under this many MiB (1 MiB = 2^20 bytes; the file is ~1.3×
+   * that): the oldest frames are dropped at start, hourly, and whenever the log grows past it.
+   */
+  retentionMb: number;
 }
 
 export const DEFAULT_RELAY_LIMITS: Readonly<RelayLimits> = Object.freeze({
@@ -100,6 +110,8 @@ export const DEFAULT_RELAY_LIMITS: Readonly<RelayLimits> = Object.freeze({
   closeLingerMs: 2000,
   heartbeatIntervalMs: 5_000,
   heartbeatTimeoutMs: 15_000,
+  retentionDays: 30,
+  retentionMb: 1024,
 });
 
 const BOUNDS: Record<keyof RelayLimits, [min: number, max: number]> = {
@@ -127,9 +139,16 @@ const BOUNDS: Record<keyof RelayLimits, [min: number, max: number]> = {
   closeLingerMs: [0, 60_000],
   heartbeatIntervalMs: [50, 600_000],
   heartbeatTimeoutMs: [100, 3_600_000],
+  retentionDays: [1, 36_500],
+  retentionMb: [1, 1024 * 1024],
 };
 
 export const LIMIT_NAMES = Object.keys(BOUNDS) as (keyof RelayLimits)[];
+
+/** The range a limit accepts (inclusive), for flag parsers that name their own flag in errors. */
+export function limitBounds(name: keyof RelayLimits): readonly [min: number, max: number] {
+  return BOUNDS[name];
+}
 
 /** Defaults overlaid with `overrides`; throws a RangeError naming the first limit out of range. */
 export function resolveLimits(overrides: Partial<RelayLimits> = {}): RelayLimits {

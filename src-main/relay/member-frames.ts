@@ -16,11 +16,22 @@ import type { RelayConnection } from './connection.js';
 import type { ConnectionControl } from './control.js';
 import { RelayRefusal } from './errors.js';
 import type { Forwarder } from './forwarding.js';
+import type { LogFanout } from './log-fanout.js';
 import type { RelayLimits } from './limits.js';
 import type { Membership } from './membership.js';
 import { refusalCode, type Refusals } from './refusals.js';
 import type { RelayFrames } from './relay-frames.js';
 import { route } from './routing.js';
+import type { SyncSessions } from './sync-session.js';
+
+/** What a relay with a store uses: the log's fan-out and the SYNC sessions. */
+export interface LoggedFrames {
+  fanout: LogFanout;
+  syncs: SyncSessions;
+}
+
+/** The types that go through the log on a relay with a store (docs/protocol.md "What is logged"). */
+const LOGGED_TYPES: ReadonlySet<string> = new Set(['ENCRYPTED_TEXT', 'KEY_DISTRIBUTION']);
 
 export class MemberFrames {
   constructor(
@@ -32,6 +43,8 @@ export class MemberFrames {
     private readonly refusals: Refusals,
     private readonly forwarder: Forwarder,
     private readonly control: ConnectionControl,
+    /** Set on a relay with a store; without it the relay behaves as protocol v1. */
+    private readonly logged?: LoggedFrames,
   ) {}
 
   /** One frame from member `conn`, `payload` decoded from read `chunk` at `now`. */
@@ -46,12 +59,27 @@ export class MemberFrames {
       return;
     }
     conn.charge(payload.length, header.type === 'CERT_REQUEST' ? this.limits.certRequestCost : 1, now);
+    const logged = this.logged;
+    // Counted before routing can refuse it: see MemberLogState.sent.
+    const n = logged && LOGGED_TYPES.has(header.type) ? logged.fanout.count(conn) : 0;
     try {
-      const r = route(header, conn, this.membership.byName);
+      const r = route(header, conn, this.membership.byName, { storeTargeted: logged !== undefined });
       switch (r.kind) {
         case 'broadcast':
-          this.forwarder.broadcast(conn, payload, chunk);
+          if (logged && header.type === 'ENCRYPTED_TEXT') logged.fanout.append(conn, n, payload, chunk);
+          else this.forwarder.broadcast(conn, payload, chunk);
           return;
+        case 'store-for':
+          if (!logged) throw new Error('store-for without a log');
+          logged.fanout.append(conn, n, payload, chunk, r.name);
+          return;
+        case 'sync': {
+          this.verifyOwn(conn, header);
+          const body = decodeBody('SYNC', header.body);
+          if (!logged) throw new RelayRefusal('NotAllowed', 'this relay keeps no log');
+          logged.syncs.start(conn, body);
+          return;
+        }
         case 'forward':
           this.forwarder.forward(r.to, payload, chunk);
           return;

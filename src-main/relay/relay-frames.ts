@@ -1,5 +1,5 @@
 /**
- * Frames the relay originates (HELLO, PRESENCE, CERT_RESPONSE, ERROR, HEARTBEAT), signed with the
+ * Frames the relay originates (HELLO, PRESENCE, CERT_RESPONSE, ERROR, GAP, HEARTBEAT), signed with the
  * relay key. Every one but HELLO carries the session (the HELLO challenge of the connection it is
  * for), so a member refuses any of them recorded from another session. They are returned as
  * complete frames (length prefix included), ready to queue on a connection.
@@ -35,6 +35,8 @@ export class RelayFrames {
   constructor(
     private readonly identity: LocalIdentity,
     private readonly maxFrameBytes: number,
+    /** The log's stream id, announced in HELLO (protocol v2); undefined on a relay without a log. */
+    private readonly streamId?: string,
   ) {
     this.byCertificate = { kind: 'certificate', der: identity.certificate.der };
     this.byFingerprint = { kind: 'fingerprint', fingerprint: identity.certificate.fingerprint };
@@ -59,11 +61,7 @@ export class RelayFrames {
   /** A fresh challenge and the HELLO carrying it; signed on the thread pool. */
   async hello(): Promise<{ challenge: Buffer; frame: Buffer }> {
     const challenge = randomBytes(CHALLENGE_BYTES);
-    const frame = await this.sealAsync('HELLO', this.byCertificate, {
-      challenge,
-      relay: this.identity.name,
-      maxFrameBytes: this.maxFrameBytes,
-    });
+    const frame = await this.sealAsync('HELLO', this.byCertificate, this.helloBody(challenge));
     return { challenge, frame };
   }
 
@@ -84,14 +82,27 @@ export class RelayFrames {
   private refusal(): { challenge: Buffer; frame: Buffer } {
     if (!this.refusalHello) {
       const challenge = randomBytes(CHALLENGE_BYTES);
-      const frame = this.seal('HELLO', this.byCertificate, {
-        challenge,
-        relay: this.identity.name,
-        maxFrameBytes: this.maxFrameBytes,
-      });
+      const frame = this.seal('HELLO', this.byCertificate, this.helloBody(challenge));
       this.refusalHello = { challenge, frame };
     }
     return this.refusalHello;
+  }
+
+  private helloBody(challenge: Buffer): BodyOf<'HELLO'> {
+    return {
+      challenge,
+      relay: this.identity.name,
+      maxFrameBytes: this.maxFrameBytes,
+      ...(this.streamId !== undefined ? { streamId: this.streamId } : {}),
+    };
+  }
+
+  /**
+   * GAP (protocol v2): the member's SYNC cannot be served as asked; what the log holds instead.
+   * Session-bound like ERROR, so a GAP recorded from one session means nothing in another.
+   */
+  gap(session: Buffer, body: Omit<BodyOf<'GAP'>, 'session'>): Promise<Buffer> {
+    return this.sealAsync('GAP', this.byFingerprint, { session, ...body });
   }
 
   /** One signature for every receiver: `sessions` lists each one's session tag. */

@@ -7,7 +7,9 @@
  * (read → login or member frame, drop, close). The parts: admission-gate.ts (accept, pending pool,
  * TLS link-up, HELLO), login.ts (CONNECTION), membership.ts (members, PRESENCE), member-frames.ts
  * (routing a member's frames), forwarding.ts (frames out, zero-copy), output.ts (once-per-turn
- * flush, SlowConsumer), liveness-sweep.ts (heartbeats), refusals.ts (ERROR frames).
+ * flush, SlowConsumer), liveness-sweep.ts (heartbeats), refusals.ts (ERROR frames); with a store,
+ * log-fanout.ts (logged frames: to the log, then out), sync-session.ts (SYNC, GAP, replay, LIVE) and
+ * log-retention.ts.
  *
  * Every event handler is wrapped: an exception while handling one connection closes that
  * connection and is logged; it cannot take the process down or touch other connections.
@@ -21,16 +23,20 @@ import { AdmissionGate } from './admission-gate.js';
 import type { RelayConnection } from './connection.js';
 import type { ConnectionControl } from './control.js';
 import { Forwarder, type RelayCounters } from './forwarding.js';
+import { LogFanout, type LogFanoutCounters } from './log-fanout.js';
+import { RetentionKeeper, type RetentionCounters } from './log-retention.js';
+import { LogWriter } from './log/writer.js';
 import type { RelayLog } from './log/types.js';
 import { resolveLimits, type RelayLimits } from './limits.js';
 import { LivenessSweep } from './liveness-sweep.js';
 import { Login } from './login.js';
 import { LoginBudgets } from './login-budgets.js';
-import { MemberFrames } from './member-frames.js';
+import { MemberFrames, type LoggedFrames } from './member-frames.js';
 import { Membership } from './membership.js';
 import { Output } from './output.js';
 import { RelayFrames, type PresenceMember } from './relay-frames.js';
 import { refusalCode, Refusals } from './refusals.js';
+import { SyncSessions, type SyncCounters } from './sync-session.js';
 
 export interface RelayServerOptions {
   /** The relay's identity (a relay / serverAuth bundle); its CA is the group's. */
@@ -64,6 +70,8 @@ export interface RelayStats {
   refusals: Partial<Record<RelayErrorCode, number>>;
   /** Current PRESENCE version. */
   membershipVersion: number;
+  /** The log's side (relays with a store only). */
+  log?: LogFanoutCounters & SyncCounters & RetentionCounters;
 }
 
 export interface RelayEvents {
@@ -96,6 +104,7 @@ export class RelayServer extends EventEmitter<RelayEvents> {
   private readonly memberFrames: MemberFrames;
   private readonly gate: AdmissionGate;
   private readonly login: Login;
+  private readonly logging: (LoggedFrames & { retention: RetentionKeeper }) | undefined;
 
   constructor(options: RelayServerOptions) {
     super();
@@ -105,7 +114,7 @@ export class RelayServer extends EventEmitter<RelayEvents> {
     this.identity = options.identity;
     this.limits = resolveLimits(options.limits);
     this.log = options.logger ?? pino({ level: 'silent' });
-    this.frames = new RelayFrames(this.identity, this.limits.maxFrameBytes);
+    this.frames = new RelayFrames(this.identity, this.limits.maxFrameBytes, options.store?.streamId);
     const budgets = new LoginBudgets(this.limits);
     const control: ConnectionControl = {
       guard: (conn, fn) => this.guard(conn, fn),
@@ -119,6 +128,7 @@ export class RelayServer extends EventEmitter<RelayEvents> {
       changed: (members, version) => this.emit('members', members, version),
     });
     this.liveness = new LivenessSweep(this.limits, this.log, this.membership, control);
+    this.logging = options.store ? this.openLogging(options.store, control) : undefined;
     this.memberFrames = new MemberFrames(
       this.identity,
       this.limits,
@@ -128,6 +138,7 @@ export class RelayServer extends EventEmitter<RelayEvents> {
       this.refusals,
       new Forwarder(this.membership, this.output, this.counters),
       control,
+      this.logging,
     );
     this.gate = new AdmissionGate(
       this.identity,
@@ -158,6 +169,33 @@ export class RelayServer extends EventEmitter<RelayEvents> {
     );
   }
 
+  /** The store's parts: frames through the log, SYNC sessions, retention. */
+  private openLogging(
+    store: RelayLog,
+    control: ConnectionControl,
+  ): LoggedFrames & { retention: RetentionKeeper } {
+    const fanout = new LogFanout(
+      new LogWriter(store),
+      this.membership,
+      this.output,
+      this.counters,
+      this.log,
+      control,
+    );
+    const syncs = new SyncSessions(
+      store,
+      this.frames,
+      this.refusals,
+      this.output,
+      control,
+      this.log,
+      this.limits,
+    );
+    const retention = new RetentionKeeper(store, this.limits, this.log);
+    fanout.onStored = () => retention.stored(fanout.takeStoredBytes());
+    return { fanout, syncs, retention };
+  }
+
   /** Starts listening; `port: 0` picks a free port. Resolves with the bound address. */
   listen(options: { host?: string; port?: number } = {}): Promise<{ host: string; port: number }> {
     if (this.server) return Promise.reject(new Error('the relay is already listening'));
@@ -180,6 +218,7 @@ export class RelayServer extends EventEmitter<RelayEvents> {
         this.gate.start();
         this.output.start(this.connections);
         this.liveness.start();
+        this.logging?.retention.start();
         this.log.info({ event: 'listening', ...bound, relay: this.identity.name }, 'relay listening');
         this.emit('listening', bound);
         resolve(bound);
@@ -206,7 +245,21 @@ export class RelayServer extends EventEmitter<RelayEvents> {
       ...this.counters,
       refusals: this.refusals.snapshot(),
       membershipVersion: this.membership.version,
+      ...(this.logging
+        ? {
+            log: {
+              ...this.logging.fanout.stats,
+              ...this.logging.syncs.stats,
+              ...this.logging.retention.stats,
+            },
+          }
+        : {}),
     };
+  }
+
+  /** Resolves once a retention run in progress (if any) has finished (tests). */
+  retentionIdle(): Promise<void> {
+    return this.logging?.retention.idle ?? Promise.resolve();
   }
 
   /**
@@ -247,6 +300,11 @@ export class RelayServer extends EventEmitter<RelayEvents> {
     }
     await Promise.all([serverClosed, ...sockets]);
     this.membership.clear();
+    // Before whoever opened the store closes it: what is queued is committed, retention stopped.
+    if (this.logging) {
+      await this.logging.retention.stop();
+      await this.logging.fanout.flush();
+    }
     this.log.info({ event: 'closed' }, 'relay closed');
     this.emit('closed');
   }

@@ -13,6 +13,10 @@ import {
   FrameDecoder,
   RELAY_TYPES,
   decodeBody,
+  decodeLinkFrame,
+  isLinkFrame,
+  type LinkFrame,
+  type StoredAck,
   encodeFrame,
   readHeader,
   sealMessage,
@@ -32,6 +36,8 @@ export interface ReceivedFrame {
   /** Decoded body of relay-originated frames (after their signature verified). */
   body?: unknown;
   at: number;
+  /** The log offset, for an envelope that came inside DELIVERED (protocol v2). */
+  offset?: number;
 }
 
 /** `value`, or a test failure naming what was missing. */
@@ -78,6 +84,8 @@ export interface RawMemberOptions {
 
 export class RawMember {
   readonly frames: ReceivedFrame[] = [];
+  /** Link frames (protocol v2: DELIVERED, STORED, LIVE) in arrival order; DELIVERED also lands in frames. */
+  readonly links: LinkFrame[] = [];
   readonly decoder = new FrameDecoder(64 * 1024 * 1024);
   relayCert: Certificate | undefined;
   hello: BodyOf<'HELLO'> | undefined;
@@ -192,8 +200,17 @@ export class RawMember {
   }
 
   private accept(raw: Buffer): void {
+    let offset: number | undefined;
+    if (isLinkFrame(raw)) {
+      const link = decodeLinkFrame(Buffer.from(raw));
+      if (this.record) this.links.push(link);
+      if (link.kind !== 'DELIVERED') return;
+      offset = link.offset;
+      raw = link.envelope;
+    }
     const header = readHeader(raw);
     const frame: ReceivedFrame = { raw: Buffer.from(raw), header, type: header.type, at: performance.now() };
+    if (offset !== undefined) frame.offset = offset;
     if (header.type === 'HELLO') {
       if (header.sender.kind !== 'certificate') throw new Error('HELLO without the relay certificate');
       const cert = Certificate.fromDer(header.sender.der);
@@ -349,6 +366,37 @@ export class RawMember {
 
   sendRaw(bytes: Buffer): void {
     this.socket.write(bytes);
+  }
+
+  /** Sends SYNC (protocol v2): replay after `afterOffset` of `streamId` ('' = from the start). */
+  sync(streamId: string, afterOffset: number, ownBroadcasts?: boolean): void {
+    this.sendPayload(
+      this.seal('SYNC', '', {
+        streamId,
+        afterOffset,
+        ...(ownBroadcasts !== undefined ? { ownBroadcasts } : {}),
+      }),
+    );
+  }
+
+  /** Every STORED acknowledgement received so far, in order. */
+  storedAcks(): StoredAck[] {
+    return this.links.flatMap((l) => (l.kind === 'STORED' ? l.acks : []));
+  }
+
+  /** Waits for LIVE; resolves with its head. */
+  async waitLive(timeoutMs = 20_000): Promise<number> {
+    const live = await this.until(
+      () => this.links.find((l): l is Extract<LinkFrame, { kind: 'LIVE' }> => l.kind === 'LIVE'),
+      timeoutMs,
+      'LIVE',
+    );
+    return live.head;
+  }
+
+  /** Envelopes received inside DELIVERED, in order. */
+  delivered(): (ReceivedFrame & { offset: number })[] {
+    return this.frames.filter((f): f is ReceivedFrame & { offset: number } => f.offset !== undefined);
   }
 
   /** Forwarded frames of `type` received so far (raw payloads). */
