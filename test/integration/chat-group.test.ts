@@ -93,10 +93,17 @@ describe('chat between real processes', () => {
         if (e.event === 'state') expectKeyOrder(e, ['event', 'state']);
         if (e.event === 'members') expectKeyOrder(e, ['event', 'members']);
         if (e.event === 'key') expectKeyOrder(e, ['event', 'epoch', 'safetyNumber', 'members']);
-        if (e.event === 'message') expectKeyOrder(e, ['event', 'from', 'text', 'epoch', 'seq']);
+        if (e.event === 'message') {
+          expectKeyOrder(e, ['event', 'from', 'text', 'epoch', 'seq', 'offset', 'sentAt']);
+        }
+        if (e.event === 'sent') expectKeyOrder(e, ['event', 'epoch', 'seq', 'offset']);
         if (e.event === 'error') expectKeyOrder(e, ['event', 'code', 'message']);
-        expect(['state', 'members', 'key', 'message', 'error']).toContain(e.event);
+        expect(['state', 'members', 'key', 'message', 'sent', 'roster', 'error']).toContain(e.event);
       }
+      // Every message it sent is durable in the relay's log: one `sent` each, offsets growing.
+      const sent = m.of('sent').map((e) => e.offset as number);
+      expect(sent).toHaveLength(3);
+      expect(sent.every((o, i) => i === 0 || o > (sent[i - 1] as number))).toBe(true);
       const ms = m.of('members').at(-1)?.members as { name: string; fingerprint: string }[] | undefined;
       expect(ms?.every((x) => /^[0-9a-f]{64}$/.test(x.fingerprint))).toBe(true);
       expect(m.of('error')).toEqual([]);
