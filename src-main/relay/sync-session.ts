@@ -99,8 +99,11 @@ export class SyncSessions {
     if (member === undefined) throw new Error('SYNC from a connection without a name');
     let after = body.afterOffset;
     if (body.streamId === '') {
-      // The member holds nothing of any log: everything the log still has, without a GAP.
-      after = 0;
+      // The member holds nothing of any log (a newcomer, a lost store): it starts at the first frame
+      // addressed to it, its first key distribution, since nothing before was sealed for it; with
+      // none, at the head (its key comes live). No GAP: nothing it could read is missing.
+      const first = await this.store.firstOffsetFor(member);
+      after = first !== undefined ? first - 1 : (await this.store.bounds()).lastOffset;
     } else {
       const check = checkSync(this.store.streamId, await this.store.bounds(), body);
       if (!check.ok) {

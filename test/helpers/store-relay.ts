@@ -59,6 +59,10 @@ export class InstrumentedLog implements RelayLog {
     return this.inner.bounds();
   }
 
+  firstOffsetFor(member: string): Promise<number | undefined> {
+    return this.inner.firstOffsetFor(member);
+  }
+
   enforceRetention(policy: RetentionPolicy): Promise<RetentionResult> {
     return this.inner.enforceRetention(policy);
   }

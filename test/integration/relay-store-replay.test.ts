@@ -164,7 +164,7 @@ describe('SYNC: backpressure', { timeout: 180_000 }, () => {
         seen.push(readHeader(raw).type);
       }
     };
-    carol.sync('', 0);
+    carol.sync(relay.store.streamId, 0);
     carol.socket.pause();
     await eventually(() => relay.relay.stats().log?.replaysWaiting === 1, 'the replay waiting for carol');
     const readAtWait = relay.store.readBytes;
@@ -210,7 +210,7 @@ describe('SYNC: backpressure', { timeout: 180_000 }, () => {
     const frameBytes = await fillLog(relay);
     const dave = await joinAs(relay, 'dave');
     dave.onFrame = () => undefined;
-    dave.sync('', 0);
+    dave.sync(relay.store.streamId, 0);
     dave.socket.pause();
     await eventually(() => relay.relay.stats().log?.replaysWaiting === 1, 'the replay waiting for dave');
     dave.destroy();

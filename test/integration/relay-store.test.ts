@@ -183,6 +183,37 @@ describe('relay with a store: STORED and DELIVERED', { timeout: 60_000 }, () => 
 });
 
 describe('relay with a store: SYNC', { timeout: 60_000 }, () => {
+  it('a member that holds nothing starts at its first key distribution, or at the head when it has none', async () => {
+    r = await startStoreRelay(id('relay'));
+    const alice = await syncedAs('alice', r.store.streamId, 0);
+    const before = [1, 2, 3].map((i) => alice.seal('ENCRYPTED_TEXT', '', chatBody(i)));
+    for (const f of before) alice.sendPayload(f);
+    const forDave = alice.seal('KEY_DISTRIBUTION', 'dave', kd(5));
+    alice.sendPayload(forDave);
+    const after = [4, 5].map((i) => alice.seal('ENCRYPTED_TEXT', '', chatBody(i)));
+    for (const f of after) alice.sendPayload(f);
+    await alice.until(() => alice.storedAcks().length >= 6, 10_000, 'acks');
+    // dave (a newcomer): nothing before his key was sealed for him, so nothing before it comes.
+    const dave = await joinAs('dave');
+    dave.sync('', 0);
+    expect(await dave.waitLive()).toBe(6);
+    expect(dave.delivered().map((f) => [f.offset, f.raw])).toEqual([
+      [4, forDave],
+      [5, after[0]],
+      [6, after[1]],
+    ]);
+    // carol holds nothing and nothing was ever addressed to her: live from the head.
+    const carol = await joinAs('carol');
+    carol.sync('', 0);
+    expect(await carol.waitLive()).toBe(6);
+    expect(carol.delivered()).toEqual([]);
+    // Asking for the start explicitly (the stream id and 0) still replays everything.
+    const again = await joinAs('bob');
+    again.sync(r.store.streamId, 0);
+    await again.waitLive();
+    expect(again.delivered().map((f) => f.offset)).toEqual([1, 2, 3, 5, 6]);
+  });
+
   async function fill(n: number): Promise<{ alice: RawMember; sent: Buffer[] }> {
     const alice = await syncedAs('alice');
     const sent: Buffer[] = [];

@@ -41,6 +41,7 @@ function recording(log: RelayLog): { log: RelayLog; batches: number[] } {
     },
     read: (r) => log.read(r),
     bounds: () => log.bounds(),
+    firstOffsetFor: (m) => log.firstOffsetFor(m),
     enforceRetention: (p) => log.enforceRetention(p),
     getMeta: (k) => log.getMeta(k),
     setMeta: (k, v) => log.setMeta(k, v),

@@ -224,6 +224,14 @@ export class SqliteRelayLog implements RelayLog {
     }));
   }
 
+  firstOffsetFor(member: string): Promise<number | undefined> {
+    return this.run('cannot read', () => {
+      // frames_to_member (audience, seq) answers this from the index alone.
+      const seq = this.db.prepare('SELECT min(seq) FROM frames WHERE audience = ?').pluck().get(member);
+      return typeof seq === 'number' ? seq : undefined;
+    });
+  }
+
   enforceRetention(policy: RetentionPolicy): Promise<RetentionResult> {
     const { maxAgeMs, maxBytes, now } = policy;
     const maxFrames = policy.maxFrames ?? RETENTION_DEFAULT_MAX_FRAMES;

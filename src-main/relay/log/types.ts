@@ -117,6 +117,13 @@ export interface RelayLog {
 
   bounds(): Promise<LogBounds>;
 
+  /**
+   * The offset of the oldest retained entry addressed to `member`, or undefined if none is. A
+   * member that holds nothing of the log starts there: its first key distribution, before which
+   * nothing in the log was sealed for it (a newcomer, or a member rebuilding a lost store).
+   */
+  firstOffsetFor(member: string): Promise<number | undefined>;
+
   /** Drops the oldest frames first: those older than maxAgeMs, then down to maxBytes. */
   enforceRetention(policy: RetentionPolicy): Promise<RetentionResult>;
 
