@@ -29,6 +29,7 @@ export const LIMIT_FLAGS: Record<string, keyof RelayLimits> = {
   'close-linger-ms': 'closeLingerMs',
   'heartbeat-interval-ms': 'heartbeatIntervalMs',
   'heartbeat-timeout-ms': 'heartbeatTimeoutMs',
+  'roster-window-ms': 'rosterWindowMs',
 };
 
 /** Parses the limit flags present in `values` (strings) into a partial RelayLimits. */

@@ -74,6 +74,11 @@ export interface RelayLimits {
    * with the socket open) and is dropped.
    */
   heartbeatTimeoutMs: number;
+  /**
+   * A member that logs in while the relay holds no roster gets a non-fatal ERROR NoRoster and this
+   * long to upload one (the only frame accepted meanwhile); then a fatal NoRoster.
+   */
+  rosterWindowMs: number;
 }
 
 export const DEFAULT_RELAY_LIMITS: Readonly<RelayLimits> = Object.freeze({
@@ -100,6 +105,7 @@ export const DEFAULT_RELAY_LIMITS: Readonly<RelayLimits> = Object.freeze({
   closeLingerMs: 2000,
   heartbeatIntervalMs: 5_000,
   heartbeatTimeoutMs: 15_000,
+  rosterWindowMs: 10_000,
 });
 
 const BOUNDS: Record<keyof RelayLimits, [min: number, max: number]> = {
@@ -127,6 +133,7 @@ const BOUNDS: Record<keyof RelayLimits, [min: number, max: number]> = {
   closeLingerMs: [0, 60_000],
   heartbeatIntervalMs: [50, 600_000],
   heartbeatTimeoutMs: [100, 3_600_000],
+  rosterWindowMs: [100, 3_600_000],
 };
 
 export const LIMIT_NAMES = Object.keys(BOUNDS) as (keyof RelayLimits)[];

@@ -31,6 +31,8 @@ import { Membership } from './membership.js';
 import { Output } from './output.js';
 import { RelayFrames, type PresenceMember } from './relay-frames.js';
 import { refusalCode, Refusals } from './refusals.js';
+import { RosterGate } from './roster-gate.js';
+import { RosterKeeper } from './roster-keeper.js';
 
 export interface RelayServerOptions {
   /** The relay's identity (a relay / serverAuth bundle); its CA is the group's. */
@@ -44,6 +46,12 @@ export interface RelayServerOptions {
    * app's relay child); the relay never closes it.
    */
   store?: RelayLog;
+  /**
+   * The roster file's bytes (`--roster roster.scx`), verified against the relay's CA here (a
+   * RelayRosterError if they do not verify). listen() keeps the newer of it and the stored one;
+   * an older one is logged and ignored. Without a roster at all, nobody is admitted (NoRoster).
+   */
+  roster?: Buffer;
 }
 
 export interface RelayStats {
@@ -64,6 +72,8 @@ export interface RelayStats {
   refusals: Partial<Record<RelayErrorCode, number>>;
   /** Current PRESENCE version. */
   membershipVersion: number;
+  /** The version of the roster the relay holds (undefined: none yet). */
+  rosterVersion: number | undefined;
 }
 
 export interface RelayEvents {
@@ -81,6 +91,8 @@ export class RelayServer extends EventEmitter<RelayEvents> {
   private readonly log: Logger;
   private readonly frames: RelayFrames;
   private server: Server | undefined;
+  /** listen() was called (the roster loads before the socket is bound). */
+  private listening = false;
   private readonly connections = new Set<RelayConnection>();
   private closing: Promise<void> | undefined;
   private readonly counters: RelayCounters = {
@@ -96,6 +108,8 @@ export class RelayServer extends EventEmitter<RelayEvents> {
   private readonly memberFrames: MemberFrames;
   private readonly gate: AdmissionGate;
   private readonly login: Login;
+  private readonly rosterKeeper: RosterKeeper;
+  private readonly rosterGate: RosterGate;
 
   constructor(options: RelayServerOptions) {
     super();
@@ -118,6 +132,16 @@ export class RelayServer extends EventEmitter<RelayEvents> {
       closing: () => this.closing !== undefined,
       changed: (members, version) => this.emit('members', members, version),
     });
+    this.rosterKeeper = new RosterKeeper(this.identity.ca, options.store, this.log, options.roster);
+    this.rosterGate = new RosterGate(
+      this.rosterKeeper,
+      this.limits,
+      this.log,
+      this.membership,
+      this.refusals,
+      control,
+      { readmit: (conn) => this.login.readmit(conn) },
+    );
     this.liveness = new LivenessSweep(this.limits, this.log, this.membership, control);
     this.memberFrames = new MemberFrames(
       this.identity,
@@ -129,6 +153,7 @@ export class RelayServer extends EventEmitter<RelayEvents> {
       new Forwarder(this.membership, this.output, this.counters),
       control,
     );
+    this.memberFrames.onRoster = (conn, payload) => this.rosterGate.upload(conn, payload);
     this.gate = new AdmissionGate(
       this.identity,
       this.limits,
@@ -155,18 +180,34 @@ export class RelayServer extends EventEmitter<RelayEvents> {
       this.refusals,
       this.gate,
       control,
+      this.rosterGate,
     );
   }
 
-  /** Starts listening; `port: 0` picks a free port. Resolves with the bound address. */
-  listen(options: { host?: string; port?: number } = {}): Promise<{ host: string; port: number }> {
-    if (this.server) return Promise.reject(new Error('the relay is already listening'));
+  /**
+   * Loads the roster (the stored one and the --roster file's, keeping the newer and storing it),
+   * then starts listening; `port: 0` picks a free port. Resolves with the bound address.
+   */
+  async listen(options: { host?: string; port?: number } = {}): Promise<{ host: string; port: number }> {
+    if (this.server || this.listening) throw new Error('the relay is already listening');
+    this.listening = true;
+    try {
+      await this.rosterKeeper.load();
+    } catch (err) {
+      this.listening = false;
+      throw err;
+    }
+    return this.bind(options);
+  }
+
+  private bind(options: { host?: string; port?: number }): Promise<{ host: string; port: number }> {
     const server = createServer({ noDelay: true, keepAlive: true, keepAliveInitialDelay: 30_000 });
     this.server = server;
     server.on('connection', (socket) => this.guard(undefined, () => this.gate.accept(socket)));
     return new Promise((resolve, reject) => {
       const onError = (err: Error): void => {
         this.server = undefined;
+        this.listening = false;
         reject(err);
       };
       server.once('error', onError);
@@ -206,6 +247,7 @@ export class RelayServer extends EventEmitter<RelayEvents> {
       ...this.counters,
       refusals: this.refusals.snapshot(),
       membershipVersion: this.membership.version,
+      rosterVersion: this.rosterKeeper.current?.version,
     };
   }
 
@@ -283,6 +325,7 @@ export class RelayServer extends EventEmitter<RelayEvents> {
     if (!conn.open) return;
     this.output.forget(conn);
     this.gate.leavePending(conn);
+    this.rosterGate.forget(conn);
     conn.close(reason, last, destroyNow);
     this.membership.leave(conn);
   }
@@ -293,6 +336,7 @@ export class RelayServer extends EventEmitter<RelayEvents> {
     this.output.forget(conn);
     this.connections.delete(conn);
     this.gate.leavePending(conn);
+    this.rosterGate.forget(conn);
     this.membership.leave(conn);
     this.log.info(
       { event: 'closed', conn: conn.id, name: conn.name, reason: conn.closeReason },
