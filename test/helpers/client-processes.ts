@@ -2,7 +2,7 @@
  * The relay and terminal clients as real child processes (out/node, built by global-setup), the
  * way users run them: stdin drives a member, its --json stdout lines are parsed into events.
  */
-import { withDataDir } from './relay-data-dir.js';
+import { relayTestArgs } from './relay-data-dir.js';
 import { Waiters } from './waiters.js';
 import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { cpSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -63,7 +63,7 @@ export async function startRelay(
 ): Promise<RelayProcess> {
   const proc = spawn(
     process.execPath,
-    [cli(), 'relay', '--bundle', bundle, '--port', String(port), ...withDataDir(extra)],
+    [cli(), 'relay', '--bundle', bundle, '--port', String(port), ...relayTestArgs(bundle, extra)],
     {
       env: childEnv(),
     },
