@@ -2,6 +2,7 @@
  * The public face of the chat client engine (src-main/client/engine.ts). The terminal client and
  * the desktop app's service render exactly these events; nothing here exposes key material.
  */
+import type { RosterView } from './roster-tracker.js';
 import type {
   ChatMessageView,
   ConnectionState,
@@ -25,6 +26,8 @@ export type EngineEvent =
       seq?: number;
     }
   | { event: 'system'; kind: 'joined' | 'left'; name: string }
+  /** The roster this member holds: at the first ROSTER of a run, then each newer one. */
+  | ({ event: 'roster' } & RosterView)
   | ({ event: 'error' } & ErrorView);
 
 export interface RelayAddress {
