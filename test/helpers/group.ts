@@ -38,14 +38,18 @@ export interface TestGroup {
   rosterPath: string;
   /** The roster in rosterPath now. */
   roster(): Roster;
-  /** Signs the roster after `change` and writes it to rosterPath (or `to`); returns it. */
-  changeRoster(change: RosterChange, to?: string): Roster;
+  /**
+   * Signs the roster after `change` and writes it to rosterPath (or `to`); returns it. `from`: the
+   * roster bytes to change instead of the current one (to sign a fork, say); with `to` only.
+   */
+  changeRoster(change: RosterChange, to?: string, from?: Buffer): Roster;
   /**
    * Issues one more member bundle into the same group and lists it in roster.scx: a name already
    * listed is removed first (two versions), so the new certificate replaces the old one. A relay
-   * started earlier still holds its older roster until one is published to it.
+   * started earlier still holds its older roster until one is published to it. `list: false`
+   * issues the bundle only: a valid certificate of the group that the roster does not list.
    */
-  addMember(name: string): string;
+  addMember(name: string, options?: { list?: boolean }): string;
 }
 
 export function makeTestGroup(members: string[], options: { relay?: string; dir?: string } = {}): TestGroup {
@@ -73,8 +77,9 @@ export function makeTestGroup(members: string[], options: { relay?: string; dir?
     buildRoster({ ca: ca.certificate, name: 'Test Group', members: memberCerts, relays: [relayCert] }),
   );
   writeFileSync(rosterPath, roster.bytes);
-  const changeRoster = (change: RosterChange, to?: string): Roster => {
-    const next = sign(nextRoster(roster, change));
+  const changeRoster = (change: RosterChange, to?: string, from?: Buffer): Roster => {
+    const base = from ? verifyRoster(from, ca.certificate) : roster;
+    const next = sign(nextRoster(base, change));
     writeFileSync(to ?? rosterPath, next.bytes);
     if (to === undefined) roster = next;
     return next;
@@ -88,8 +93,9 @@ export function makeTestGroup(members: string[], options: { relay?: string; dir?
     rosterPath,
     roster: () => roster,
     changeRoster,
-    addMember: (name) => {
+    addMember: (name, addOptions = {}) => {
       const cert = write(name, 'member');
+      if (addOptions.list === false) return bundles[name] as string;
       if (roster.member(name)) changeRoster({ kind: 'remove-member', name, reason: 'new certificate' });
       changeRoster({ kind: 'add-member', certificate: cert });
       return bundles[name] as string;
