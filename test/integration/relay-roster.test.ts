@@ -23,7 +23,8 @@ let group: TestGroup;
 let running: { kill(): Promise<unknown> }[] = [];
 
 beforeEach(() => {
-  group = makeTestGroup(['alice', 'bob', 'carol']);
+  // dave publishes: a member logged in twice replaces its own session (Replaced).
+  group = makeTestGroup(['alice', 'bob', 'carol', 'dave']);
 });
 
 afterEach(async () => {
@@ -94,13 +95,13 @@ describe('a relay without a roster', { timeout: 120_000 }, () => {
     expect(alice.events[i]).toEqual({
       event: 'roster',
       version: 1,
-      members: ['alice', 'bob', 'carol'],
+      members: ['alice', 'bob', 'carol', 'dave'],
       removed: [],
     });
     expect(Object.keys(alice.events[i] ?? {})).toEqual(['event', 'version', 'members', 'removed']);
     expect(alice.events.findIndex((e) => e.event === 'members')).toBeGreaterThan(i);
     // Publishing the same roster again: the relay holds it already.
-    expect(await publishRoster(group.rosterPath, bundle('alice'), r.address)).toMatchObject({
+    expect(await publishRoster(group.rosterPath, bundle('dave'), r.address)).toMatchObject({
       code: 0,
       stdout: 'published roster v1\n',
     });
@@ -128,7 +129,7 @@ describe('admission by the roster', { timeout: 120_000 }, () => {
     for (const p of [alice, bob, carol]) await p.waitForKey(['alice', 'bob', 'carol']);
 
     group.changeRoster({ kind: 'remove-member', name: 'carol', reason: 'left the team' });
-    expect(await publishRoster(group.rosterPath, bundle('alice'), r.address)).toMatchObject({
+    expect(await publishRoster(group.rosterPath, bundle('dave'), r.address)).toMatchObject({
       code: 0,
       stdout: 'published roster v2\n',
     });
@@ -141,7 +142,7 @@ describe('admission by the roster', { timeout: 120_000 }, () => {
       expect(rosters(p).at(-1)).toEqual({
         event: 'roster',
         version: 2,
-        members: ['alice', 'bob'],
+        members: ['alice', 'bob', 'dave'],
         removed: ['carol'],
       });
       await p.waitForKey(['alice', 'bob']);
@@ -204,7 +205,7 @@ describe('rosters never go back', { timeout: 180_000 }, () => {
     expect(rosters(bob).map((e) => e.version)).toEqual([2]);
   });
 
-  it('publish: an older roster meets the relay\'s newer one (exit 0, v2); a fork of its version is refused (exit 1)', async () => {
+  it("publish: an older roster meets the relay's newer one (exit 0, v2); a fork of its version is refused (exit 1)", async () => {
     const v1 = join(group.dir, 'roster-v1.scx');
     writeFileSync(v1, readFileSync(group.rosterPath));
     group.changeRoster({ kind: 'remove-member', name: 'carol' });

@@ -24,7 +24,8 @@ Uploads the group's roster (${ROSTER_FILE}, after group create, add-member or re
 relay, logged in as a member. The relay keeps it if it is newer than its own, sends it to every
 member and drops those it no longer lists. Also starts a relay that holds no roster yet.
 Prints "published roster vN", N being the version the relay then holds. The bundle password
-comes from SECURECHAT_PASSWORD or --password-file FILE.
+comes from SECURECHAT_PASSWORD or --password-file FILE. Use a bundle that is not chatting on that
+relay right now: a second login of one identity replaces the first (its chat ends, Replaced).
 
 options:
   --roster FILE          the roster to publish (required)
