@@ -46,6 +46,8 @@ export function jsonLine(e: EngineEvent): Line | undefined {
       return JSON.stringify({ event: 'gap', reason: e.reason });
     case 'error':
       return JSON.stringify({ event: 'error', code: e.code, message: e.message });
+    case 'roster':
+      return JSON.stringify({ event: 'roster', version: e.version, members: e.members, removed: e.removed });
     case 'outgoing':
     case 'system':
       return undefined;
@@ -85,7 +87,10 @@ export function humanLine(e: EngineEvent, self: string): Line | undefined {
     case 'sent':
       return undefined;
     case 'error':
+      if (e.code === 'Removed') return printable(`! You were removed from this group (${e.message})`);
       return printable(`! ${e.code}: ${e.message}`);
+    case 'roster':
+      return `* roster v${e.version}: ${e.members.join(', ')}${e.removed.length > 0 ? `; removed: ${e.removed.join(', ')}` : ''}`;
     case 'outgoing':
       return undefined;
   }

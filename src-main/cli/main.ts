@@ -10,7 +10,7 @@ type Command = (argv: string[]) => Promise<number>;
 
 const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }> = {
   group: {
-    summary: 'create a group (CA, bundles, roster), add or remove a member',
+    summary: 'create a group (CA, bundles, roster), add or remove a member, publish the roster',
     load: async () => (await import('./commands/group.js')).run,
   },
   inspect: {

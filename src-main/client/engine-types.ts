@@ -3,6 +3,7 @@
  * the desktop app's service render exactly these events; nothing here exposes key material.
  */
 import type { ConnectionState, ErrorView, KeyView, MemberView } from '../../src-shared/model.js';
+import type { RosterView } from './roster-tracker.js';
 
 export type EngineEvent =
   | { event: 'state'; state: ConnectionState; reason?: string; retryInMs?: number }
@@ -33,6 +34,8 @@ export type EngineEvent =
       seq?: number;
     }
   | { event: 'system'; kind: 'joined' | 'left'; name: string }
+  /** The roster this member holds: at the first ROSTER of a run, then each newer one. */
+  | ({ event: 'roster' } & RosterView)
   | ({ event: 'error' } & ErrorView);
 
 export interface RelayAddress {

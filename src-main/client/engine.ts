@@ -41,6 +41,7 @@ import { resolveOptions, type ChatEngineOptions, type ResolvedOptions } from './
 import { OrderedWriter } from './ordered-writer.js';
 import { Outbox, type OutgoingMessage } from './outbox.js';
 import { checkSession, checkSessionListed, classifyRelayError, LinkHeartbeat } from './relay-link.js';
+import { RosterTracker } from './roster-tracker.js';
 import { FramedConnection } from './transport.js';
 
 export type { ChatEngineOptions, UnsafeTestHooks } from './options.js';
@@ -95,6 +96,7 @@ export class ChatEngine implements ChatEngineApi {
   private readonly outbox: Outbox;
   private readonly writer: OrderedWriter<WriteMeta>;
   private readonly backoff: Backoff;
+  private readonly rosters: RosterTracker;
 
   private currentState: ConnectionState = 'Initialization';
   private stateReason: string | undefined;
@@ -138,6 +140,7 @@ export class ChatEngine implements ChatEngineApi {
     );
     this.outbox = new Outbox(this.o.outboxCapacity);
     this.backoff = new Backoff(this.o.backoff);
+    this.rosters = new RosterTracker(this.identity.ca, this.o.rosterStore);
     this.writer = new OrderedWriter<WriteMeta>(
       (frame, meta) => this.writeFrame(frame, meta),
       (err, meta) => this.onSignFailure(err, meta),
@@ -205,6 +208,7 @@ export class ChatEngine implements ChatEngineApi {
     if (this.session || this.reconnectTimer || this.stopping) return;
     if (this.currentState === 'Failed') return;
     this.stopped = false;
+    if (this.rosters.loadProblem !== undefined) this.emitError('RosterRefused', this.rosters.loadProblem);
     this.connect();
   }
 
@@ -406,7 +410,8 @@ export class ChatEngine implements ChatEngineApi {
       return;
     }
     try {
-      if (RELAY_TYPES.has(header.type)) this.onRelayFrame(session, header);
+      if (header.type === 'ROSTER') this.onRoster(session, frame);
+      else if (RELAY_TYPES.has(header.type)) this.onRelayFrame(session, header);
       else this.onMemberFrame(header, frame);
     } catch (err) {
       // Verify-then-parse failures and anything a handler throws: one frame refused, session goes on.
@@ -523,6 +528,7 @@ export class ChatEngine implements ChatEngineApi {
       session.retryAfterMs = Math.max(session.retryAfterMs ?? 0, body.retryAfterMs);
     }
     this.emitError(body.code, message);
+    if (body.code === 'NoRoster' && !body.fatal) this.onNoRoster(session);
     const verdict = classifyRelayError(body, session.authenticated);
     if (verdict.kind === 'terminal') {
       session.failReason = `${body.code}: ${body.message}`;
@@ -531,6 +537,42 @@ export class ChatEngine implements ChatEngineApi {
       // The relay closes after a fatal ERROR anyway; closing first saves waiting for it.
       session.conn.destroy(`${body.code}: ${body.message}`);
     }
+  }
+
+  /**
+   * A ROSTER (the CA-signed envelope; the relay sends its own before PRESENCE and each newer one):
+   * kept if newer, answered with ours if older (roster-tracker.ts).
+   */
+  private onRoster(session: Session, frame: Buffer): void {
+    const receipt = this.rosters.receive(frame);
+    if (receipt.kind === 'refused') {
+      this.emitError('RosterRefused', `roster from the relay refused (${receipt.code}): ${receipt.message}`);
+    } else if (receipt.kind === 'older') {
+      this.uploadRoster(session);
+    }
+    const view = this.rosters.toReport();
+    if (view) this.emit({ event: 'roster', ...view });
+  }
+
+  /** Sends the held roster to the relay, as it is (its validity is the CA's signature). */
+  private uploadRoster(session: Session): void {
+    const held = this.rosters.held;
+    if (!held || this.session !== session || !session.conn.isOpen) return;
+    this.writer.enqueue(Promise.resolve(held.bytes), { kind: 'control', type: 'ROSTER' });
+  }
+
+  /**
+   * The relay holds no roster and waits (a bounded window) for one: ours if we hold one. Our login
+   * deadline makes room for the relay's window, which ends in a fatal NoRoster.
+   */
+  private onNoRoster(session: Session): void {
+    this.uploadRoster(session);
+    clearTimeout(this.authTimer);
+    this.authTimer = setTimeout(
+      () =>
+        session.conn.destroy(`the relay did not complete the login within ${2 * this.o.authTimeoutMs} ms`),
+      2 * this.o.authTimeoutMs,
+    );
   }
 
   private onPresence(session: Session, body: BodyOf<'PRESENCE'>): void {

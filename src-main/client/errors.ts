@@ -33,6 +33,8 @@ export type ClientErrorCode =
   | 'OutboxFull'
   | 'MessageTooLong'
   | 'ConnectionLost'
+  /** A roster from the relay that does not verify with the group CA, forks ours, or cannot be saved. */
+  | 'RosterRefused'
   | 'Unsent';
 
 export class ClientError extends Error {

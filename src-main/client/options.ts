@@ -2,6 +2,7 @@
 import { DEFAULT_LIVENESS } from '../core/link/liveness.js';
 import type { LocalIdentity } from '../core/pki/local-identity.js';
 import { DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js';
+import { MemoryRosterStore, type RosterStore } from './roster-tracker.js';
 import type { RelayAddress } from './engine-types.js';
 import type { LogHistory } from './log-follower.js';
 import { DEFAULT_SEQUENCE_WINDOW } from './sequence-window.js';
@@ -83,6 +84,8 @@ export interface ChatEngineOptions {
    * session is v1: nothing is replayed or kept.
    */
   history?: LogHistory;
+  /** Keeps the highest roster seen across restarts (default: in memory only). */
+  rosterStore?: RosterStore;
   /** Clock (ms) for the REKEY_REQUEST rate limit; tests inject a fake one. */
   now?: () => number;
   unsafeTestHooks?: UnsafeTestHooks;
@@ -112,6 +115,7 @@ export function resolveOptions(o: ChatEngineOptions): ResolvedOptions {
     heartbeatIntervalMs: o.heartbeatIntervalMs ?? DEFAULT_LIVENESS.intervalMs,
     heartbeatTimeoutMs: o.heartbeatTimeoutMs ?? DEFAULT_LIVENESS.timeoutMs,
     epochStore: o.epochStore ?? new MemoryEpochStore(),
+    rosterStore: o.rosterStore ?? new MemoryRosterStore(),
     now: o.now ?? Date.now,
     unsafeTestHooks: o.unsafeTestHooks,
   };

@@ -39,9 +39,16 @@ const TERMINAL_BEFORE_LOGIN = new Set(['AuthFailed', 'CertificateRejected']);
 /** After login, only these end it, and only when bound to this session (checked before). */
 const TERMINAL_AFTER_LOGIN = new Set(['Replaced']);
 
+/**
+ * The roster's verdicts, at login or when a newer roster drops us: the same roster answers the same
+ * way next time (NoRoster only once the relay's roster-only window is over).
+ */
+const TERMINAL_ROSTER = new Set(['Removed', 'NotInRoster', 'NoRoster']);
+
 export function classifyRelayError(body: BodyOf<'ERROR'>, authenticated: boolean): RelayErrorVerdict {
   const terminal = authenticated ? TERMINAL_AFTER_LOGIN : TERMINAL_BEFORE_LOGIN;
   if (terminal.has(body.code)) return { kind: 'terminal' };
+  if (body.fatal && TERMINAL_ROSTER.has(body.code)) return { kind: 'terminal' };
   if (body.fatal) return { kind: 'reconnect', atLeastMs: 0 };
   return { kind: 'report' };
 }

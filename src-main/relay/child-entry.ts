@@ -15,13 +15,17 @@
  * Messages from the parent: `{type: 'stop'}`. SIGTERM / SIGINT, or the parent going away, stop the
  * relay too: members receive ERROR ShuttingDown and the process exits 0.
  */
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { pino } from 'pino';
 import { LocalIdentity } from '../core/pki/local-identity.js';
 import { PkiError } from '../core/pki/errors.js';
+import { ROSTER_FILE } from '../core/roster/index.js';
 import { prepareRelayDataDir } from './data-dir.js';
 import type { RelayLimits } from './limits.js';
 import { SqliteRelayLog } from './log/sqlite-log.js';
+import { RelayRosterError } from './roster-keeper.js';
 import type { PresenceMember } from './relay-frames.js';
 import { RelayServer } from './server.js';
 
@@ -35,6 +39,11 @@ export interface RelayChildConfig {
   logLevel?: string;
   /** The relay's durable state (the log, the highest roster); default as `securechat-x relay`. */
   dataDir?: string;
+  /**
+   * The group's roster.scx (as `securechat-x relay --roster`); default the roster.scx beside the
+   * bundle when there is one (group create writes both into one folder).
+   */
+  rosterPath?: string;
 }
 
 export type RelayChildMessage =
@@ -80,8 +89,23 @@ async function main(): Promise<void> {
   const password = process.env[config.passwordEnv ?? 'SECURECHAT_PASSWORD'];
   if (!password) throw new Error('no relay bundle password in the environment');
   const identity = LocalIdentity.fromBundleFile(await readFile(config.bundlePath), password, 'relay');
+  const besideBundle = join(dirname(config.bundlePath), ROSTER_FILE);
+  const rosterPath = config.rosterPath ?? (existsSync(besideBundle) ? besideBundle : undefined);
+  const roster = rosterPath !== undefined ? await readFile(rosterPath) : undefined;
   const store = SqliteRelayLog.open(prepareRelayDataDir(config.dataDir));
-  const relay = new RelayServer({ identity, limits: config.limits, logger, store });
+  let relay: RelayServer;
+  try {
+    relay = new RelayServer({
+      identity,
+      limits: config.limits,
+      logger,
+      store,
+      ...(roster ? { roster } : {}),
+    });
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
   relay.on('members', (members, version) =>
     post({ type: 'members', count: members.length, members, version }),
   );
@@ -120,7 +144,7 @@ async function main(): Promise<void> {
 
 main().catch((err: unknown) => {
   const message =
-    err instanceof PkiError
+    err instanceof PkiError || err instanceof RelayRosterError
       ? `${err.message} (${err.code})`
       : err instanceof Error
         ? err.message

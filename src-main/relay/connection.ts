@@ -14,6 +14,11 @@ export type ConnectionState =
   | 'hello'
   /** HELLO sent; only CONNECTION is accepted. */
   | 'awaiting-auth'
+  /**
+   * CONNECTION passed but the relay holds no roster (ERROR NoRoster sent): only a ROSTER upload is
+   * accepted, for rosterWindowMs (roster-window.ts).
+   */
+  | 'roster-only'
   /** Authenticated: frames are routed. */
   | 'member'
   /** Closing: the last frames are flushing, nothing more is read or queued. */

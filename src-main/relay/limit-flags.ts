@@ -31,6 +31,7 @@ export const LIMIT_FLAGS: Record<string, keyof RelayLimits> = {
   'heartbeat-timeout-ms': 'heartbeatTimeoutMs',
   'retention-days': 'retentionDays',
   'retention-mb': 'retentionMb',
+  'roster-window-ms': 'rosterWindowMs',
 };
 
 /** Parses the limit flags present in `values` (strings) into a partial RelayLimits. */

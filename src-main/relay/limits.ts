@@ -84,6 +84,11 @@ export interface RelayLimits {
    * that): the oldest frames are dropped at start, hourly, and whenever the log grows past it.
    */
   retentionMb: number;
+  /**
+   * A member that logs in while the relay holds no roster gets a non-fatal ERROR NoRoster and this
+   * long to upload one (the only frame accepted meanwhile); then a fatal NoRoster.
+   */
+  rosterWindowMs: number;
 }
 
 export const DEFAULT_RELAY_LIMITS: Readonly<RelayLimits> = Object.freeze({
@@ -112,6 +117,7 @@ export const DEFAULT_RELAY_LIMITS: Readonly<RelayLimits> = Object.freeze({
   heartbeatTimeoutMs: 15_000,
   retentionDays: 30,
   retentionMb: 1024,
+  rosterWindowMs: 10_000,
 });
 
 const BOUNDS: Record<keyof RelayLimits, [min: number, max: number]> = {
@@ -141,6 +147,7 @@ const BOUNDS: Record<keyof RelayLimits, [min: number, max: number]> = {
   heartbeatTimeoutMs: [100, 3_600_000],
   retentionDays: [1, 36_500],
   retentionMb: [1, 1024 * 1024],
+  rosterWindowMs: [100, 3_600_000],
 };
 
 export const LIMIT_NAMES = Object.keys(BOUNDS) as (keyof RelayLimits)[];

@@ -18,6 +18,7 @@ import type { LoginBudgets } from './login-budgets.js';
 import type { Membership } from './membership.js';
 import { refusalCode, type Refusals } from './refusals.js';
 import type { RelayFrames } from './relay-frames.js';
+import type { RosterGate } from './roster-gate.js';
 
 export class Login {
   constructor(
@@ -30,11 +31,19 @@ export class Login {
     private readonly refusals: Refusals,
     private readonly gate: AdmissionGate,
     private readonly control: ConnectionControl,
+    private readonly roster: RosterGate,
   ) {}
 
-  /** A frame from `conn` before it logged in: only CONNECTION is accepted. */
+  /**
+   * A frame from `conn` before it logged in: only CONNECTION is accepted (in the roster-only
+   * window, only a ROSTER upload).
+   */
   onFrame(conn: RelayConnection, payload: Buffer): void {
     conn.charge(payload.length);
+    if (conn.state === 'roster-only') {
+      this.roster.onWindowFrame(conn, payload);
+      return;
+    }
     let header: EnvelopeHeader;
     try {
       header = readHeader(payload);
@@ -109,6 +118,11 @@ export class Login {
     }
   }
 
+  /** A connection of the roster-only window, after a roster arrived: admission once more. */
+  readmit(conn: RelayConnection): void {
+    if (conn.state === 'roster-only' && conn.certificate) this.admit(conn, conn.certificate);
+  }
+
   private admit(conn: RelayConnection, cert: Certificate): void {
     if (this.membership.full(cert.name)) {
       this.control.drop(
@@ -118,6 +132,7 @@ export class Login {
       );
       return;
     }
+    if (!this.roster.admits(conn, cert)) return;
     this.gate.leavePending(conn);
     conn.certificate = cert;
     conn.state = 'member';
@@ -149,6 +164,8 @@ export class Login {
       },
       'member joined',
     );
+    // The roster before PRESENCE: a member knows who belongs before it hears who is here.
+    this.roster.welcome(conn);
     this.membership.schedulePresence();
   }
 }

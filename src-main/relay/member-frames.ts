@@ -34,6 +34,9 @@ export interface LoggedFrames {
 const LOGGED_TYPES: ReadonlySet<string> = new Set(['ENCRYPTED_TEXT', 'KEY_DISTRIBUTION']);
 
 export class MemberFrames {
+  /** Where a member's ROSTER upload goes (roster-gate.ts); set by the server. */
+  onRoster: ((conn: RelayConnection, payload: Buffer) => void) | undefined;
+
   constructor(
     private readonly identity: LocalIdentity,
     private readonly limits: RelayLimits,
@@ -58,7 +61,13 @@ export class MemberFrames {
       this.refusals.refuseFrame(conn, refusalCode(err.code), err.message);
       return;
     }
-    conn.charge(payload.length, header.type === 'CERT_REQUEST' ? this.limits.certRequestCost : 1, now);
+    const costly = header.type === 'CERT_REQUEST' || header.type === 'ROSTER';
+    conn.charge(payload.length, costly ? this.limits.certRequestCost : 1, now);
+    if (header.type === 'ROSTER' && this.onRoster) {
+      // The CA-signed envelope as it is (sender: the CA certificate), not a frame of this member.
+      this.onRoster(conn, payload);
+      return;
+    }
     const logged = this.logged;
     // Counted before routing can refuse it: see MemberLogState.sent.
     const n = logged && LOGGED_TYPES.has(header.type) ? logged.fanout.count(conn) : 0;

@@ -37,6 +37,8 @@ import { Output } from './output.js';
 import { RelayFrames, type PresenceMember } from './relay-frames.js';
 import { refusalCode, Refusals } from './refusals.js';
 import { SyncSessions, type SyncCounters } from './sync-session.js';
+import { RosterGate } from './roster-gate.js';
+import { RosterKeeper } from './roster-keeper.js';
 
 export interface RelayServerOptions {
   /** The relay's identity (a relay / serverAuth bundle); its CA is the group's. */
@@ -50,6 +52,12 @@ export interface RelayServerOptions {
    * app's relay child); the relay never closes it.
    */
   store?: RelayLog;
+  /**
+   * The roster file's bytes (`--roster roster.scx`), verified against the relay's CA here (a
+   * RelayRosterError if they do not verify). listen() keeps the newer of it and the stored one;
+   * an older one is logged and ignored. Without a roster at all, nobody is admitted (NoRoster).
+   */
+  roster?: Buffer;
 }
 
 export interface RelayStats {
@@ -72,6 +80,8 @@ export interface RelayStats {
   membershipVersion: number;
   /** The log's side (relays with a store only). */
   log?: LogFanoutCounters & SyncCounters & RetentionCounters;
+  /** The version of the roster the relay holds (undefined: none yet). */
+  rosterVersion: number | undefined;
 }
 
 export interface RelayEvents {
@@ -89,6 +99,8 @@ export class RelayServer extends EventEmitter<RelayEvents> {
   private readonly log: Logger;
   private readonly frames: RelayFrames;
   private server: Server | undefined;
+  /** listen() was called (the roster loads before the socket is bound). */
+  private listening = false;
   private readonly connections = new Set<RelayConnection>();
   private closing: Promise<void> | undefined;
   private readonly counters: RelayCounters = {
@@ -105,6 +117,8 @@ export class RelayServer extends EventEmitter<RelayEvents> {
   private readonly gate: AdmissionGate;
   private readonly login: Login;
   private readonly logging: (LoggedFrames & { retention: RetentionKeeper }) | undefined;
+  private readonly rosterKeeper: RosterKeeper;
+  private readonly rosterGate: RosterGate;
 
   constructor(options: RelayServerOptions) {
     super();
@@ -127,6 +141,16 @@ export class RelayServer extends EventEmitter<RelayEvents> {
       closing: () => this.closing !== undefined,
       changed: (members, version) => this.emit('members', members, version),
     });
+    this.rosterKeeper = new RosterKeeper(this.identity.ca, options.store, this.log, options.roster);
+    this.rosterGate = new RosterGate(
+      this.rosterKeeper,
+      this.limits,
+      this.log,
+      this.membership,
+      this.refusals,
+      control,
+      { readmit: (conn) => this.login.readmit(conn) },
+    );
     this.liveness = new LivenessSweep(this.limits, this.log, this.membership, control);
     this.logging = options.store ? this.openLogging(options.store, control) : undefined;
     this.memberFrames = new MemberFrames(
@@ -140,6 +164,7 @@ export class RelayServer extends EventEmitter<RelayEvents> {
       control,
       this.logging,
     );
+    this.memberFrames.onRoster = (conn, payload) => this.rosterGate.upload(conn, payload);
     this.gate = new AdmissionGate(
       this.identity,
       this.limits,
@@ -166,6 +191,7 @@ export class RelayServer extends EventEmitter<RelayEvents> {
       this.refusals,
       this.gate,
       control,
+      this.rosterGate,
     );
   }
 
@@ -196,15 +222,30 @@ export class RelayServer extends EventEmitter<RelayEvents> {
     return { fanout, syncs, retention };
   }
 
-  /** Starts listening; `port: 0` picks a free port. Resolves with the bound address. */
-  listen(options: { host?: string; port?: number } = {}): Promise<{ host: string; port: number }> {
-    if (this.server) return Promise.reject(new Error('the relay is already listening'));
+  /**
+   * Loads the roster (the stored one and the --roster file's, keeping the newer and storing it),
+   * then starts listening; `port: 0` picks a free port. Resolves with the bound address.
+   */
+  async listen(options: { host?: string; port?: number } = {}): Promise<{ host: string; port: number }> {
+    if (this.server || this.listening) throw new Error('the relay is already listening');
+    this.listening = true;
+    try {
+      await this.rosterKeeper.load();
+    } catch (err) {
+      this.listening = false;
+      throw err;
+    }
+    return this.bind(options);
+  }
+
+  private bind(options: { host?: string; port?: number }): Promise<{ host: string; port: number }> {
     const server = createServer({ noDelay: true, keepAlive: true, keepAliveInitialDelay: 30_000 });
     this.server = server;
     server.on('connection', (socket) => this.guard(undefined, () => this.gate.accept(socket)));
     return new Promise((resolve, reject) => {
       const onError = (err: Error): void => {
         this.server = undefined;
+        this.listening = false;
         reject(err);
       };
       server.once('error', onError);
@@ -254,6 +295,7 @@ export class RelayServer extends EventEmitter<RelayEvents> {
             },
           }
         : {}),
+      rosterVersion: this.rosterKeeper.current?.version,
     };
   }
 
@@ -341,6 +383,7 @@ export class RelayServer extends EventEmitter<RelayEvents> {
     if (!conn.open) return;
     this.output.forget(conn);
     this.gate.leavePending(conn);
+    this.rosterGate.forget(conn);
     conn.close(reason, last, destroyNow);
     this.membership.leave(conn);
   }
@@ -351,6 +394,7 @@ export class RelayServer extends EventEmitter<RelayEvents> {
     this.output.forget(conn);
     this.connections.delete(conn);
     this.gate.leavePending(conn);
+    this.rosterGate.forget(conn);
     this.membership.leave(conn);
     this.log.info(
       { event: 'closed', conn: conn.id, name: conn.name, reason: conn.closeReason },

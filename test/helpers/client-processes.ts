@@ -2,7 +2,7 @@
  * The relay and terminal clients as real child processes (out/node, built by global-setup), the
  * way users run them: stdin drives a member, its --json stdout lines are parsed into events.
  */
-import { withDataDir } from './relay-data-dir.js';
+import { relayTestArgs } from './relay-data-dir.js';
 import { Waiters } from './waiters.js';
 import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { cpSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -28,8 +28,8 @@ function cli(): string {
     symlinkSync(join(process.cwd(), 'node_modules'), join(dir, 'node_modules'), 'dir');
     const main = join(dir, 'src-main', 'cli', 'main.js');
     try {
-      for (const cmd of ['chat', 'relay'])
-        execFileSync(process.execPath, [main, cmd, '--help'], { stdio: 'pipe' });
+      for (const cmd of [['chat'], ['relay'], ['group', 'publish']])
+        execFileSync(process.execPath, [main, ...cmd, '--help'], { stdio: 'pipe' });
       snapshot = main;
       return main;
     } catch (err) {
@@ -63,7 +63,7 @@ export async function startRelay(
 ): Promise<RelayProcess> {
   const proc = spawn(
     process.execPath,
-    [cli(), 'relay', '--bundle', bundle, '--port', String(port), ...withDataDir(extra)],
+    [cli(), 'relay', '--bundle', bundle, '--port', String(port), ...relayTestArgs(bundle, extra)],
     {
       env: childEnv(),
     },
@@ -93,6 +93,38 @@ export async function startRelay(
       await exited;
     },
   };
+}
+
+/** Runs one CLI command to its end (stdin closed), e.g. `group publish`. */
+export function runCli(
+  args: string[],
+  timeoutMs = 60_000,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const proc = spawn(process.execPath, [cli(), ...args], { env: childEnv() });
+  proc.stdin.end();
+  let stdout = '';
+  let stderr = '';
+  proc.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL');
+      reject(new Error(`securechat-x ${args.join(' ')} did not exit within ${timeoutMs} ms: ${stderr}`));
+    }, timeoutMs);
+    proc.once('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** `group publish` of `roster` to `relay`, logged in with `bundle`. */
+export function publishRoster(
+  roster: string,
+  bundle: string,
+  relay: string,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return runCli(['group', 'publish', '--roster', roster, '--bundle', bundle, '--relay', relay]);
 }
 
 /** One parsed --json line. */

@@ -1,8 +1,9 @@
 /**
- * Test groups: a CA, member bundles and a relay bundle written to a temporary folder with the
- * library (not the CLI), at the lowest allowed KDF cost so suites stay fast.
+ * Test groups: a CA, member bundles, a relay bundle and roster.scx v1 (every member and the
+ * relay) written to a temporary folder with the library (not the CLI), at the lowest allowed KDF
+ * cost so suites stay fast. The relay helpers start a relay with the roster.scx beside its bundle.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import forge from 'node-forge';
@@ -13,6 +14,15 @@ import {
   writeBundle,
   type Credential,
 } from '../../src-main/core/pki/index.js';
+import {
+  buildRoster,
+  nextRoster,
+  signRoster,
+  verifyRoster,
+  type Roster,
+  type RosterBody,
+  type RosterChange,
+} from '../../src-main/core/roster/index.js';
 
 export const TEST_PASSWORD = 'correct horse battery staple';
 export const TEST_KDF_ITERATIONS = 10_000;
@@ -24,8 +34,22 @@ export interface TestGroup {
   /** Path of each member's (and the relay's) .p12. */
   bundles: Record<string, string>;
   relayBundle: string;
-  /** Issues one more member bundle into the same group. */
-  addMember(name: string): string;
+  /** `dir/roster.scx`: v1 lists every member and the relay; changes write the next versions. */
+  rosterPath: string;
+  /** The roster in rosterPath now. */
+  roster(): Roster;
+  /**
+   * Signs the roster after `change` and writes it to rosterPath (or `to`); returns it. `from`: the
+   * roster bytes to change instead of the current one (to sign a fork, say); with `to` only.
+   */
+  changeRoster(change: RosterChange, to?: string, from?: Buffer): Roster;
+  /**
+   * Issues one more member bundle into the same group and lists it in roster.scx: a name already
+   * listed is removed first (two versions), so the new certificate replaces the old one. A relay
+   * started earlier still holds its older roster until one is published to it. `list: false`
+   * issues the bundle only: a valid certificate of the group that the roster does not list.
+   */
+  addMember(name: string, options?: { list?: boolean }): string;
 }
 
 export function makeTestGroup(members: string[], options: { relay?: string; dir?: string } = {}): TestGroup {
@@ -34,7 +58,7 @@ export function makeTestGroup(members: string[], options: { relay?: string; dir?
   const caPem = join(dir, 'ca.pem');
   writeFileSync(caPem, ca.certificate.pem);
   const bundles: Record<string, string> = {};
-  const write = (name: string, role: 'member' | 'relay'): string => {
+  const write = (name: string, role: 'member' | 'relay'): Certificate => {
     const cred = issueCertificate(ca, { name, role });
     const path = join(dir, `${name}.p12`);
     writeFileSync(
@@ -42,11 +66,46 @@ export function makeTestGroup(members: string[], options: { relay?: string; dir?
       writeBundle(cred, ca.certificate, TEST_PASSWORD, { kdfIterations: TEST_KDF_ITERATIONS }),
     );
     bundles[name] = path;
-    return path;
+    return cred.certificate;
   };
-  for (const m of members) write(m, 'member');
-  const relayBundle = write(options.relay ?? 'relay', 'relay');
-  return { dir, ca, caPem, bundles, relayBundle, addMember: (name) => write(name, 'member') };
+  const memberCerts = members.map((m) => write(m, 'member'));
+  const relayName = options.relay ?? 'relay';
+  const relayCert = write(relayName, 'relay');
+  const rosterPath = join(dir, 'roster.scx');
+  const sign = (body: RosterBody): Roster => verifyRoster(signRoster(body, ca), ca.certificate);
+  let roster = sign(
+    buildRoster({ ca: ca.certificate, name: 'Test Group', members: memberCerts, relays: [relayCert] }),
+  );
+  writeFileSync(rosterPath, roster.bytes);
+  const changeRoster = (change: RosterChange, to?: string, from?: Buffer): Roster => {
+    const base = from ? verifyRoster(from, ca.certificate) : roster;
+    const next = sign(nextRoster(base, change));
+    writeFileSync(to ?? rosterPath, next.bytes);
+    if (to === undefined) roster = next;
+    return next;
+  };
+  return {
+    dir,
+    ca,
+    caPem,
+    bundles,
+    relayBundle: bundles[relayName] as string,
+    rosterPath,
+    roster: () => roster,
+    changeRoster,
+    addMember: (name, addOptions = {}) => {
+      const cert = write(name, 'member');
+      if (addOptions.list === false) return bundles[name] as string;
+      if (roster.member(name)) changeRoster({ kind: 'remove-member', name, reason: 'new certificate' });
+      changeRoster({ kind: 'add-member', certificate: cert });
+      return bundles[name] as string;
+    },
+  };
+}
+
+/** Reads and verifies a roster file of `group`. */
+export function readTestRoster(group: TestGroup, path = group.rosterPath): Roster {
+  return verifyRoster(readFileSync(path), group.ca.certificate);
 }
 
 /**

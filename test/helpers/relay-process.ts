@@ -2,7 +2,7 @@
  * The relay as a real child process (`node out/node/src-main/cli/main.js relay …`), as users run
  * it: password via the environment, `--port 0`, address parsed from the `listening on` line.
  */
-import { withDataDir } from './relay-data-dir.js';
+import { relayTestArgs } from './relay-data-dir.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -42,7 +42,7 @@ export async function startRelay(
 ): Promise<RelayProcess> {
   const child = spawn(
     process.execPath,
-    [CLI, 'relay', '--bundle', bundle, '--port', '0', ...withDataDir(args)],
+    [CLI, 'relay', '--bundle', bundle, '--port', '0', ...relayTestArgs(bundle, args)],
     {
       env: { ...process.env, SECURECHAT_PASSWORD: TEST_PASSWORD, NO_COLOR: '1' },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -18,7 +18,9 @@ import { Certificate } from '../../src-main/core/pki/certificate.js';
 import { issueCertificate } from '../../src-main/core/pki/issue.js';
 import { verifyRoster } from '../../src-main/core/roster/index.js';
 import type { ChatLine } from '../../src-shared/model.js';
-import { makeTestGroup, TEST_PASSWORD, type TestGroup } from '../helpers/group.js';
+import { publishRoster } from '../../src-main/client/roster-publish.js';
+import { LocalIdentity } from '../../src-main/core/pki/local-identity.js';
+import { makeTestGroup, readTestRoster, TEST_PASSWORD, type TestGroup } from '../helpers/group.js';
 import { noSecretStorage as noKeystore } from '../../src-main/app/node-ports.js';
 import { withoutMac } from '../helpers/pfx-craft.js';
 import {
@@ -345,6 +347,15 @@ describe('app service: a chat through the bundled relay', () => {
     // bob gets a new certificate (same name) and comes back with it.
     const newBundle = group.addMember('bob');
     unwrap(await bob.service.disconnect());
+    // The relay admits the new certificate once it holds the roster that lists it (carol, who
+    // left, carries it there).
+    const carolId = LocalIdentity.fromBundleFile(readFileSync(bundleOf(group, 'carol')), TEST_PASSWORD);
+    const published = await publishRoster({
+      identity: carolId,
+      relay: { host: '127.0.0.1', port },
+      roster: readTestRoster(group),
+    });
+    expect(published.version).toBe(group.roster().version);
     unwrap(await importBundle(bob, newBundle, TEST_PASSWORD));
     unwrap(await bob.service.connect({ host: '127.0.0.1', port }));
     await until(

@@ -3,6 +3,7 @@
  * an authenticated member) and child-entry.js as the desktop app forks it (messages, stop).
  */
 import { fork } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import fc from 'fast-check';
@@ -63,6 +64,7 @@ describe('RelayServer in-process', { timeout: 120_000 }, () => {
     });
     relay = new RelayServer({
       identity: id('relay'),
+      roster: readFileSync(group.rosterPath),
       limits: { presenceIntervalMs: 0, maxProtocolErrors: 1000 },
       logger: pino({ level: 'debug' }, sink),
     });

@@ -4,7 +4,7 @@
  * Each line on stdin is a message (empty lines are ignored). At the end of stdin the queued
  * messages are sent (waiting up to --drain-timeout-ms for a key if one is being established),
  * then DISCONNECT, exit 0. SIGINT / SIGTERM leave the same way. A Failed session exits 1;
- * leaving with messages that were never sent exits 3.
+ * leaving with messages that were never sent exits 3; removed from the group (Removed) exits 4.
  */
 import { readFile } from 'node:fs/promises';
 import { resolve as resolvePath } from 'node:path';
@@ -38,7 +38,7 @@ options:
   --reconnect-min-ms N       first reconnect delay (default 250)
   --reconnect-max-ms N       longest reconnect delay (default 10000)
   --drain-timeout-ms N       at end of input, how long to wait for queued messages (default 10000)
-  --state-dir DIR            this member's encrypted local state (epochs, history, log position);
+  --state-dir DIR            this member's encrypted local state (epochs, roster, history, log position);
                              default $XDG_DATA_HOME/securechat-x/<group id>/<name>
                              (~/.local/share/... when XDG_DATA_HOME is unset)
   -h, --help                 this text
@@ -48,10 +48,13 @@ exit codes:
   1  failed (relay refused this member, wrong relay, unusable bundle or state store)
   2  usage error (a missing or bad flag, no password)
   3  left with messages that were never sent (their number is printed on stderr)
+  4  removed from the group: the relay's roster removed this certificate (Removed)
 `;
 
 /** Exit code when the session ended with messages never sent. */
 export const EXIT_UNSENT = 3;
+/** Exit code when the group's roster removed this member (ERROR Removed): terminal. */
+export const EXIT_REMOVED = 4;
 
 export function parseRelayAddress(text: string): RelayAddress {
   const m = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(text);
@@ -120,6 +123,7 @@ export async function run(argv: string[]): Promise<number> {
     backoff: { initialMs: minMs, maxMs },
     epochStore: store,
     history: store.history,
+    rosterStore: store,
   });
   const json = values.json === true;
   const print = (line: string) => process.stdout.write(`${line}\n`);
@@ -147,9 +151,11 @@ function session(engine: ChatEngine, render: (e: EngineEvent) => void, drainMs: 
   return new Promise<number>((resolve) => {
     let leaving = false;
     let failed = false;
+    let removed = false;
     const waiters = new Set<() => void>();
     engine.on((e) => {
       render(e);
+      if (e.event === 'error' && e.code === 'Removed') removed = true;
       if (e.event === 'state' && e.state === 'Failed') {
         failed = true;
         void leave('failed');
@@ -210,7 +216,7 @@ function session(engine: ChatEngine, render: (e: EngineEvent) => void, drainMs: 
       process.stdin.destroy();
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
-      resolve(failed ? 1 : unsent > 0 ? EXIT_UNSENT : 0);
+      resolve(removed ? EXIT_REMOVED : failed ? 1 : unsent > 0 ? EXIT_UNSENT : 0);
     }
 
     engine.start();

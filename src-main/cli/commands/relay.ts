@@ -13,10 +13,13 @@ import { prepareRelayDataDir } from '../../relay/data-dir.js';
 import { RelayLogError } from '../../relay/log/errors.js';
 import { SqliteRelayLog } from '../../relay/log/sqlite-log.js';
 import { RelayServer } from '../../relay/server.js';
+import { MAX_ROSTER_BYTES, verifyRoster } from '../../core/roster/index.js';
+import { readInputFile } from '../bundle-file.js';
 import { CliError } from '../cli-error.js';
 import { checkExpectedCa, parseExpectedCa } from '../expect-ca.js';
 import { fileProblem } from '../fs-errors.js';
 import { readPassword } from '../password.js';
+import { withRosterPath } from '../roster-file.js';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
@@ -35,6 +38,9 @@ options:
                          (any case, ':' or spaces between digits allowed)
   --data-dir DIR         durable state: the message log and the highest roster
                          (default $XDG_DATA_HOME/securechat-x/relay, ~/.local/share/... when unset)
+  --roster FILE          the group's roster.scx: verified with the bundle's CA and kept if newer
+                         than the stored one (an older one is logged and ignored); without any
+                         roster members are refused (NoRoster) until one is published
   --log-level LEVEL      ${LOG_LEVELS.join(', ')} (default info)
   -h, --help             this text
 
@@ -61,6 +67,7 @@ export async function run(argv: string[]): Promise<number> {
       'password-file': { type: 'string' },
       'expect-ca': { type: 'string' },
       'data-dir': { type: 'string' },
+      roster: { type: 'string' },
       'log-level': { type: 'string', default: 'info' },
       help: { type: 'boolean', short: 'h' },
       ...limitOptions,
@@ -95,6 +102,7 @@ export async function run(argv: string[]): Promise<number> {
   }
   const identity = LocalIdentity.fromBundleFile(data, password, 'relay');
   checkExpectedCa(identity.ca, expectedCa);
+  const roster = values.roster === undefined ? undefined : await readRoster(values.roster, identity);
 
   const logger = pino(
     { level, base: { service: 'relay', pid: process.pid } },
@@ -103,7 +111,7 @@ export async function run(argv: string[]): Promise<number> {
   const store = openStore(values['data-dir']);
   let relay: RelayServer;
   try {
-    relay = new RelayServer({ identity, limits, logger, store });
+    relay = new RelayServer({ identity, limits, logger, store, ...(roster ? { roster } : {}) });
   } catch (err) {
     await store.close();
     throw new CliError((err as Error).message, 2);
@@ -118,6 +126,7 @@ export async function run(argv: string[]): Promise<number> {
   } catch (err) {
     stopSignal.dispose();
     await store.close();
+    if (err instanceof RelayLogError) throw new CliError(`the store's roster: ${err.message} (${err.code})`);
     throw new CliError(`cannot listen on ${values.host}:${port}: ${(err as Error).message}`);
   }
   process.stdout.write(`listening on ${formatHost(address.host)}:${address.port}\n`);
@@ -133,6 +142,19 @@ export async function run(argv: string[]): Promise<number> {
   } finally {
     await store.close();
   }
+}
+
+/** The --roster file, verified with the relay's CA (the relay checks it again; this names the file). */
+async function readRoster(path: string, identity: LocalIdentity): Promise<Buffer> {
+  let bytes: Buffer;
+  try {
+    bytes = await readInputFile(path, MAX_ROSTER_BYTES);
+  } catch (err) {
+    if (err instanceof CliError) throw new CliError(`--roster: ${err.message}`);
+    throw err;
+  }
+  withRosterPath(path, () => verifyRoster(bytes, identity.ca));
+  return bytes;
 }
 
 /** The data directory's log, or a one-line reason why not (another relay holds it, a foreign file, …). */

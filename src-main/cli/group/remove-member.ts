@@ -30,8 +30,8 @@ with a new certificate from add-member). ca.p12 is opened with SECURECHAT_CA_PAS
 --ca-password-file (without either, with SECURECHAT_PASSWORD / --password-file, and a warning).
 Prints one line: "roster vN: removed NAME (REASON); ...".
 
-Until the relay and the members enforce the roster, a removed member's bundle still connects:
-see docs/security.md, "Known limits".
+Then publish it (group publish --roster FILE --bundle MEMBER.p12 --relay HOST:PORT): the relay
+drops the removed member (Removed) and refuses its bundle from then on.
 
 options:
   --ca FILE                  the group CA bundle, ca.p12 (required)

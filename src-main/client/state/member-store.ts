@@ -9,6 +9,7 @@
  *   schema_migrations(version INTEGER PRIMARY KEY, applied_at INTEGER)  one row per migration
  *   meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)                     JSON values
  *   history, history_text                                              messages shown (history.ts)
+ *   roster(id = 1, version, bytes)                                     the highest roster seen
  * meta keys: `groupId`, `member` (whose store it is, checked on open), `highestEpoch`,
  * `logPosition` (history.ts).
  */
@@ -16,6 +17,7 @@ import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3-multiple-ciphers';
 import type { EpochStore } from '../options.js';
+import type { RosterStore } from '../roster-tracker.js';
 import { StateStoreError } from './errors.js';
 import { HISTORY_MIGRATION, MessageHistory } from './history.js';
 
@@ -25,6 +27,12 @@ export const STORE_KEY_BYTES = 32;
 const MIGRATIONS: readonly string[] = [
   `CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;`,
   HISTORY_MIGRATION,
+  // 3: the highest roster this member has seen (the CA-signed envelope as received), one row.
+  `CREATE TABLE roster (
+     id INTEGER PRIMARY KEY CHECK (id = 1),
+     version INTEGER NOT NULL CHECK (version >= 1),
+     bytes BLOB NOT NULL
+   ) STRICT;`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -57,7 +65,7 @@ function wrap(err: unknown, path: string, doing: string): StateStoreError {
   return new StateStoreError('StateStoreIo', `${doing} ${path}: ${(err as Error).message}`, { cause: err });
 }
 
-export class MemberStateStore implements EpochStore {
+export class MemberStateStore implements EpochStore, RosterStore {
   private highest: number;
   /** What this member was shown, and where it is in the relay's log (history.ts). */
   readonly history: MessageHistory;
@@ -123,6 +131,44 @@ export class MemberStateStore implements EpochStore {
       throw wrap(err, this.path, 'cannot write');
     }
     this.highest = epoch;
+  }
+
+  /** RosterStore: the highest roster saved (its envelope bytes; verified by whoever reads it). */
+  loadRoster(): Buffer | undefined {
+    try {
+      const row = this.db.prepare('SELECT bytes FROM roster WHERE id = 1').get() as
+        { bytes: Buffer } | undefined;
+      return row?.bytes;
+    } catch (err) {
+      throw wrap(err, this.path, 'cannot read');
+    }
+  }
+
+  /**
+   * RosterStore: saves a roster if its version is above the saved one's (never lowers it); durable
+   * when it returns.
+   */
+  saveRoster(bytes: Buffer, version: number): void {
+    if (!Number.isSafeInteger(version) || version < 1)
+      throw new RangeError(`not a roster version: ${version}`);
+    try {
+      this.db
+        .prepare(
+          `INSERT INTO roster (id, version, bytes) VALUES (1, ?, ?)
+           ON CONFLICT (id) DO UPDATE SET version = excluded.version, bytes = excluded.bytes
+           WHERE excluded.version > roster.version`,
+        )
+        .run(version, bytes);
+    } catch (err) {
+      throw wrap(err, this.path, 'cannot write');
+    }
+  }
+
+  /** The version of the saved roster (0 = none). */
+  get rosterVersion(): number {
+    const row = this.db.prepare('SELECT version FROM roster WHERE id = 1').get() as
+      { version: number } | undefined;
+    return row?.version ?? 0;
   }
 
   close(): void {
