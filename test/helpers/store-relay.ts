@@ -98,7 +98,7 @@ export interface StoreRelay {
 
 export async function startStoreRelay(
   identity: LocalIdentity,
-  options: { limits?: Partial<RelayLimits>; dataDir?: string } = {},
+  options: { limits?: Partial<RelayLimits>; dataDir?: string; roster?: Buffer } = {},
 ): Promise<StoreRelay> {
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'scx-relay-store-'));
   const sqlite = SqliteRelayLog.open(dataDir);
@@ -115,6 +115,7 @@ export async function startStoreRelay(
   });
   const relay = new RelayServer({
     identity,
+    ...(options.roster ? { roster: options.roster } : {}),
     limits: {
       presenceIntervalMs: 0,
       maxProtocolErrors: 1000,

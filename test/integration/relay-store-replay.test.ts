@@ -4,6 +4,7 @@
  * backpressure (a reader that stops reading does not make the relay read the whole log: it holds
  * about a page), live non-logged frames during a replay, and a member leaving mid-replay.
  */
+import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalIdentity } from '../../src-main/core/pki/local-identity.js';
@@ -39,6 +40,8 @@ async function viewOf(log: RelayLog, member: string, after = 0): Promise<LogEntr
 
 const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
+const rosterBytes = (): Buffer => readFileSync(group.rosterPath);
+
 beforeAll(() => {
   group = makeTestGroup(NAMES);
   for (const n of NAMES) ids[n] = loadIdentity(must(group.bundles[n]), 'member');
@@ -61,7 +64,7 @@ describe('SYNC: the hand-off to live', { timeout: 180_000 }, () => {
         fc.integer({ min: 1, max: 300 }),
         fc.boolean(),
         async (prefill, from, perTurn, after, targeted) => {
-          const relay = await startStoreRelay(id('relay'));
+          const relay = await startStoreRelay(id('relay'), { roster: rosterBytes() });
           r = relay;
           try {
             const alice = await joinAs(relay, 'alice');
@@ -137,7 +140,10 @@ describe('SYNC: backpressure', { timeout: 180_000 }, () => {
   }
 
   it('a member that stops reading makes the relay hold about a page, not the log; live frames flow meanwhile; it gets everything once it reads', async () => {
-    const relay = await startStoreRelay(id('relay'), { limits: { stallTimeoutMs: 600_000 } });
+    const relay = await startStoreRelay(id('relay'), {
+      roster: rosterBytes(),
+      limits: { stallTimeoutMs: 600_000 },
+    });
     r = relay;
     const frameBytes = await fillLog(relay);
     const logBytes = FRAMES * frameBytes;
@@ -205,7 +211,10 @@ describe('SYNC: backpressure', { timeout: 180_000 }, () => {
   });
 
   it('a member that leaves mid-replay stops its replay', async () => {
-    const relay = await startStoreRelay(id('relay'), { limits: { stallTimeoutMs: 600_000 } });
+    const relay = await startStoreRelay(id('relay'), {
+      roster: rosterBytes(),
+      limits: { stallTimeoutMs: 600_000 },
+    });
     r = relay;
     const frameBytes = await fillLog(relay);
     const dave = await joinAs(relay, 'dave');

@@ -4,6 +4,7 @@
  * SYNC from the start and from the middle, GAP (lost-log, retention, ahead), SYNC at most once,
  * bad SYNC bodies, a failing append.
  */
+import { readFileSync } from 'node:fs';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalIdentity } from '../../src-main/core/pki/local-identity.js';
 import type { BodyOf } from '../../src-main/core/protocol/index.js';
@@ -53,6 +54,8 @@ const kd = (epoch: number): BodyOf<'KEY_DISTRIBUTION'> => ({
   ciphertext: Buffer.alloc(64, epoch),
 });
 
+const rosterBytes = (): Buffer => readFileSync(group.rosterPath);
+
 beforeAll(() => {
   group = makeTestGroup(NAMES);
   for (const n of NAMES) ids[n] = loadIdentity(must(group.bundles[n]), 'member');
@@ -66,7 +69,7 @@ afterEach(async () => {
 
 describe('relay with a store: v1 sessions', { timeout: 60_000 }, () => {
   it('announces the stream id in HELLO, stores chat, and sends v1 members bare envelopes, no link frames', async () => {
-    r = await startStoreRelay(id('relay'));
+    r = await startStoreRelay(id('relay'), { roster: rosterBytes() });
     const alice = await joinAs('alice');
     const bob = await joinAs('bob');
     const carol = await joinAs('carol');
@@ -92,7 +95,11 @@ describe('relay with a store: v1 sessions', { timeout: 60_000 }, () => {
   });
 
   it('a relay without a store refuses SYNC (NotAllowed, not fatal) and sends no streamId', async () => {
-    const plain = new RelayServer({ identity: id('relay'), limits: { presenceIntervalMs: 0 } });
+    const plain = new RelayServer({
+      identity: id('relay'),
+      roster: rosterBytes(),
+      limits: { presenceIntervalMs: 0 },
+    });
     const { port } = await plain.listen({ host: '127.0.0.1', port: 0 });
     try {
       const alice = await RawMember.join(id('alice'), { port });
@@ -111,7 +118,7 @@ describe('relay with a store: v1 sessions', { timeout: 60_000 }, () => {
 
 describe('relay with a store: STORED and DELIVERED', { timeout: 60_000 }, () => {
   it('acknowledges each logged frame with STORED (n from 1, refused frames counted, never acknowledged)', async () => {
-    r = await startStoreRelay(id('relay'));
+    r = await startStoreRelay(id('relay'), { roster: rosterBytes() });
     const alice = await syncedAs('alice');
     const bob = await syncedAs('bob');
     const carol = await joinAs('carol'); // v1
@@ -157,7 +164,7 @@ describe('relay with a store: STORED and DELIVERED', { timeout: 60_000 }, () => 
   });
 
   it('stores a KEY_DISTRIBUTION for a member who is offline and delivers it on its SYNC, only to it', async () => {
-    r = await startStoreRelay(id('relay'));
+    r = await startStoreRelay(id('relay'), { roster: rosterBytes() });
     const alice = await syncedAs('alice');
     const forDave = alice.seal('KEY_DISTRIBUTION', 'dave', kd(3));
     const forCarol = alice.seal('KEY_DISTRIBUTION', 'carol', kd(3));
@@ -184,7 +191,7 @@ describe('relay with a store: STORED and DELIVERED', { timeout: 60_000 }, () => 
 
 describe('relay with a store: SYNC', { timeout: 60_000 }, () => {
   it('a member that holds nothing starts at its first key distribution, or at the head when it has none', async () => {
-    r = await startStoreRelay(id('relay'));
+    r = await startStoreRelay(id('relay'), { roster: rosterBytes() });
     const alice = await syncedAs('alice', r.store.streamId, 0);
     const before = [1, 2, 3].map((i) => alice.seal('ENCRYPTED_TEXT', '', chatBody(i)));
     for (const f of before) alice.sendPayload(f);
@@ -227,7 +234,7 @@ describe('relay with a store: SYNC', { timeout: 60_000 }, () => {
   }
 
   it('replays from a middle offset exactly what follows it, then LIVE with the head', async () => {
-    r = await startStoreRelay(id('relay'));
+    r = await startStoreRelay(id('relay'), { roster: rosterBytes() });
     const { sent } = await fill(30);
     const bob = await syncedAs('bob', r.store.streamId, 12);
     expect(bob.delivered().map((f) => f.offset)).toEqual(Array.from({ length: 18 }, (_, i) => i + 13));
@@ -244,7 +251,7 @@ describe('relay with a store: SYNC', { timeout: 60_000 }, () => {
   });
 
   it('GAP lost-log for another stream id, GAP ahead for an offset past the log; both bound to the session, then a replay from the first offset', async () => {
-    r = await startStoreRelay(id('relay'));
+    r = await startStoreRelay(id('relay'), { roster: rosterBytes() });
     const { sent } = await fill(5);
     const bob = await joinAs('bob');
     bob.sync('0'.repeat(32), 3);
@@ -275,7 +282,7 @@ describe('relay with a store: SYNC', { timeout: 60_000 }, () => {
   });
 
   it('GAP retention once retention dropped frames after the offset', async () => {
-    r = await startStoreRelay(id('relay'));
+    r = await startStoreRelay(id('relay'), { roster: rosterBytes() });
     const { sent } = await fill(20);
     const bytes = (await r.store.bounds()).bytes;
     // Keep about the newest quarter.
@@ -304,7 +311,7 @@ describe('relay with a store: SYNC', { timeout: 60_000 }, () => {
   });
 
   it('refuses a second SYNC (NotAllowed, not fatal), a bad body (SchemaViolation) and a bad signature; the relay goes on', async () => {
-    r = await startStoreRelay(id('relay'));
+    r = await startStoreRelay(id('relay'), { roster: rosterBytes() });
     const alice = await syncedAs('alice');
     alice.sync('', 0);
     const second = await alice.waitForError('NotAllowed');
@@ -337,7 +344,7 @@ describe('relay with a store: SYNC', { timeout: 60_000 }, () => {
 
 describe('relay with a store: failures', { timeout: 60_000 }, () => {
   it('a failed append is neither forwarded nor acknowledged, is logged, and the relay goes on', async () => {
-    r = await startStoreRelay(id('relay'));
+    r = await startStoreRelay(id('relay'), { roster: rosterBytes() });
     const alice = await syncedAs('alice');
     const bob = await syncedAs('bob');
     const carol = await joinAs('carol');
