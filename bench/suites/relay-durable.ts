@@ -7,15 +7,12 @@
  * client and three XREAD readers, through ioredis. In both, a message is done once the sender has
  * its acknowledgement and all three readers have it; the window is the same.
  */
+import { spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import type { BenchConn } from './relay-kit.js';
 import {
-  chatFrame,
-  Counter,
   freePort,
-  login,
   PAYLOAD_BYTES,
   RECEIVERS,
   rssMiB,
@@ -25,9 +22,8 @@ import {
   stopper,
   type BenchMember,
   type Child,
-  type FanOut,
 } from './relay-kit.js';
-import { spawn } from 'node:child_process';
+import { chatFrame, Counter, login, type BenchConn, type FanOut } from './relay-clients.js';
 
 /** The relay with its log, every member SYNCed: DELIVERED to the receivers, STORED to the sender. */
 export async function durableFanOut(

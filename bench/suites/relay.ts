@@ -33,21 +33,14 @@ import {
 } from '../../src-main/core/pki/index.js';
 import { percentile, type BenchResult, type BenchSuite } from '../harness.js';
 import {
-  BenchConn,
-  chatFrame,
-  Counter,
   hasRedis,
   IDLE_CONNECTIONS,
   issueMany,
-  linkOf,
-  login,
   memberOf,
-  paced,
   PACED_MS,
   PASSWORD,
   PAYLOAD_BYTES,
   RECEIVERS,
-  saturationRounds,
   sleep,
   startListener,
   startRedis,
@@ -56,8 +49,17 @@ import {
   TLS_IDLE_SERVER,
   tlsLink,
   type BenchMember,
-  type FanOut,
 } from './relay-kit.js';
+import {
+  BenchConn,
+  chatFrame,
+  Counter,
+  linkOf,
+  login,
+  paced,
+  saturationRounds,
+  type FanOut,
+} from './relay-clients.js';
 import { durableFanOut, redisStreamsFanOut } from './relay-durable.js';
 
 /** v1 members (no SYNC): frames go through the relay's log, then out as bare envelopes. */
