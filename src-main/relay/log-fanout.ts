@@ -202,6 +202,9 @@ export class LogFanout {
       if (c.state === 'member') this.sendStored(c, acks);
     }
     this.acking.clear();
+    // This runs right after the writer's commit (a setImmediate callback): write the batch out now
+    // rather than at the flush it scheduled, which would be the next turn's.
+    this.output.flushNow();
     const failed = this.failedBatch;
     this.failedBatch = undefined;
     if (failed) {

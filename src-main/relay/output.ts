@@ -40,6 +40,16 @@ export class Output {
     }
   }
 
+  /**
+   * Writes what is queued now instead of at the scheduled flush: for bytes queued from inside a
+   * setImmediate callback (the log's commit), whose scheduled flush would otherwise wait for the
+   * next turn of the loop.
+   */
+  flushNow(): void {
+    // The scheduled flush stays scheduled (and finds nothing, or what was queued since).
+    if (this.dirty.size > 0) this.flushDirty();
+  }
+
   /** The connection is closing or closed: nothing more is flushed for it. */
   forget(conn: RelayConnection): void {
     this.dirty.delete(conn);
@@ -60,6 +70,10 @@ export class Output {
 
   private flushAll(): void {
     this.flushScheduled = false;
+    this.flushDirty();
+  }
+
+  private flushDirty(): void {
     const batch = [...this.dirty];
     this.dirty.clear();
     for (const c of batch) {

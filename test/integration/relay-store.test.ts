@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalIdentity } from '../../src-main/core/pki/local-identity.js';
-import type { BodyOf } from '../../src-main/core/protocol/index.js';
+import { sealMessage, type BodyOf } from '../../src-main/core/protocol/index.js';
 import type { LogEntry, RelayLog } from '../../src-main/relay/log/types.js';
 import { RelayServer } from '../../src-main/relay/server.js';
 import { makeTestGroup, type TestGroup } from '../helpers/group.js';
@@ -339,6 +339,30 @@ describe('relay with a store: SYNC', { timeout: 60_000 }, () => {
     alice.sendPayload(f);
     await bob.until(() => bob.delivered().some((x) => x.raw.equals(f)), 10_000, 'live frame');
     expect(bob.closed || alice.closed).toBe(false);
+  });
+});
+
+describe('relay with a store: retention while running', { timeout: 60_000 }, () => {
+  it('enforces --retention-mb as soon as the log grows past it, oldest first', async () => {
+    r = await startStoreRelay(id('relay'), { limits: { retentionMb: 1 } });
+    const alice = await syncedAs('alice');
+    // The relay does not check chat signatures (receivers do): a dummy one saves 1,500 RSA signatures.
+    const fingerprint = id('alice').certificate.fingerprint;
+    for (let seq = 1; seq <= 1500; seq++) {
+      alice.sendPayload(
+        sealMessage('ENCRYPTED_TEXT', { kind: 'fingerprint', fingerprint }, '', chatBody(seq, 700), () =>
+          Buffer.alloc(256, 1),
+        ),
+      );
+    }
+    await alice.until(() => alice.storedAcks().length >= 1500, 20_000, 'acks');
+    await r.waitForLog((l) => l.event === 'retention', 'retention');
+    await r.relay.retentionIdle();
+    const bounds = await r.store.bounds();
+    expect(bounds.bytes).toBeLessThanOrEqual(1024 * 1024);
+    expect(bounds.firstOffset).toBeGreaterThan(1);
+    expect(bounds.lastOffset).toBe(1500);
+    expect(r.relay.stats().log?.droppedFrames).toBe(bounds.firstOffset - 1);
   });
 });
 
