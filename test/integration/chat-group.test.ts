@@ -95,7 +95,8 @@ describe('chat between real processes', () => {
         if (e.event === 'key') expectKeyOrder(e, ['event', 'epoch', 'safetyNumber', 'members']);
         if (e.event === 'message') expectKeyOrder(e, ['event', 'from', 'text', 'epoch', 'seq']);
         if (e.event === 'error') expectKeyOrder(e, ['event', 'code', 'message']);
-        expect(['state', 'members', 'key', 'message', 'error']).toContain(e.event);
+        if (e.event === 'roster') expectKeyOrder(e, ['event', 'version', 'members', 'removed']);
+        expect(['state', 'members', 'key', 'message', 'error', 'roster']).toContain(e.event);
       }
       const ms = m.of('members').at(-1)?.members as { name: string; fingerprint: string }[] | undefined;
       expect(ms?.every((x) => /^[0-9a-f]{64}$/.test(x.fingerprint))).toBe(true);
