@@ -13,7 +13,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { ChatEngine } from '../../src-main/client/engine.js';
@@ -25,6 +25,8 @@ import {
   MIN_KDF_ITERATIONS,
   writeBundle,
 } from '../../src-main/core/pki/index.js';
+import type { Certificate } from '../../src-main/core/pki/certificate.js';
+import { buildRoster, signRoster } from '../../src-main/core/roster/index.js';
 import { percentile, type BenchResult, type BenchSuite } from '../harness.js';
 
 const CLI = fileURLToPath(new URL('../../src-main/cli/main.js', import.meta.url));
@@ -67,6 +69,9 @@ async function startRelay(bundle: string): Promise<Relay> {
       // not a flood, and waiting out that cap is not key establishment.
       '--max-pending-per-address',
       '128',
+      // The group's roster, written beside the relay bundle by makeGroup.
+      '--roster',
+      join(dirname(bundle), 'roster.scx'),
     ],
     { env: { ...process.env, SECURECHAT_PASSWORD: PASSWORD }, stdio: ['ignore', 'pipe', 'inherit'] },
   );
@@ -139,8 +144,10 @@ function makeGroup(n: number, dir: string): { identities: LocalIdentity[]; relay
     writeBundle(relay, ca.certificate, PASSWORD, { kdfIterations: MIN_KDF_ITERATIONS }),
   );
   const identities: LocalIdentity[] = [];
+  const certificates: Certificate[] = [];
   for (let i = 0; i < n; i++) {
     const cred = issueCertificate(ca, { name: `m${String(i).padStart(2, '0')}`, role: 'member' });
+    certificates.push(cred.certificate);
     identities.push(
       LocalIdentity.fromBundle({
         certificate: cred.certificate,
@@ -149,6 +156,13 @@ function makeGroup(n: number, dir: string): { identities: LocalIdentity[]; relay
       }),
     );
   }
+  const roster = buildRoster({
+    ca: ca.certificate,
+    name: 'Client Bench',
+    members: certificates,
+    relays: [relay.certificate],
+  });
+  writeFileSync(join(dir, 'roster.scx'), signRoster(roster, ca));
   return { identities, relayBundle };
 }
 

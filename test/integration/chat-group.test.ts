@@ -98,6 +98,7 @@ describe('chat between real processes', () => {
         }
         if (e.event === 'sent') expectKeyOrder(e, ['event', 'epoch', 'seq', 'offset']);
         if (e.event === 'error') expectKeyOrder(e, ['event', 'code', 'message']);
+        if (e.event === 'roster') expectKeyOrder(e, ['event', 'version', 'members', 'removed']);
         expect(['state', 'members', 'key', 'message', 'sent', 'roster', 'error']).toContain(e.event);
       }
       // Every message it sent is durable in the relay's log: one `sent` each, offsets growing.
