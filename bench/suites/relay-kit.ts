@@ -5,7 +5,8 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createPrivateKey, sign as nodeSign, type KeyObject } from 'node:crypto';
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { connect, createServer, type Socket } from 'node:net';
 import { connect as tlsConnect, type SecureContext } from 'node:tls';
 import { groupSecureContext } from '../../src-main/core/link/tls.js';
@@ -86,6 +87,10 @@ export function startRelay(bundle: string, dataDir: string, args: string[]): Pro
     '600000',
     '--heartbeat-timeout-ms',
     '3600000',
+    // The relay admits only the roster's members: the one written beside the bundle, if any.
+    ...(existsSync(join(dirname(bundle), 'roster.scx'))
+      ? ['--roster', join(dirname(bundle), 'roster.scx')]
+      : []),
     ...args,
   ]);
 }

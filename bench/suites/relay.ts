@@ -18,6 +18,7 @@
  * Since issue 9 the relay always has its log (the CLI opens one), so relay.msgs_per_s is v1
  * members through the log: each frame stored before it goes out as a bare envelope.
  */
+import { buildRoster, signRoster } from '../../src-main/core/roster/index.js';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
@@ -321,6 +322,20 @@ export const relaySuite: BenchSuite = {
       );
       const creds = ['sender', 'm1', 'm2', 'm3'].map((name) =>
         issueCertificate(ca, { name, role: 'member' }),
+      );
+      // The relay admits only listed members: the fan-out group's roster. The idle test's 1,000
+      // members are more than a roster lists (512): it cannot log in to a roster-enforcing relay.
+      writeFileSync(
+        join(dir, 'roster.scx'),
+        signRoster(
+          buildRoster({
+            ca: ca.certificate,
+            name: 'Relay Bench',
+            members: creds.map((c) => c.certificate),
+            relays: [relayCred.certificate],
+          }),
+          ca,
+        ),
       );
       const [sender, ...receivers] = creds.map((c) => memberOf(c, ca));
       if (!sender) throw new Error('no sender');
