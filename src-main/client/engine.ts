@@ -164,6 +164,11 @@ export class ChatEngine implements ChatEngineApi {
           },
           sent: (epoch, seq, offset) => this.emit({ event: 'sent', epoch, seq, offset }),
           gap: (reason) => this.emit({ event: 'gap', reason }),
+          unreadable: (count) =>
+            this.emitError(
+              'UnknownEpoch',
+              `${count} message(s) sent while you were away were sealed for a group key this member never held`,
+            ),
           problem: (err) =>
             this.emitError('StateStoreFailed', `the history could not be written: ${String(err)}`),
         })
@@ -411,7 +416,9 @@ export class ChatEngine implements ChatEngineApi {
     }
     try {
       if (header.type === 'ROSTER') this.onRoster(session, frame);
-      else if (RELAY_TYPES.has(header.type)) this.onRelayFrame(session, header);
+      // HEARTBEAT travels member <-> relay only (never forwarded), so one that arrives is the relay's.
+      else if (RELAY_TYPES.has(header.type) || header.type === 'HEARTBEAT')
+        this.onRelayFrame(session, header);
       else this.onMemberFrame(header, frame);
     } catch (err) {
       // Verify-then-parse failures and anything a handler throws: one frame refused, session goes on.
@@ -723,6 +730,16 @@ export class ChatEngine implements ChatEngineApi {
   }
 
   private onChat(sender: string, body: BodyOf<'ENCRYPTED_TEXT'>): void {
+    // From the log, under an epoch this member never held: not for it (v1 keys are agreed by the
+    // members online; epochs over the roster will seal every key for every member).
+    if (
+      this.follower?.inReplay &&
+      !this.keyring.knows(body.epoch) &&
+      !this.follower.isDuplicate(sender, body.epoch, body.seq)
+    ) {
+      this.follower.skipUnreadable();
+      return;
+    }
     const current = this.keyring.currentEpoch ?? 0;
     if (
       !this.keyring.knows(body.epoch) &&

@@ -55,6 +55,8 @@ export interface LogFollowerDeps {
   gap(reason: string): void;
   /** Storing failed: nothing of that turn was shown, and the position did not move. */
   problem(err: unknown): void;
+  /** The replay carried `count` messages under keys this member never held (said once, at LIVE). */
+  unreadable?(count: number): void;
   schedule?: (fn: () => void) => void;
   now?: () => number;
 }
@@ -84,6 +86,11 @@ export class LogFollower {
   private unacked = new Map<number, LoggedFrame>();
   private written = 0;
   private syncing = false;
+  /** Between SYNC and LIVE: frames come from the log, not live. */
+  private replaying = false;
+  private unreadableCount = 0;
+  /** LIVE's head: frames at or below it came from the replay, even if handled later (held). */
+  private replayedThrough = 0;
   private carried: LoggedFrame[] = [];
 
   constructor(private readonly deps: LogFollowerDeps) {
@@ -106,6 +113,9 @@ export class LogFollower {
     this.stream = relayStreamId;
     if (relayStreamId === undefined) return undefined;
     this.syncing = true;
+    this.replaying = true;
+    this.unreadableCount = 0;
+    this.replayedThrough = 0;
     const from = this.saved;
     this.through = from?.streamId === relayStreamId ? from.offset : 0;
     return { streamId: from?.streamId ?? '', afterOffset: from?.offset ?? 0 };
@@ -118,6 +128,7 @@ export class LogFollower {
     this.unacked = new Map();
     this.written = 0;
     this.syncing = false;
+    this.replaying = false;
     this.stream = undefined;
     this.held.clear();
     this.current = undefined;
@@ -172,6 +183,21 @@ export class LogFollower {
     }
   }
 
+  /** The frame being handled was replayed from the log (DELIVERED before LIVE). */
+  get inReplay(): boolean {
+    const at = this.current;
+    return at !== undefined && (this.replaying || at <= this.replayedThrough);
+  }
+
+  /**
+   * A replayed message under a key this member never held (sent while it was away, to the members
+   * online then): skipped without a line each; counted and reported once when the replay ends.
+   */
+  skipUnreadable(): void {
+    this.unreadableCount++;
+    this.scheduleFlush();
+  }
+
   /** A frame with this (sender, epoch, seq) was stored or is being stored: drop it silently. */
   isDuplicate(from: string, epoch: number, seq: number): boolean {
     return this.pendingKeys.has(identityKey(from, epoch, seq)) || this.deps.history.has(from, epoch, seq);
@@ -222,6 +248,8 @@ export class LogFollower {
 
   /** The replay is over: everything up to head that was for us has been delivered. */
   live(head: number): void {
+    this.replaying = false;
+    this.replayedThrough = head;
     if (head > this.through) this.through = head;
     this.scheduleFlush();
   }
@@ -239,6 +267,12 @@ export class LogFollower {
   /** Commits this turn's messages and position; shows the new messages. */
   flush(): void {
     this.flushScheduled = false;
+    // Said once the replay is over (frames held for a certificate may come a turn after LIVE).
+    if (!this.replaying && this.unreadableCount > 0) {
+      const count = this.unreadableCount;
+      this.unreadableCount = 0;
+      this.deps.unreadable?.(count);
+    }
     const position = this.nextPosition();
     if (this.pending.length === 0 && position === undefined) return;
     const batch = this.pending;

@@ -344,7 +344,7 @@ describe('relay with a store: SYNC', { timeout: 60_000 }, () => {
 
 describe('relay with a store: retention while running', { timeout: 60_000 }, () => {
   it('enforces --retention-mb as soon as the log grows past it, oldest first', async () => {
-    r = await startStoreRelay(id('relay'), { limits: { retentionMb: 1 } });
+    r = await startStoreRelay(id('relay'), { roster: rosterBytes(), limits: { retentionMb: 1 } });
     const alice = await syncedAs('alice');
     // The relay does not check chat signatures (receivers do): a dummy one saves 1,500 RSA signatures.
     const fingerprint = id('alice').certificate.fingerprint;

@@ -45,6 +45,7 @@ function harness(history: LogHistory): Harness {
     sent: (e, s, o) => h.sent.push([e, s, o]),
     gap: (r) => h.gaps.push(r),
     problem: (err) => h.problems.push(err),
+    unreadable: (n) => h.gaps.push(`unreadable ${n}`),
     schedule: (fn) => queue.push(fn),
     now: () => 1_700_000_000_000,
   });
@@ -225,5 +226,30 @@ describe('LogFollower', () => {
     h.turn();
     expect(h.shown).toEqual([]);
     expect(h.problems).toHaveLength(1);
+  });
+
+  it('knows a replayed frame from a live one, and reports skipped unreadable ones once, at LIVE', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'scx-follow-'));
+    const store = openStore(dir, randomBytes(32));
+    const h = harness(store.history);
+    h.follower.begin(STREAM);
+    const seen: boolean[] = [];
+    h.follower.delivered(1, () => {
+      seen.push(h.follower.inReplay);
+      h.follower.skipUnreadable();
+    });
+    h.follower.delivered(2, () => h.follower.skipUnreadable());
+    h.turn();
+    expect(h.gaps).toEqual([]); // not during the replay
+    h.follower.live(2);
+    h.turn();
+    expect(h.gaps).toEqual(['unreadable 2']);
+    h.follower.delivered(3, () => seen.push(h.follower.inReplay));
+    // A frame of the replay held for a certificate and handled after LIVE is still a replayed one.
+    h.follower.release(2, () => seen.push(h.follower.inReplay));
+    expect(seen).toEqual([true, false, true]);
+    h.turn();
+    expect(h.gaps).toEqual(['unreadable 2']);
+    store.close();
   });
 });
