@@ -11,7 +11,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readBundle } from '../../src-main/core/pki/bundle.js';
 import { groupFingerprint } from '../../src-shared/format.js';
-import { makeTestGroup, TEST_PASSWORD, type TestGroup } from '../helpers/group.js';
+import { makeTestGroup, readTestRoster, TEST_PASSWORD, type TestGroup } from '../helpers/group.js';
+import { publishRoster } from '../../src-main/client/roster-publish.js';
+import { LocalIdentity } from '../../src-main/core/pki/local-identity.js';
 import { createTestApp, type TestApp } from '../integration/app-harness.js';
 import {
   assertBuilt,
@@ -320,7 +322,16 @@ test('carol leaves: alice and bob see her go and the group re-key', async () => 
 test('carol comes back with a new certificate: alice gets a prominent warning', async () => {
   const alice = member('alice');
   const carol = member('carol');
+  const oldCarol = LocalIdentity.fromBundleFile(readFileSync(group.bundles.carol as string), TEST_PASSWORD);
   const newBundle = group.addMember('carol');
+  // The relay admits the new certificate once it holds the roster that lists it: carol, who left,
+  // carries it there with her old bundle (as an organiser would publish it).
+  const published = await publishRoster({
+    identity: oldCarol,
+    relay: { host: '127.0.0.1', port: relayPort },
+    roster: readTestRoster(group),
+  });
+  expect(published.version).toBe(group.roster().version);
   // The app menu's "Import certificate bundle…" opens the import dialog in carol's window.
   carol.app.service.requestMenuAction('import-identity');
   const dialog = carol.page.getByTestId('import-dialog');
