@@ -321,3 +321,41 @@ class Cluster implements NatsCluster {
     rmSync(this.root, { recursive: true, force: true });
   }
 }
+
+/**
+ * Resolves once every stream in `streams` answers a stream info request, i.e. has a leader. After a
+ * cluster restart each stream elects its own leader some time after the metadata leader; until
+ * then its info request goes unanswered. Event-driven: subscribed to the leader-elected advisories
+ * first, it asks each stream once, and asks again only after an advisory for that stream arrived.
+ */
+export async function waitForStreamLeaders(
+  nc: NatsConnection,
+  streams: readonly string[],
+  timeoutMs = READY_TIMEOUT_MS,
+): Promise<void> {
+  const jsm = await jetstreamManager(nc, { timeout: 2_000 });
+  const sub = nc.subscribe('$JS.EVENT.ADVISORY.STREAM.LEADER_ELECTED.>');
+  const waiting = new Set(streams);
+  const deadline = setTimeout(() => sub.unsubscribe(), timeoutMs);
+  const ask = async (stream: string): Promise<void> => {
+    try {
+      await jsm.streams.info(stream);
+      waiting.delete(stream);
+    } catch {
+      // No leader yet (the request timed out or was refused): its advisory will say when.
+    }
+  };
+  try {
+    await Promise.all([...waiting].map(ask));
+    if (waiting.size === 0) return;
+    for await (const m of sub) {
+      const stream = m.subject.split('.').at(-1) ?? '';
+      if (waiting.has(stream)) await ask(stream);
+      if (waiting.size === 0) return;
+    }
+    throw new Error(`no leader within ${timeoutMs} ms for ${[...waiting].join(', ')}`);
+  } finally {
+    clearTimeout(deadline);
+    sub.unsubscribe();
+  }
+}
