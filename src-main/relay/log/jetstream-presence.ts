@@ -1,0 +1,193 @@
+/**
+ * Who is on which relay node (DESIGN §10.7: presence in a key-value bucket with a TTL), for relay
+ * nodes sharing a group through NATS JetStream. One entry per (member, node): a node puts it when a
+ * member logs in, refreshes every entry it holds on a heartbeat, and deletes it when the member
+ * leaves. A node that dies stops refreshing, and the bucket's TTL (its stream's max_age) forgets
+ * its entries without anyone telling: list() no longer shows them once the TTL has passed.
+ *
+ * nats-server 2.9 expires such entries silently (per-key TTLs and delete markers on expiry came in
+ * 2.11), so watch() reports puts and deletes, not expiries; a node that must notice a dead peer's
+ * members reads list() (e.g. on its own heartbeat).
+ */
+import { StorageType } from '@nats-io/jetstream';
+import { Kvm, KvWatchInclude, type KV } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { RelayLogError } from './errors.js';
+import { wrapNatsError } from './jetstream-errors.js';
+import { groupNames, memberFromToken, memberToken } from './jetstream-names.js';
+import { defaultReplicas } from './jetstream-log.js';
+
+export interface PresenceOptions {
+  nc: NatsConnection;
+  groupId: string;
+  /** This relay node's name (e.g. its relay certificate's name). */
+  node: string;
+  /** How long an entry lives without a refresh (default 30 s; the bucket's TTL). */
+  ttlMs?: number;
+  /** Bucket replicas; default as the log's (3 on a 3-server cluster, else 1). */
+  replicas?: number;
+}
+
+export interface PresenceEntry {
+  member: string;
+  node: string;
+  /** When the node last put or refreshed it (its clock, ms since the Unix epoch). */
+  at: number;
+}
+
+export type PresenceChange =
+  ({ kind: 'here' } & PresenceEntry) | { kind: 'gone'; member: string; node: string };
+
+const DEFAULT_TTL_MS = 30_000;
+
+function keyOf(member: string, node: string): string {
+  return `${memberToken(member)}.${memberToken(node)}`;
+}
+
+function parseKey(key: string): { member: string; node: string } {
+  const [member, node, ...rest] = key.split('.');
+  if (member === undefined || node === undefined || rest.length > 0) {
+    throw new RelayLogError('LogCorrupt', `"${key}" is not a presence key`);
+  }
+  return { member: memberFromToken(member), node: memberFromToken(node) };
+}
+
+function parseAt(value: Uint8Array): number {
+  const at = (JSON.parse(Buffer.from(value).toString('utf8')) as { at?: unknown }).at;
+  return typeof at === 'number' ? at : 0;
+}
+
+export class JetStreamPresence {
+  /** Members this node holds (and refreshes). */
+  private readonly here = new Set<string>();
+  private heartbeat: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  private constructor(
+    private readonly kv: KV,
+    readonly node: string,
+    readonly ttlMs: number,
+    private readonly now: () => number,
+  ) {}
+
+  static async open(options: PresenceOptions, now: () => number = Date.now): Promise<JetStreamPresence> {
+    const ttlMs = options.ttlMs ?? DEFAULT_TTL_MS;
+    if (!Number.isSafeInteger(ttlMs) || ttlMs < 1000) throw new RangeError('ttlMs must be at least 1000');
+    if (typeof options.node !== 'string' || options.node.length === 0) {
+      throw new TypeError('node must be a non-empty string');
+    }
+    const bucket = groupNames(options.groupId).presenceBucket;
+    try {
+      const kv = await new Kvm(options.nc).create(bucket, {
+        history: 1,
+        ttl: ttlMs,
+        replicas: options.replicas ?? defaultReplicas(options.nc),
+        // Presence is rebuilt by the heartbeats: memory is enough and spares the disks.
+        storage: StorageType.Memory,
+      });
+      return new JetStreamPresence(kv, options.node, ttlMs, now);
+    } catch (err) {
+      throw wrapNatsError(err, `cannot open the presence bucket ${bucket}`);
+    }
+  }
+
+  /** `member` logged in on this node. */
+  async join(member: string): Promise<void> {
+    this.checkOpen();
+    this.here.add(member);
+    await this.put(member);
+  }
+
+  /** `member` left this node (logout, dropped link). */
+  async leave(member: string): Promise<void> {
+    this.checkOpen();
+    this.here.delete(member);
+    try {
+      await this.kv.delete(keyOf(member, this.node));
+    } catch (err) {
+      throw wrapNatsError(err, `cannot remove ${member} from presence`);
+    }
+  }
+
+  /** Re-puts every member this node holds, so none expires while it is here. */
+  async refresh(): Promise<void> {
+    this.checkOpen();
+    await Promise.all([...this.here].map((member) => this.put(member)));
+  }
+
+  /**
+   * Refreshes every `intervalMs` (default a third of the TTL: two missed beats are survived).
+   * Errors go to `onError`; the timer does not keep the process alive.
+   */
+  startHeartbeat(onError: (err: unknown) => void, intervalMs = Math.floor(this.ttlMs / 3)): void {
+    this.stopHeartbeat();
+    this.heartbeat = setInterval(() => this.refresh().catch(onError), intervalMs);
+    this.heartbeat.unref();
+  }
+
+  stopHeartbeat(): void {
+    if (this.heartbeat !== undefined) clearInterval(this.heartbeat);
+    this.heartbeat = undefined;
+  }
+
+  /** Every live entry of the group, on every node. */
+  async list(): Promise<PresenceEntry[]> {
+    this.checkOpen();
+    try {
+      const keys: string[] = [];
+      for await (const key of await this.kv.keys()) keys.push(key);
+      const entries = await Promise.all(keys.map((key) => this.kv.get(key)));
+      return entries.flatMap((e) =>
+        e === null || e.operation !== 'PUT' ? [] : [{ ...parseKey(e.key), at: parseAt(e.value) }],
+      );
+    } catch (err) {
+      throw wrapNatsError(err, 'cannot list presence');
+    }
+  }
+
+  /** Calls `onChange` for every put and delete from now on (any node). */
+  async watch(onChange: (change: PresenceChange) => void): Promise<{ stop(): void }> {
+    this.checkOpen();
+    try {
+      const updates = await this.kv.watch({ include: KvWatchInclude.UpdatesOnly });
+      void (async () => {
+        for await (const e of updates) {
+          let change: PresenceChange;
+          try {
+            const who = parseKey(e.key);
+            change =
+              e.operation === 'PUT'
+                ? { kind: 'here', ...who, at: parseAt(e.value) }
+                : { kind: 'gone', ...who };
+          } catch {
+            continue; // Not a key this code writes: nothing to report.
+          }
+          onChange(change);
+        }
+      })();
+      return { stop: () => updates.stop() };
+    } catch (err) {
+      throw wrapNatsError(err, 'cannot watch presence');
+    }
+  }
+
+  /** Stops the heartbeat; with `leave`, deletes this node's entries first (a clean shutdown). */
+  async close(options: { leave?: boolean } = {}): Promise<void> {
+    if (this.closed) return;
+    this.stopHeartbeat();
+    if (options.leave === true) await Promise.all([...this.here].map((m) => this.leave(m)));
+    this.closed = true;
+  }
+
+  private async put(member: string): Promise<void> {
+    try {
+      await this.kv.put(keyOf(member, this.node), JSON.stringify({ at: this.now() }));
+    } catch (err) {
+      throw wrapNatsError(err, `cannot put ${member} in presence`);
+    }
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new RelayLogError('LogClosed', `presence of ${this.node} is closed`);
+  }
+}
