@@ -211,7 +211,7 @@ export class JetStreamRelayLog implements RelayLog {
       throw new TypeError('member must be a non-empty string');
     this.checkOpen();
     try {
-      return await readView(this.jsm, this.js, this.names, {
+      return await readView(this.jsm, this.names, {
         afterOffset,
         member,
         ownBroadcasts: request.ownBroadcasts === true,
