@@ -1,6 +1,7 @@
 /**
  * The relay's embedded store-and-forward log (src-main/relay/log): real SQLite files in a
- * temporary folder.
+ * temporary folder. The behaviour every RelayLog shares comes from test/helpers/relay-log-contract.ts
+ * (also run against JetStream in test/integration/relay-log-jetstream.test.ts); the rest is SQLite's.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, openSync, readFileSync, statSync, writeFileSync, writeSync, closeSync } from 'node:fs';
@@ -15,16 +16,21 @@ import {
   RelayLogError,
   SCHEMA_VERSION,
   SqliteRelayLog,
-  type LogAppend,
-  type LogEntry,
 } from '../../src-main/relay/log/index.js';
 import { PAGE_SIZE } from '../../src-main/relay/log/schema.js';
 import { READ_SQL } from '../../src-main/relay/log/sqlite-log.js';
+import {
+  ALL,
+  codeOf,
+  frame,
+  offsetsAndViewsContract,
+  persistenceContract,
+  retentionContract,
+  texts,
+  type LogHarness,
+} from '../helpers/relay-log-contract.js';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'scx-relay-log-'));
-const ALL = { kind: 'all' } as const;
-const to = (name: string) => ({ kind: 'member', name }) as const;
-const frame = (text: string) => Buffer.from(text);
 const opened: SqliteRelayLog[] = [];
 
 function open(dir: string, options?: Parameters<typeof SqliteRelayLog.open>[1]): SqliteRelayLog {
@@ -37,88 +43,30 @@ afterEach(async () => {
   for (const log of opened.splice(0)) await log.close();
 });
 
-async function codeOf(work: () => unknown): Promise<string | undefined> {
-  try {
-    await work();
-  } catch (err) {
-    return err instanceof RelayLogError ? err.code : `not a RelayLogError: ${String(err)}`;
-  }
-  return undefined;
+const dirs = new Map<SqliteRelayLog, string>();
+function openTracked(dir: string): SqliteRelayLog {
+  const log = open(dir);
+  dirs.set(log, dir);
+  return log;
 }
 
-const texts = (entries: LogEntry[]) => entries.map((e) => e.frame.toString());
+const sqlite: LogHarness = {
+  fresh: () => Promise.resolve(openTracked(tmp())),
+  reopen: async (log) => {
+    const dir = dirs.get(log as SqliteRelayLog);
+    if (dir === undefined) throw new Error('not a log of this file');
+    await log.close();
+    return openTracked(dir);
+  },
+  frameBytes: true,
+  afterClose: {
+    title: '; file 0600',
+    check: (log) => expect(statSync((log as SqliteRelayLog).path).mode & 0o777).toBe(0o600),
+  },
+};
 
 describe('relay log: offsets, order, per-member views', () => {
-  it('gives contiguous offsets from 1, +1 per frame, across batches, and returns frames byte for byte', async () => {
-    const log = open(tmp());
-    expect(await log.bounds()).toEqual({ firstOffset: 1, lastOffset: 0, frames: 0, bytes: 0 });
-    expect(await log.append([])).toEqual([]);
-    const binary = randomBytes(4096);
-    expect(
-      await log.append([
-        { audience: ALL, sender: 'alice', frame: frame('a1') },
-        { audience: to('bob'), sender: 'alice', frame: binary },
-      ]),
-    ).toEqual([1, 2]);
-    expect(await log.append([{ audience: ALL, sender: 'bob', frame: frame('b1') }])).toEqual([3]);
-    expect(await log.bounds()).toEqual({ firstOffset: 1, lastOffset: 3, frames: 3, bytes: 4 + 4096 });
-    const page = await log.read({ afterOffset: 0, member: 'bob' });
-    expect(page.entries.map((e) => e.offset)).toEqual([1, 2]);
-    expect(page.entries[1]?.frame.equals(binary)).toBe(true);
-    expect(page.entries[1]).toMatchObject({ audience: { kind: 'member', name: 'bob' }, sender: 'alice' });
-    expect(page).toMatchObject({ nextAfter: 3, end: true });
-  });
-
-  it('a member sees broadcasts of others and frames addressed to it; never others’ targeted frames', async () => {
-    const log = open(tmp());
-    const batch: LogAppend[] = [
-      { audience: ALL, sender: 'alice', frame: frame('alice to all') },
-      { audience: to('bob'), sender: 'alice', frame: frame('alice to bob') },
-      { audience: to('carol'), sender: 'alice', frame: frame('alice to carol') },
-      { audience: ALL, sender: 'bob', frame: frame('bob to all') },
-      { audience: to('alice'), sender: 'carol', frame: frame('carol to alice') },
-    ];
-    await log.append(batch);
-    const view = async (member: string, ownBroadcasts?: boolean) =>
-      texts((await log.read({ afterOffset: 0, member, ownBroadcasts })).entries);
-    expect(await view('alice')).toEqual(['bob to all', 'carol to alice']);
-    expect(await view('bob')).toEqual(['alice to all', 'alice to bob']);
-    expect(await view('carol')).toEqual(['alice to all', 'alice to carol', 'bob to all']);
-    expect(await view('dave')).toEqual(['alice to all', 'bob to all']);
-    // ownBroadcasts: its own broadcasts too (history on a new device); its targeted ones never.
-    expect(await view('alice', true)).toEqual(['alice to all', 'bob to all', 'carol to alice']);
-  });
-
-  it('pages by limit and by maxBytes; nextAfter resumes exactly; a page holds at least one entry', async () => {
-    const log = open(tmp());
-    const batch: LogAppend[] = [];
-    for (let i = 1; i <= 10; i++) {
-      batch.push({ audience: i % 3 === 0 ? to('eve') : ALL, sender: 'alice', frame: Buffer.alloc(100, i) });
-    }
-    await log.append(batch);
-    const seen: number[] = [];
-    let after = 0;
-    for (let pages = 0; ; pages++) {
-      expect(pages).toBeLessThan(10);
-      const page = await log.read({ afterOffset: after, member: 'bob', limit: 3 });
-      seen.push(...page.entries.map((e) => e.offset));
-      after = page.nextAfter;
-      if (page.end) break;
-    }
-    expect(seen).toEqual([1, 2, 4, 5, 7, 8, 10]);
-    const bytesCut = await log.read({ afterOffset: 0, member: 'bob', maxBytes: 250 });
-    expect(bytesCut.entries.map((e) => e.offset)).toEqual([1, 2]);
-    expect(bytesCut).toMatchObject({ nextAfter: 2, end: false });
-    const tiny = await log.read({ afterOffset: 0, member: 'bob', maxBytes: 1 });
-    expect(tiny.entries.map((e) => e.offset)).toEqual([1]);
-    // The tail holds only eve's frames: bob's page ends at the log's last offset, not at 8.
-    const tail = await log.read({ afterOffset: 8, member: 'bob', limit: 1 });
-    expect(tail.entries.map((e) => e.offset)).toEqual([10]);
-    const none = await log.read({ afterOffset: 10, member: 'bob' });
-    expect(none).toEqual({ entries: [], nextAfter: 10, end: true });
-    const evesOnly = await log.read({ afterOffset: 1, member: 'carol', limit: 1 });
-    expect(evesOnly).toMatchObject({ nextAfter: 2, end: false });
-  });
+  offsetsAndViewsContract(() => sqlite);
 
   it('reads as a merge of two ordered ranges: the table for broadcasts, the index for the member (no sort)', async () => {
     const dir = tmp();
@@ -137,25 +85,11 @@ describe('relay log: offsets, order, per-member views', () => {
     }
     db.close();
   });
-
-  it('refuses malformed entries and requests before writing anything', async () => {
-    const log = open(tmp());
-    const bad = [
-      { audience: ALL, sender: 'alice', frame: frame('fine') },
-      { audience: { kind: 'member', name: '' }, sender: 'alice', frame: frame('x') },
-    ] as LogAppend[];
-    await expect(log.append(bad)).rejects.toThrow(TypeError);
-    await expect(log.append([{ audience: ALL, sender: 'a', frame: Buffer.alloc(0) }])).rejects.toThrow(
-      TypeError,
-    );
-    expect((await log.bounds()).lastOffset).toBe(0);
-    await expect(log.read({ afterOffset: -1, member: 'a' })).rejects.toThrow(RangeError);
-    await expect(log.read({ afterOffset: 0, member: 'a', limit: 0 })).rejects.toThrow(RangeError);
-    await expect(log.read({ afterOffset: 0, member: '' })).rejects.toThrow(TypeError);
-  });
 });
 
 describe('relay log: bounds, GAP, retention', () => {
+  retentionContract(() => sqlite);
+
   it('tells a GAP: another stream, an offset older than retention, an offset the log does not hold', async () => {
     let clock = 1_000_000;
     const log = open(tmp(), { now: () => clock });
@@ -230,24 +164,7 @@ describe('relay log: bounds, GAP, retention', () => {
 });
 
 describe('relay log: the file', () => {
-  it('keeps its stream id, offsets, frames and meta across reopen; file 0600', async () => {
-    const dir = tmp();
-    const first = open(dir);
-    const id = first.streamId;
-    expect(id).toMatch(/^[0-9a-f]{32}$/);
-    await first.append([{ audience: to('bob'), sender: 'alice', frame: frame('kept') }]);
-    await first.setMeta('roster', Buffer.from([0, 1, 2, 255]));
-    await first.setMeta('roster', Buffer.from([9]));
-    expect(await first.getMeta('missing')).toBeUndefined();
-    await first.close();
-    expect(statSync(join(dir, RELAY_LOG_FILE)).mode & 0o777).toBe(0o600);
-    const second = open(dir);
-    expect(second.streamId).toBe(id);
-    expect(await second.getMeta('roster')).toEqual(Buffer.from([9]));
-    expect(texts((await second.read({ afterOffset: 0, member: 'bob' })).entries)).toEqual(['kept']);
-    expect(await second.append([{ audience: ALL, sender: 'bob', frame: frame('next') }])).toEqual([2]);
-    expect(open(tmp()).streamId).not.toBe(id);
-  });
+  persistenceContract(() => sqlite);
 
   it('a second opener gets LogLocked; after close, calls get LogClosed', async () => {
     const dir = tmp();
