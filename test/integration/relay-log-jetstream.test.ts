@@ -30,6 +30,8 @@ import {
   to,
   type LogHarness,
 } from '../helpers/relay-log-contract.js';
+import { makeTestGroup } from '../helpers/group.js';
+import { startRelay } from '../helpers/relay-process.js';
 import { Waiters } from '../helpers/waiters.js';
 
 const groupId = () => `grp-${randomBytes(6).toString('hex')}`;
@@ -337,4 +339,25 @@ describe('JetStream relay log on a 3-server NATS cluster (R3)', () => {
     expect(await again.append([{ audience: ALL, sender: 'carol', frame: frame('after') }])).toEqual([51]);
     await again.close();
   }, 120_000);
+});
+
+describe('relay --cluster', () => {
+  it('a relay started with --cluster keeps its group log in a JetStream stream, with a KV bucket for its meta', async () => {
+    const cluster = await startNats(1);
+    const group = makeTestGroup(['alice']);
+    const relay = await startRelay(group.relayBundle, ['--cluster', cluster.urls.join(',')]);
+    try {
+      const nc = await cluster.connect();
+      const jsm = await jetstreamManager(nc);
+      const streams: string[] = [];
+      for await (const name of jsm.streams.names()) streams.push(name);
+      const log = streams.find((name) => name.startsWith('SCX_g_'));
+      expect(log).toMatch(/^SCX_g_[0-9a-f]{64}$/);
+      expect(streams).toContain(`KV_scx_meta_${log?.slice('SCX_'.length) ?? ''}`);
+      expect(await relay.stop()).toBe(0);
+    } finally {
+      await relay.stop();
+      await cluster.stop();
+    }
+  }, 60_000);
 });

@@ -11,7 +11,9 @@ import { DEFAULT_RELAY_LIMITS } from '../../relay/limits.js';
 import { LIMIT_FLAGS, limitsFromFlags } from '../../relay/limit-flags.js';
 import { prepareRelayDataDir } from '../../relay/data-dir.js';
 import { RelayLogError } from '../../relay/log/errors.js';
+import { JetStreamRelayLog } from '../../relay/log/jetstream-log.js';
 import { SqliteRelayLog } from '../../relay/log/sqlite-log.js';
+import type { RelayLog } from '../../relay/log/types.js';
 import { RelayServer } from '../../relay/server.js';
 import { MAX_ROSTER_BYTES, verifyRoster } from '../../core/roster/index.js';
 import { readInputFile } from '../bundle-file.js';
@@ -38,6 +40,11 @@ options:
                          (any case, ':' or spaces between digits allowed)
   --data-dir DIR         durable state: the message log and the highest roster
                          (default $XDG_DATA_HOME/securechat-x/relay, ~/.local/share/... when unset)
+  --cluster URLS         nats://HOST:PORT[,nats://HOST:PORT...]: keep the group's log in NATS
+                         JetStream (one stream per group), shared with the other relay nodes,
+                         instead of the SQLite file in --data-dir (docs/relay.md, "Cluster")
+  --replicas N           JetStream replicas of the group's stream and meta (1-5; default 3 when
+                         the NATS cluster has 3 or more servers, else 1); only with --cluster
   --roster FILE          the group's roster.scx: verified with the bundle's CA and kept if newer
                          than the stored one (an older one is logged and ignored); without any
                          roster members are refused (NoRoster) until one is published
@@ -68,6 +75,8 @@ export async function run(argv: string[]): Promise<number> {
       'expect-ca': { type: 'string' },
       'data-dir': { type: 'string' },
       roster: { type: 'string' },
+      cluster: { type: 'string' },
+      replicas: { type: 'string' },
       'log-level': { type: 'string', default: 'info' },
       help: { type: 'boolean', short: 'h' },
       ...limitOptions,
@@ -85,6 +94,7 @@ export async function run(argv: string[]): Promise<number> {
   const level = String(values['log-level']);
   if (!LOG_LEVELS.includes(level))
     throw new CliError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`, 2);
+  const cluster = parseCluster(values.cluster, values.replicas);
   let limits;
   try {
     limits = limitsFromFlags(values);
@@ -108,7 +118,9 @@ export async function run(argv: string[]): Promise<number> {
     { level, base: { service: 'relay', pid: process.pid } },
     pino.destination({ fd: 2, sync: true }),
   );
-  const store = openStore(values['data-dir']);
+  const store: RelayLog = cluster
+    ? await openClusterStore(cluster, identity.groupId)
+    : openStore(values['data-dir']);
   let relay: RelayServer;
   try {
     relay = new RelayServer({ identity, limits, logger, store, ...(roster ? { roster } : {}) });
@@ -170,6 +182,44 @@ function openStore(flag: string | undefined): SqliteRelayLog {
   } catch (err) {
     if (err instanceof RelayLogError)
       throw new CliError(`data directory ${dir}: ${err.message} (${err.code})`);
+    throw err;
+  }
+}
+
+interface ClusterFlags {
+  servers: string[];
+  replicas: number | undefined;
+}
+
+/** --cluster and --replicas, checked before anything is opened (usage errors exit 2). */
+function parseCluster(cluster: string | undefined, replicas: string | undefined): ClusterFlags | undefined {
+  if (cluster === undefined) {
+    if (replicas !== undefined) throw new CliError('--replicas needs --cluster', 2);
+    return undefined;
+  }
+  const servers = cluster.split(',').map((s) => s.trim());
+  for (const url of servers) {
+    if (
+      !/^nats:\/\/[^\s/:,]+(?::\d{1,5})?$/.test(url) &&
+      !/^nats:\/\/\[[0-9a-fA-F:]+\](?::\d{1,5})?$/.test(url)
+    ) {
+      throw new CliError(`--cluster: "${url}" is not nats://HOST:PORT`, 2);
+    }
+  }
+  if (replicas !== undefined && !/^[1-5]$/.test(replicas)) throw new CliError('--replicas must be 1-5', 2);
+  return { servers, replicas: replicas === undefined ? undefined : Number(replicas) };
+}
+
+/** The group's log in JetStream, or a one-line reason why not (no server reachable, no quorum, …). */
+async function openClusterStore(flags: ClusterFlags, groupId: string): Promise<JetStreamRelayLog> {
+  try {
+    return await JetStreamRelayLog.connect(flags.servers, {
+      groupId,
+      ...(flags.replicas === undefined ? {} : { replicas: flags.replicas }),
+    });
+  } catch (err) {
+    if (err instanceof RelayLogError)
+      throw new CliError(`--cluster ${flags.servers.join(',')}: ${err.message} (${err.code})`);
     throw err;
   }
 }
