@@ -20,11 +20,7 @@
  *   them from the policy (policy.now is ignored: the servers' clock runs max_age) and reports what
  *   the stream state shows moved; `more` is always false (the server drops in one go).
  */
-import { randomBytes } from 'node:crypto';
 import {
-  DiscardPolicy,
-  JetStreamApiError,
-  RetentionPolicy as JsRetention,
   StorageType,
   jetstream,
   jetstreamManager,
@@ -39,7 +35,6 @@ import { RelayLogError } from './errors.js';
 import { wrapNatsError } from './jetstream-errors.js';
 import {
   SENDER_HEADER,
-  STREAM_ID_KEY,
   encodeSender,
   groupNames,
   memberSubject,
@@ -47,6 +42,7 @@ import {
   type GroupNames,
 } from './jetstream-names.js';
 import { readView } from './jetstream-read.js';
+import { MIN_MAX_AGE_MS, bindStreamId, ensureStream } from './jetstream-setup.js';
 import {
   DEFAULT_RETENTION,
   READ_DEFAULT_LIMIT,
@@ -77,15 +73,6 @@ export interface JetStreamRelayLogOptions {
   closeConnection?: boolean;
 }
 
-/** What the KV keeps under STREAM_ID_KEY: the id, and the stream incarnation it belongs to. */
-interface StreamIdRecord {
-  id: string;
-  /** The stream's `created` timestamp: a stream deleted and made again gets a new id. */
-  created: string;
-}
-
-/** JetStream refuses a max_age below 1 s in some versions: smaller policies are rounded up to it. */
-const MIN_MAX_AGE_MS = 1000;
 const DEFAULT_TIMEOUT_MS = 10_000;
 
 /** 3 replicas when the connected server knows at least 2 others (its INFO lists their URLs). */
@@ -330,75 +317,6 @@ function boundsOf(info: StreamInfo): LogBounds {
   // A stream that never held a message reports first_seq 0; the interface's empty log is last + 1.
   const firstOffset = messages === 0 ? last_seq + 1 : first_seq;
   return { firstOffset, lastOffset: last_seq, frames: messages, bytes };
-}
-
-async function ensureStream(
-  jsm: JetStreamManager,
-  names: GroupNames,
-  replicas: number,
-  retention: { maxAgeMs: number; maxBytes: number },
-): Promise<StreamInfo> {
-  try {
-    return await jsm.streams.info(names.stream);
-  } catch (err) {
-    if (!(err instanceof JetStreamApiError && err.code === 10059)) throw err;
-  }
-  try {
-    return await jsm.streams.add({
-      name: names.stream,
-      subjects: [names.subjects],
-      storage: StorageType.File,
-      retention: JsRetention.Limits,
-      discard: DiscardPolicy.Old,
-      max_age: nanos(Math.max(retention.maxAgeMs, MIN_MAX_AGE_MS)),
-      max_bytes: Math.max(retention.maxBytes, 1),
-      num_replicas: replicas,
-    });
-  } catch (err) {
-    // Another node created it first (with other limits, which would make our add fail): use theirs.
-    if (err instanceof JetStreamApiError && err.code === 10058) return jsm.streams.info(names.stream);
-    throw err;
-  }
-}
-
-/**
- * The log's stream id, shared by every node: kept in the KV with the stream's creation time, and
- * replaced (compare-and-set, so concurrent openers agree) when the stream is not the one it was
- * made for: a stream that was deleted and made again is another log, and old offsets are a GAP.
- */
-async function bindStreamId(kv: KV, created: string): Promise<string> {
-  for (let attempt = 0; attempt < 5; attempt++) {
-    const entry = await kv.get(STREAM_ID_KEY);
-    const record = entry?.operation === 'PUT' ? parseRecord(entry.value) : undefined;
-    if (record !== undefined && record.created === created) return record.id;
-    const fresh: StreamIdRecord = { id: randomBytes(16).toString('hex'), created };
-    const value = JSON.stringify(fresh);
-    try {
-      if (entry === null) await kv.create(STREAM_ID_KEY, value);
-      else await kv.update(STREAM_ID_KEY, value, entry.revision);
-      return fresh.id;
-    } catch (err) {
-      // Someone else wrote it between our read and our write: read theirs (next round).
-      if (!(err instanceof JetStreamApiError && (err.code === 10071 || err.code === 10164))) throw err;
-    }
-  }
-  throw new RelayLogError('LogIo', 'the stream id kept changing while opening the log');
-}
-
-function parseRecord(value: Uint8Array): StreamIdRecord | undefined {
-  try {
-    const parsed = JSON.parse(Buffer.from(value).toString('utf8')) as Partial<StreamIdRecord>;
-    if (
-      typeof parsed.id === 'string' &&
-      /^[0-9a-f]{32}$/.test(parsed.id) &&
-      typeof parsed.created === 'string'
-    ) {
-      return { id: parsed.id, created: parsed.created };
-    }
-  } catch {
-    // Not ours (or damaged): replaced like a record of another stream.
-  }
-  return undefined;
 }
 
 function validKey(key: unknown): key is string {
