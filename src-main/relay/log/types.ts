@@ -107,7 +107,7 @@ export interface RelayLog {
    * durable (see the implementation for what durable covers). Calls are ordered: a later call's
    * entries get higher offsets. In the embedded log a batch's offsets are contiguous and the batch
    * is all-or-nothing; in a shared log other nodes' frames may interleave, and a rejected call
-   * may have stored a prefix. Either way a rejected entry was not acknowledged: its sender resends
+   * may have stored any of its entries. Either way a rejected entry was not acknowledged: its sender resends
    * it and receivers drop duplicates.
    */
   append(batch: readonly LogAppend[]): Promise<number[]>;
