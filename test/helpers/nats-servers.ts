@@ -8,7 +8,7 @@
  * Processes are stopped by PID (SIGTERM, then SIGKILL after a timeout); one can be killed with -9
  * and restarted on the same store directory and ports. No vitest import: the bench uses this too.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -18,6 +18,17 @@ import { jetstreamManager } from '@nats-io/jetstream';
 
 export const NATS_SERVER = process.env.NATS_SERVER ?? 'nats-server';
 const HOST = '127.0.0.1';
+
+/** A missing server is a setup step, said as one (not a spawn ENOENT deep in a test). */
+function requireNatsServer(): void {
+  const probe = spawnSync(NATS_SERVER, ['--version'], { encoding: 'utf8' });
+  if (probe.error || probe.status !== 0) {
+    throw new Error(
+      `${NATS_SERVER} is needed for the JetStream log tests and was not found: ` +
+        'apt-get install -y nats-server (Debian), or set NATS_SERVER to its path',
+    );
+  }
+}
 const READY_TIMEOUT_MS = 30_000;
 const STOP_TIMEOUT_MS = 10_000;
 /** Kept per process so a failure message can show what the server said, without growing forever. */
@@ -214,6 +225,7 @@ const META_LEADER = /JetStream cluster new metadata leader|Self is new JetStream
  * store directory each, and resolves once JetStream answers.
  */
 export async function startNats(count: 1 | 3): Promise<NatsCluster> {
+  requireNatsServer();
   const root = mkdtempSync(join(tmpdir(), 'scx-nats-'));
   // Another process can take a free port between our check and the server's bind: try again then.
   for (let attempt = 1; ; attempt++) {
