@@ -7,11 +7,11 @@ import type { EngineFactory } from './ports.js';
 
 /**
  * Options other than identity, relay and the session's state (tests shorten timeouts; the app
- * uses the defaults). The epoch store comes from the service per connect, never from tuning.
+ * uses the defaults). The state stores come from the service per connect, never from tuning.
  */
 export type EngineTuning = Omit<
   ChatEngineOptions,
-  'identity' | 'relay' | 'epochStore' | 'history' | 'unsafeTestHooks'
+  'identity' | 'relay' | 'epochStore' | 'history' | 'rosterStore' | 'unsafeTestHooks'
 >;
 
 export function defaultEngineFactory(tuning: EngineTuning = {}): EngineFactory {
@@ -22,5 +22,6 @@ export function defaultEngineFactory(tuning: EngineTuning = {}): EngineFactory {
       relay,
       epochStore: session.epochStore,
       ...(session.history ? { history: session.history } : {}),
+      ...(session.rosterStore ? { rosterStore: session.rosterStore } : {}),
     });
 }

@@ -8,6 +8,7 @@ import type { LocalIdentity } from '../core/pki/local-identity.js';
 import type { ChatEngineApi, RelayAddress } from '../client/engine-types.js';
 import type { LogHistory } from '../client/log-follower.js';
 import type { EpochStore } from '../client/options.js';
+import type { RosterStore } from '../client/roster-tracker.js';
 
 /** Native dialogs. Paths never come from the renderer: only from here. */
 export interface DialogPort {
@@ -95,12 +96,18 @@ export interface PkiPort {
   close(): Promise<void>;
 }
 
-/** What the service gives each engine it makes, besides identity and address. */
+/**
+ * What the service gives each engine it makes, besides identity and address: the identity's
+ * durable state, all in its one MemberStateStore (member-state.ts), open for as long as the
+ * engine runs. The same ports `securechat-x chat` passes (cli/commands/chat.ts).
+ */
 export interface EngineSession {
-  /** The identity's state store (member-state.ts), open for as long as the engine runs. */
+  /** The highest epoch and the epoch keys still needed (a restarted member chats on under them). */
   epochStore: EpochStore;
   /** The same store's message history and log position: the engine follows the relay's log. */
   history?: LogHistory;
+  /** The same store's highest roster: never rolled back across restarts, uploaded to an older relay. */
+  rosterStore?: RosterStore;
 }
 
 export type EngineFactory = (

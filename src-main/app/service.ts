@@ -408,7 +408,12 @@ export class AppService implements ServiceApi {
       this.#members = [];
       let engine: ChatEngineApi;
       try {
-        engine = this.#ports.engineFactory(identity, address, { epochStore, history: epochStore.history });
+        // The CLI's durable state (cli/commands/chat.ts): epochs and keys, history, highest roster.
+        engine = this.#ports.engineFactory(identity, address, {
+          epochStore,
+          history: epochStore.history,
+          rosterStore: epochStore,
+        });
       } catch (err) {
         epochStore.close();
         throw err;

@@ -699,3 +699,138 @@ describe('app service: the highest epoch is kept across restarts (member state s
     await again.service.dispose();
   });
 });
+
+describe('app service: the highest roster is kept across restarts (member state store)', () => {
+  it('a restarted member holds roster v2, chats on under its stored key without a re-key, and corrects a relay restored with v1', async () => {
+    // carol stays offline: she publishes the rosters (a login as alice would replace alice's).
+    const group = makeTestGroup(['alice', 'bob', 'carol']);
+    const groupId = group.ca.certificate.fingerprintHex;
+    const v1 = Buffer.from(group.roster().bytes);
+    const first = await createTestApp();
+    const firstPort = required(
+      unwrap(await startRelay(first, group.relayBundle, TEST_PASSWORD)).port,
+      'relay port',
+    );
+    // alice with a keystore, bob without: both ways of keeping the store's key.
+    const secrets = [memorySecretStorage(), undefined] as const;
+    const names = ['alice', 'bob'] as const;
+    let apps = await Promise.all(
+      names.map((_, i) => {
+        const s = secrets[i];
+        return createTestApp(s ? { secrets: s } : {});
+      }),
+    );
+    for (const [i, app] of apps.entries())
+      unwrap(await importBundle(app, bundleOf(group, required(names[i], 'name')), TEST_PASSWORD));
+    const keyOf = (app: TestApp) => app.service.snapshot().key;
+    for (const app of apps) unwrap(await app.service.connect({ host: '127.0.0.1', port: firstPort }));
+    await until(
+      () => apps.every((a) => a.service.snapshot().connection.state === 'Chatting' && keyOf(a)),
+      'both chatting under roster v1',
+    );
+    const epochV1 = required(keyOf(required(apps[0], 'alice')), 'key').epoch;
+
+    // Roster v2 lists dave (offline): it reaches both through the relay and starts an epoch over it.
+    group.addMember('dave');
+    const carolId = LocalIdentity.fromBundleFile(readFileSync(bundleOf(group, 'carol')), TEST_PASSWORD);
+    expect(
+      (
+        await publishRoster({
+          identity: carolId,
+          relay: { host: '127.0.0.1', port: firstPort },
+          roster: group.roster(),
+        })
+      ).version,
+    ).toBe(2);
+    await until(
+      () =>
+        apps.every(
+          (a) =>
+            a.service.snapshot().connection.state === 'Chatting' &&
+            (keyOf(a)?.epoch ?? 0) > epochV1 &&
+            keyOf(a)?.members.includes('dave') === true,
+        ) && new Set(apps.map((a) => keyOf(a)?.safetyNumber)).size === 1,
+      'one key over roster v2 for both',
+    );
+    const v2Key = required(keyOf(required(apps[0], 'alice')), 'key');
+    expect(v2Key.members).toEqual(['alice', 'bob', 'carol', 'dave']);
+    for (const app of apps) unwrap(await app.service.disconnect());
+
+    // On disk: each store holds roster v2, the relay's bytes as signed by the CA.
+    for (const [i, app] of apps.entries()) {
+      const owner = { groupId, member: required(names[i], 'name') };
+      const state = new AppMemberState({
+        dataDir: app.dataDir,
+        settings: new Settings(app.settings),
+        secrets: secrets[i] ?? noKeystore,
+      });
+      await state.unlock(owner, TEST_PASSWORD);
+      const store = state.open(owner);
+      try {
+        expect(store.rosterVersion).toBe(2);
+        expect(required(store.loadRoster(), 'stored roster').equals(group.roster().bytes)).toBe(true);
+      } finally {
+        store.close();
+        state.lock();
+      }
+    }
+
+    // The relay is restored from an old backup: a fresh log and roster v1 (dave not listed).
+    unwrap(await first.service.stopRelay());
+    const restoredDir = mkdtempSync(join(tmpdir(), 'scx-app-restored-relay-'));
+    const restoredBundle = join(restoredDir, 'relay.p12');
+    writeFileSync(restoredBundle, readFileSync(group.relayBundle));
+    writeFileSync(join(restoredDir, 'roster.scx'), v1);
+    const restored = await createTestApp();
+    const port = required(
+      unwrap(await startRelay(restored, restoredBundle, TEST_PASSWORD)).port,
+      'restored relay port',
+    );
+
+    // Both members restart (new services over the same data folders and settings).
+    apps = await Promise.all(
+      apps.map(async (app, i) => {
+        await app.service.dispose();
+        const s = secrets[i];
+        const again = await createTestApp({
+          ...(s ? { secrets: s } : {}),
+          dataDir: app.dataDir,
+          settingsDir: app.settingsDir,
+        });
+        if (!s) unwrap(await again.service.unlockIdentity({ password: TEST_PASSWORD }));
+        expect(again.service.snapshot().identity.status).toBe('ready');
+        return again;
+      }),
+    );
+    for (const app of apps) unwrap(await app.service.connect({ host: '127.0.0.1', port }));
+    await until(
+      () => apps.every((a) => a.service.snapshot().connection.state === 'Chatting'),
+      'both chatting after the restart',
+    );
+    // The stored roster and key: the same epoch over the same members, no re-key.
+    for (const app of apps) {
+      expect(keyOf(app)).toMatchObject({
+        epoch: v2Key.epoch,
+        safetyNumber: v2Key.safetyNumber,
+        members: ['alice', 'bob', 'carol', 'dave'],
+      });
+    }
+    const [alice, bob] = [required(apps[0], 'alice'), required(apps[1], 'bob')];
+    unwrap(await alice.service.send({ text: 'still roster v2' }));
+    await until(() => messages(bob).some((m) => m.text === 'still roster v2'), 'bob receives');
+    expect(messages(bob).find((m) => m.text === 'still roster v2')?.epoch).toBe(v2Key.epoch);
+    for (const app of apps) {
+      expect(app.events.some((e) => e.type === 'key' && e.key.epoch !== v2Key.epoch)).toBe(false);
+      expect(app.events.some((e) => e.type === 'error' && e.error.code === 'ChatError')).toBe(false);
+    }
+    // The members gave the restored relay their newer roster: it holds v2 again (v1 is not taken).
+    const held = await publishRoster({
+      identity: carolId,
+      relay: { host: '127.0.0.1', port },
+      roster: verifyRoster(v1, group.ca.certificate),
+    });
+    expect(held.version).toBe(2);
+
+    await Promise.all([...apps, first, restored].map((a) => a.service.dispose()));
+  }, 120_000);
+});
