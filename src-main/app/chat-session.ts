@@ -1,0 +1,282 @@
+/**
+ * The chat session: one ChatEngine at a time (made by EngineFactory) and what the window sees of
+ * it. Engine events become views and events for the window: the connection state in plain words,
+ * the members (member-list.ts), the key, and the timeline's lines (timeline.ts).
+ */
+import type { LocalIdentity } from '../core/pki/local-identity.js';
+import type { ChatEngineApi, EngineEvent, RelayAddress } from '../client/engine-types.js';
+import type { ChatLine, ConnectionView, KeyView } from '../../src-shared/model.js';
+import { AppFailure } from './errors.js';
+import type { EventHub } from './event-hub.js';
+import type { MemberList } from './member-list.js';
+import type { AppMemberState } from './member-state.js';
+import type { AppServicePorts } from './ports.js';
+import { SessionState } from './session-state.js';
+import type { Settings } from './settings.js';
+import type { Timeline } from './timeline.js';
+
+/** Turns an engine reason ("connect ECONNREFUSED 127.0.0.1:4000") into plain words. */
+export function describeConnectionReason(
+  reason: string | undefined,
+  address?: { host: string; port: number },
+): string | undefined {
+  if (reason === undefined) return undefined;
+  const where = address ? `${address.host}:${address.port}` : 'the relay';
+  if (/ECONNREFUSED/i.test(reason)) return `Relay unreachable: nothing is listening at ${where}.`;
+  if (/ENOTFOUND|EAI_AGAIN/i.test(reason)) return `Relay unreachable: the host name of ${where} is unknown.`;
+  if (/ETIMEDOUT|EHOSTUNREACH|ENETUNREACH/i.test(reason))
+    return `Relay unreachable: ${where} does not answer.`;
+  if (/ECONNRESET|EPIPE|socket hang up/i.test(reason)) return `The relay at ${where} closed the connection.`;
+  return reason;
+}
+
+export interface ChatSessionDeps {
+  ports: Pick<AppServicePorts, 'engineFactory' | 'notifications'>;
+  settings: Settings;
+  hub: EventHub;
+  memberState: AppMemberState;
+  members: MemberList;
+  timeline: Timeline;
+  /** The name of the identity in use (own lines carry it). */
+  selfName: () => string | undefined;
+}
+
+export class ChatSession {
+  readonly #deps: ChatSessionDeps;
+  #engine: ChatEngineApi | undefined;
+  #engineOff: (() => void) | undefined;
+  /** The identity's state store, open while an engine runs. */
+  #state: SessionState | undefined;
+  #connection: ConnectionView = { state: 'Disconnected' };
+  #loggedIn = false;
+  #reportedUnreachable = false;
+  #key: KeyView | undefined;
+
+  constructor(deps: ChatSessionDeps) {
+    this.#deps = deps;
+  }
+
+  get connection(): ConnectionView {
+    return this.#connection;
+  }
+
+  get key(): KeyView | undefined {
+    return this.#key;
+  }
+
+  /** AlreadyConnected while an engine is connected or trying to (identity changes must wait). */
+  assertNotConnected(what: string): void {
+    if (this.#engine && !['Disconnected', 'Failed'].includes(this.#connection.state)) {
+      throw new AppFailure('AlreadyConnected', `Disconnect before ${what}.`);
+    }
+  }
+
+  async connect(identity: LocalIdentity, address: RelayAddress): Promise<ConnectionView> {
+    const { ports, settings, hub, members } = this.#deps;
+    this.assertNotConnected('connecting again');
+    await this.stop();
+    const state = SessionState.open(this.#deps.memberState, identity, hub);
+    settings.set('relayAddress', address);
+    hub.emit({ type: 'settings', settings: settings.view() });
+    this.#loggedIn = false;
+    this.#reportedUnreachable = false;
+    this.#key = undefined;
+    members.reset();
+    let engine: ChatEngineApi;
+    try {
+      engine = ports.engineFactory(identity, address, state.engineSession());
+    } catch (err) {
+      state.close();
+      throw err;
+    }
+    this.#state = state;
+    this.#engine = engine;
+    this.#engineOff = engine.on((event) => this.#onEngineEvent(engine, event));
+    this.#setConnection({ state: engine.state, address });
+    engine.start();
+    return this.#connection;
+  }
+
+  async disconnect(): Promise<void> {
+    if (!this.#engine) throw new AppFailure('NotConnected', 'You are not connected.');
+    await this.stop('user disconnected');
+  }
+
+  /** Stops the engine (if any), then closes its state store; the window sees "Disconnected". */
+  async stop(reason?: string): Promise<void> {
+    const engine = this.#engine;
+    if (!engine) return;
+    try {
+      await engine.stop(reason);
+    } finally {
+      if (this.#engine === engine) {
+        this.#engineOff?.();
+        this.#engine = undefined;
+        this.#engineOff = undefined;
+        // After stop(): the engine saves no more epochs.
+        this.#closeState();
+        this.#key = undefined;
+        this.#deps.members.clear();
+        const address = this.#connection.address;
+        this.#setConnection({ state: 'Disconnected', ...(address ? { address } : {}) });
+        this.#deps.timeline.addSystem('disconnected', 'You left the chat.');
+      }
+    }
+  }
+
+  /** App quit: the engine stopped, the store closed (also if stopping failed). */
+  async dispose(): Promise<void> {
+    await this.stop('app closed').catch(() => undefined);
+    this.#closeState();
+  }
+
+  send(text: string): string {
+    if (!this.#engine) throw new AppFailure('NotConnected', 'Connect to a relay before sending.');
+    return this.#engine.send(text);
+  }
+
+  rekey(): void {
+    if (!this.#engine || this.#connection.state !== 'Chatting')
+      throw new AppFailure('NotConnected', 'Keys can only be renewed while you are chatting.');
+    this.#engine.requestRekey();
+  }
+
+  #closeState(): void {
+    const state = this.#state;
+    this.#state = undefined;
+    state?.close();
+  }
+
+  #setConnection(view: ConnectionView): void {
+    this.#connection = view;
+    this.#deps.hub.emit({ type: 'state', ...view });
+  }
+
+  #onEngineEvent(engine: ChatEngineApi, event: EngineEvent): void {
+    if (engine !== this.#engine) return;
+    const { hub, timeline } = this.#deps;
+    switch (event.event) {
+      case 'state':
+        this.#onState(event);
+        break;
+      case 'members':
+        this.#deps.members.update(event.members);
+        break;
+      case 'key': {
+        const { event: _e, ...key } = event;
+        const previous = this.#key;
+        this.#key = key;
+        hub.emit({ type: 'key', key });
+        if (!previous || previous.epoch !== key.epoch) {
+          timeline.addSystem(
+            'rekey',
+            previous
+              ? `New group key (epoch ${key.epoch}) for ${key.members.join(', ')}. Compare the safety number again.`
+              : `Group key established (epoch ${key.epoch}) for ${key.members.join(', ')}.`,
+            { epoch: key.epoch },
+          );
+        }
+        break;
+      }
+      case 'message': {
+        const line: ChatLine = {
+          kind: 'message',
+          id: timeline.nextId('m'),
+          from: event.from,
+          text: event.text,
+          epoch: event.epoch,
+          seq: event.seq,
+          sentAt: event.sentAt,
+          receivedAt: Date.now(),
+        };
+        timeline.push(line);
+        this.#notify(event.from, event.text);
+        break;
+      }
+      case 'outgoing': {
+        const id = `own-${event.localId}`;
+        const existing = timeline.find(id);
+        timeline.upsert({
+          kind: 'own',
+          id,
+          from: this.#deps.selfName() ?? engine.name,
+          text: event.text,
+          status: event.status,
+          ...(event.epoch !== undefined ? { epoch: event.epoch } : {}),
+          ...(event.seq !== undefined ? { seq: event.seq } : {}),
+          sentAt: existing?.kind === 'own' ? existing.sentAt : Date.now(),
+        });
+        break;
+      }
+      case 'system':
+        timeline.addSystem(
+          event.kind,
+          event.kind === 'joined' ? `${event.name} joined the chat.` : `${event.name} left the chat.`,
+          { name: event.name },
+        );
+        break;
+      case 'gap':
+        timeline.addSystem('warning', `Some earlier messages cannot be shown: ${event.reason}.`);
+        break;
+      case 'sent':
+        // Durable at the relay; the timeline shows "sent" from the 'outgoing' event already.
+        break;
+      case 'error': {
+        hub.emit({
+          type: 'error',
+          error: { code: 'ChatError', message: event.message, details: [event.code] },
+        });
+        timeline.addSystem('warning', event.message);
+        break;
+      }
+    }
+  }
+
+  #onState(event: Extract<EngineEvent, { event: 'state' }>): void {
+    const address = this.#connection.address;
+    const reason = describeConnectionReason(event.reason, address);
+    this.#setConnection({
+      state: event.state,
+      ...(reason !== undefined ? { reason } : {}),
+      ...(event.retryInMs !== undefined ? { retryInMs: event.retryInMs } : {}),
+      ...(address ? { address } : {}),
+    });
+    // Logged in to the relay (certificates next): say so once per connect.
+    if (['CertExchange', 'KeyEstablishment', 'Chatting'].includes(event.state) && !this.#loggedIn) {
+      this.#loggedIn = true;
+      this.#deps.timeline.addSystem(
+        'connected',
+        `Connected to ${address ? `${address.host}:${address.port}` : 'the relay'}.`,
+      );
+    }
+    if (
+      (event.state === 'Reconnecting' || event.state === 'Failed') &&
+      !this.#loggedIn &&
+      !this.#reportedUnreachable &&
+      reason !== undefined
+    ) {
+      this.#reportedUnreachable = true;
+      this.#deps.hub.emit({
+        type: 'error',
+        error: {
+          code: reason.startsWith('Relay unreachable') ? 'RelayUnreachable' : 'NotConnected',
+          message: reason,
+        },
+      });
+    }
+  }
+
+  #notify(from: string, text: string): void {
+    const settings = this.#deps.settings.view();
+    if (!settings.notifications) return;
+    try {
+      this.#deps.ports.notifications.notify(
+        settings.notificationPreviews
+          ? { title: from, body: text.length > 200 ? `${text.slice(0, 199)}…` : text }
+          : { title: 'SecureChat-X', body: 'New message' },
+      );
+    } catch {
+      // Notifications are a courtesy; a failure must not touch the chat.
+    }
+  }
+}
