@@ -1,0 +1,187 @@
+/**
+ * The app service's parts that hold the window's state (src-main/app): the timeline, the member
+ * list with verification and certificate-change warnings, dialog tokens, and the plain words for
+ * connection failures. Real classes over in-memory settings; events recorded from the real hub.
+ */
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { describeConnectionReason } from '../../src-main/app/chat-session.js';
+import { EventHub } from '../../src-main/app/event-hub.js';
+import { FileChoices } from '../../src-main/app/file-choices.js';
+import { MemberList } from '../../src-main/app/member-list.js';
+import type { SettingsStore } from '../../src-main/app/ports.js';
+import { Settings } from '../../src-main/app/settings.js';
+import { Timeline } from '../../src-main/app/timeline.js';
+import type { AppEvent } from '../../src-shared/ipc-contract.js';
+
+const FP_A = 'aa'.repeat(32);
+const FP_B = 'bb'.repeat(32);
+const FP_B2 = 'b2'.repeat(32);
+
+function setup() {
+  const data = new Map<string, unknown>();
+  const store: SettingsStore = {
+    get: (key) => structuredClone(data.get(key)),
+    set: (key, value) => void data.set(key, structuredClone(value)),
+    delete: (key) => void data.delete(key),
+  };
+  const settings = new Settings(store);
+  const hub = new EventHub();
+  const events: AppEvent[] = [];
+  hub.on((e) => events.push(e));
+  const timeline = new Timeline(hub);
+  const members = new MemberList({ settings, hub, timeline, selfName: () => 'alice' });
+  return { settings, hub, events, timeline, members };
+}
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe('event hub', () => {
+  it('a listener that throws does not stop the others; unsubscribe and clear stop delivery', () => {
+    const hub = new EventHub();
+    const seen: string[] = [];
+    hub.on(() => {
+      throw new Error('closed window');
+    });
+    const off = hub.on((e) => seen.push(`1:${e.type}`));
+    hub.on((e) => seen.push(`2:${e.type}`));
+    hub.emit({ type: 'menu', action: 'import-identity' });
+    off();
+    hub.emit({ type: 'menu', action: 'import-identity' });
+    hub.clear();
+    hub.emit({ type: 'menu', action: 'import-identity' });
+    expect(seen).toEqual(['1:menu', '2:menu', '2:menu']);
+  });
+});
+
+describe('timeline', () => {
+  it('keeps the newest 5,000 lines, emits each, and replaces an own line by id (queued → sent)', () => {
+    const { timeline, events } = setup();
+    for (let i = 0; i < 5_003; i += 1) timeline.addSystem('warning', `line ${i}`);
+    const lines = timeline.lines();
+    expect(lines).toHaveLength(5_000);
+    expect(lines[0]).toMatchObject({ text: 'line 3' });
+    expect(events.filter((e) => e.type === 'line')).toHaveLength(5_003);
+
+    const own = { kind: 'own', id: 'own-1', from: 'alice', text: 'hi', sentAt: 1 } as const;
+    timeline.upsert({ ...own, status: 'queued' });
+    timeline.upsert({ ...own, status: 'sent', epoch: 1, seq: 1 });
+    const ownLines = timeline.lines().filter((l) => l.kind === 'own');
+    expect(ownLines).toEqual([{ ...own, status: 'sent', epoch: 1, seq: 1 }]);
+    expect(timeline.find('own-1')).toMatchObject({ status: 'sent' });
+    // lines() is a copy.
+    timeline.lines().splice(0);
+    expect(timeline.lines()).toHaveLength(5_000);
+  });
+});
+
+describe('member list and verification', () => {
+  it('marks and unmarks; refuses a member who is not here or whose certificate differs', () => {
+    const { members, settings } = setup();
+    members.update([
+      { name: 'alice', fingerprint: FP_A },
+      { name: 'bob', fingerprint: FP_B },
+    ]);
+    expect(members.entries.map((m) => [m.name, m.self, m.verified])).toEqual([
+      ['alice', true, false],
+      ['bob', false, false],
+    ]);
+    expect(() => members.setVerified({ name: 'carol', fingerprint: FP_B, verified: true })).toThrow(
+      expect.objectContaining({ code: 'InvalidArgument' }),
+    );
+    expect(() => members.setVerified({ name: 'bob', fingerprint: FP_B2, verified: true })).toThrow(
+      expect.objectContaining({ code: 'InvalidArgument' }),
+    );
+    expect(
+      members.setVerified({ name: 'bob', fingerprint: FP_B, verified: true }).find((m) => m.name === 'bob'),
+    ).toMatchObject({ verified: true });
+    expect(settings.verifiedMarks()).toEqual({ bob: FP_B });
+    members.setVerified({ name: 'bob', fingerprint: FP_B, verified: false });
+    expect(settings.verifiedMarks()).toEqual({});
+  });
+
+  it('a verified member with another certificate: mark cleared, one warning, a system line, flagged until verified again', () => {
+    const { members, settings, events, timeline } = setup();
+    settings.set('verified', { bob: FP_B });
+    members.update([{ name: 'bob', fingerprint: FP_B2 }]);
+    expect(settings.verifiedMarks()).toEqual({});
+    expect(events.filter((e) => e.type === 'fingerprint-changed')).toEqual([
+      expect.objectContaining({ name: 'bob', previousFingerprint: FP_B, currentFingerprint: FP_B2 }),
+    ]);
+    expect(
+      timeline.lines().some((l) => l.kind === 'system' && l.event === 'warning' && l.name === 'bob'),
+    ).toBe(true);
+    expect(members.entries[0]).toMatchObject({
+      name: 'bob',
+      verified: false,
+      fingerprintChanged: true,
+      previousFingerprint: FP_B,
+    });
+    expect(members.warnings.map((w) => w.name)).toEqual(['bob']);
+
+    members.setVerified({ name: 'bob', fingerprint: FP_B2, verified: true });
+    expect(members.warnings).toEqual([]);
+    expect(members.entries[0]).toMatchObject({ verified: true, fingerprintChanged: false });
+
+    // Another group's identity: the session's memory of changes is dropped.
+    settings.set('verified', { bob: FP_B });
+    members.update([{ name: 'bob', fingerprint: FP_B2 }]);
+    expect(members.entries[0]?.fingerprintChanged).toBe(true);
+    members.forgetChanges();
+    members.update([{ name: 'bob', fingerprint: FP_B2 }]);
+    expect(members.entries[0]?.fingerprintChanged).toBe(false);
+  });
+
+  it('never flags the own identity; clear() empties the list and says so', () => {
+    const { members, settings, events } = setup();
+    settings.set('verified', { alice: FP_B });
+    members.update([{ name: 'alice', fingerprint: FP_A }]);
+    expect(events.some((e) => e.type === 'fingerprint-changed')).toBe(false);
+    members.clear();
+    expect(members.entries).toEqual([]);
+    expect(events.at(-1)).toEqual({ type: 'members', members: [] });
+  });
+});
+
+describe('file choices', () => {
+  it('a token resolves to its path for its kind only, and expires after 30 minutes', () => {
+    vi.useFakeTimers({ now: 1_000_000 });
+    const choices = new FileChoices();
+    const bundle = choices.remember('/home/u/alice.p12', 'bundle');
+    expect(bundle.displayName).toBe('alice.p12');
+    expect(bundle.token).toMatch(/^[A-Za-z0-9_-]{24}$/);
+    expect(choices.resolve(bundle.token, 'bundle')).toBe('/home/u/alice.p12');
+    expect(() => choices.resolve(bundle.token, 'folder')).toThrow(
+      expect.objectContaining({ code: 'ChoiceExpired' }),
+    );
+    expect(() => choices.resolve('A'.repeat(24), 'bundle')).toThrow(
+      expect.objectContaining({ code: 'ChoiceExpired' }),
+    );
+    vi.setSystemTime(1_000_000 + 30 * 60_000 + 1);
+    expect(() => choices.resolve(bundle.token, 'bundle')).toThrow(
+      expect.objectContaining({ code: 'ChoiceExpired', message: 'Choose the bundle file again.' }),
+    );
+    const folder = choices.remember('/tmp/group', 'folder');
+    choices.forget(folder.token);
+    expect(() => choices.resolve(folder.token, 'folder')).toThrow(
+      expect.objectContaining({ message: 'Choose the folder again.' }),
+    );
+  });
+});
+
+describe('connection reasons in plain words', () => {
+  it('names the relay address for socket errors and passes other reasons through', () => {
+    const at = { host: '127.0.0.1', port: 4000 };
+    expect(describeConnectionReason('connect ECONNREFUSED 127.0.0.1:4000', at)).toBe(
+      'Relay unreachable: nothing is listening at 127.0.0.1:4000.',
+    );
+    expect(describeConnectionReason('getaddrinfo ENOTFOUND relay.example', at)).toMatch(/host name/);
+    expect(describeConnectionReason('connect ETIMEDOUT', at)).toMatch(/does not answer/);
+    expect(describeConnectionReason('read ECONNRESET', at)).toBe(
+      'The relay at 127.0.0.1:4000 closed the connection.',
+    );
+    expect(describeConnectionReason('Removed: you were removed', at)).toBe('Removed: you were removed');
+    expect(describeConnectionReason(undefined, at)).toBeUndefined();
+  });
+});
