@@ -102,7 +102,7 @@ export interface PkiPort {
  * engine runs. The same ports `securechat-x chat` passes (cli/commands/chat.ts).
  */
 export interface EngineSession {
-  /** The highest epoch and the epoch keys still needed (a restarted member chats on under them). */
+  /** The highest epoch this identity has seen (epoch numbers never repeat across restarts). */
   epochStore: EpochStore;
   /** The same store's message history and log position: the engine follows the relay's log. */
   history?: LogHistory;
