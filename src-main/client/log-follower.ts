@@ -86,6 +86,8 @@ export class LogFollower {
   private unacked = new Map<number, LoggedFrame>();
   private written = 0;
   private syncing = false;
+  /** Between begin() and endSession(): the engine ends a session from stop() and from onClose. */
+  private inSession = false;
   /** Between SYNC and LIVE: frames come from the log, not live. */
   private replaying = false;
   private unreadableCount = 0;
@@ -110,6 +112,7 @@ export class LogFollower {
    */
   begin(relayStreamId: string | undefined): BodyOf<'SYNC'> | undefined {
     this.endSession();
+    this.inSession = true;
     this.stream = relayStreamId;
     if (relayStreamId === undefined) return undefined;
     this.syncing = true;
@@ -121,8 +124,15 @@ export class LogFollower {
     return { streamId: from?.streamId ?? '', afterOffset: from?.offset ?? 0 };
   }
 
-  /** The session ended: commit what is pending; unacknowledged frames wait for the next one. */
+  /**
+   * The session ended: commit what is pending; unacknowledged frames wait for the next one. Once
+   * per session: the engine calls it from stop() and from the connection's close, and a second
+   * call (or one before any begin) does nothing: it must not carry the frames twice, nor report a
+   * replay that was cut short as if it had ended.
+   */
   endSession(): void {
+    if (!this.inSession) return;
+    this.inSession = false;
     this.flush();
     if (this.syncing) this.carried = [...this.carried, ...this.unacked.values()];
     this.unacked = new Map();
@@ -132,6 +142,8 @@ export class LogFollower {
     this.stream = undefined;
     this.held.clear();
     this.current = undefined;
+    // A replay cut short: its unreadable frames come again, and are counted, in the next one.
+    this.unreadableCount = 0;
   }
 
   /** Frames of the last session the relay never acknowledged, to write again (once) after SYNC. */

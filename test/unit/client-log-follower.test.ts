@@ -252,4 +252,51 @@ describe('LogFollower', () => {
     expect(h.gaps).toEqual(['unreadable 2']);
     store.close();
   });
+
+  it('ends a session once: a second endSession (stop() after the close) changes nothing', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'scx-follow-'));
+    const store = openStore(dir, randomBytes(32));
+    let commits = 0;
+    const history: LogHistory = {
+      has: (from, epoch, seq) => store.history.has(from, epoch, seq),
+      recordBatch: (messages, position) => {
+        commits++;
+        return store.history.recordBatch(messages, position);
+      },
+      markStored: (from, epoch, seq, at) => store.history.markStored(from, epoch, seq, at),
+      position: () => store.history.position(),
+    };
+    const h = harness(history);
+    // Ending before any session began does nothing.
+    h.follower.endSession();
+    expect(commits).toBe(0);
+    h.follower.begin(STREAM);
+    deliver(h, 5, chat('bob', 1));
+    // Two replayed frames under a key never held, and the session ends before LIVE.
+    h.follower.delivered(6, () => h.follower.skipUnreadable());
+    h.follower.delivered(7, () => h.follower.skipUnreadable());
+    h.follower.ownWritten(chat('carol', 1));
+    h.follower.logged({ kind: 'chat', epoch: 3, seq: 1, frame: Buffer.from('f1') });
+    h.follower.endSession();
+    expect(commits).toBe(1);
+    expect(h.shown.map((m) => [m.from, m.seq])).toEqual([
+      ['bob', 1],
+      ['carol', 1],
+    ]);
+    h.follower.carry({ kind: 'key', frame: Buffer.from('k2') }); // cancelled before the socket
+    h.follower.endSession();
+    h.turn();
+    expect(commits).toBe(1);
+    // The unacknowledged frame is carried once; the replay cut short is not reported as ended.
+    expect(h.follower.takeUnacknowledged().map((f) => f.frame.toString())).toEqual(['f1', 'k2']);
+    expect(h.gaps).toEqual([]);
+    expect(h.follower.position).toEqual({ streamId: STREAM, offset: 7 });
+    // The next session starts where the first one stopped, and is ended once in turn.
+    expect(h.follower.begin(STREAM)).toEqual({ streamId: STREAM, afterOffset: 7 });
+    h.follower.logged({ kind: 'chat', epoch: 3, seq: 2, frame: Buffer.from('f3') });
+    h.follower.endSession();
+    h.follower.endSession();
+    expect(h.follower.takeUnacknowledged().map((f) => f.frame.toString())).toEqual(['f3']);
+    store.close();
+  });
 });
