@@ -26,7 +26,10 @@ export interface KeyView {
   epoch: number;
   /** Digits in groups, equal for every member holding the same key over the same member list. */
   safetyNumber: string;
+  /** M: every roster member the key was sealed for, online or not. */
   members: string[];
+  /** C ⊆ M: who gave a nonce (the initiator and the members online then). */
+  contributors: string[];
 }
 
 export interface ChatMessageView {

@@ -29,6 +29,7 @@ export function jsonLine(e: EngineEvent): Line | undefined {
         epoch: e.epoch,
         safetyNumber: e.safetyNumber,
         members: e.members,
+        contributors: e.contributors,
       });
     case 'message':
       return JSON.stringify({
@@ -76,8 +77,12 @@ export function humanLine(e: EngineEvent, self: string): Line | undefined {
           (m) => `    ${m.name === self ? `${m.name} (you)` : m.name}  ${formatFingerprint(m.fingerprint)}`,
         ),
       ].join('\n');
-    case 'key':
-      return `* epoch ${e.epoch} with ${e.members.join(', ')}\n* safety number: ${e.safetyNumber}`;
+    case 'key': {
+      // Members the key is sealed for; who took part only when not everyone was online.
+      const offline = e.members.filter((m) => !e.contributors.includes(m));
+      const note = offline.length > 0 ? ` (offline: ${offline.join(', ')})` : '';
+      return `* epoch ${e.epoch} with ${e.members.join(', ')}${note}\n* safety number: ${e.safetyNumber}`;
+    }
     case 'message':
       return printable(`${e.from} > ${e.text}`);
     case 'system':

@@ -86,6 +86,21 @@ export class CertificateDirectory {
     return { ok: true, certificate };
   }
 
+  /**
+   * A certificate from the CA-signed roster: validated against our own CA (role member) like any
+   * other, then known by fingerprint, so frames of members who are offline now (stored
+   * KEY_DISTRIBUTIONs) verify. It says nothing about who is online; PRESENCE still does.
+   */
+  trust(certificate: Certificate): boolean {
+    try {
+      this.validator.validate(certificate, { role: 'member' });
+    } catch {
+      return false; // e.g. expired: the roster may list it, we do not take its frames
+    }
+    if (!this.byFingerprint.has(certificate.fingerprintHex)) this.cache(certificate);
+    return true;
+  }
+
   /** CERT_RESPONSE listed the name as unknown: the member has left in the meantime. */
   markUnknown(name: string): void {
     this.requested.delete(name);

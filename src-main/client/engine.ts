@@ -28,11 +28,13 @@ import { ProtocolError } from '../core/protocol/errors.js';
 import { decodeLinkFrame, isLinkFrame } from '../core/protocol/link-frames.js';
 import { RELAY_TYPES, TARGETED_TYPES, type MessageType } from '../core/protocol/message-types.js';
 import type { BodyOf } from '../core/protocol/schemas.js';
+import type { Roster } from '../core/roster/index.js';
 import type { ConnectionState, KeyView, MemberView } from '../../src-shared/model.js';
 import { Backoff } from './backoff.js';
 import { CertificateDirectory } from './certificate-directory.js';
 import { checkOutgoingText, decodeChatPlaintext, encodeChatPlaintext } from './chat-codec.js';
 import type { ChatEngineApi, EngineEvent } from './engine-types.js';
+import { MESSAGE_COUNT_SAVE_EVERY, persistKey, restoreKeys, SENT_SEQ_RESERVE } from './engine-keys.js';
 import { EpochKeyring } from './epoch-keyring.js';
 import { ClientError, type ClientErrorCode } from './errors.js';
 import { KeyEstablishment, type EstablishedKey } from './key-establishment.js';
@@ -71,6 +73,8 @@ interface Session {
   streamId?: string;
   /** This session sent SYNC: the relay speaks link frames to it. */
   synced: boolean;
+  /** LIVE arrived: the replay is over, so every stored key distribution has been seen. */
+  caughtUp: boolean;
 }
 
 interface HeldChat {
@@ -79,10 +83,6 @@ interface HeldChat {
   heldAt: number;
   /** Its log offset, when it came in DELIVERED: the saved position stays before it while held. */
   offset: number | undefined;
-}
-
-function sameMembers(a: readonly string[], b: readonly string[]): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
 export class ChatEngine implements ChatEngineApi {
@@ -104,10 +104,8 @@ export class ChatEngine implements ChatEngineApi {
   private memberList: MemberView[] = [];
   private everHadMembers = false;
   private everAuthenticated = false;
-  /** Members of the last key held, remembered across a reconnect for the settle wait. */
-  private lastKeyMembers: string[] = [];
-  /** True from a new PRESENCE until a key over its members is installed: chat waits meanwhile. */
-  private needsKey = true;
+  /** Who else was online in the last PRESENCE, remembered across a reconnect for the settle wait. */
+  private lastOnline: string[] = [];
   private stopping = false;
   private stopped = false;
 
@@ -118,7 +116,10 @@ export class ChatEngine implements ChatEngineApi {
   /** Verified chat messages for the epoch that is being established right now. */
   private heldForKey: HeldChat[] = [];
 
-  /** After a reconnect: who should be back before the queue goes out, and until when we wait. */
+  /**
+   * After a reconnect: who should be back before the queue goes out, and until when we wait. Not
+   * about keys (a reconnect never re-keys): a v1 relay does not store, see reconnectSettleMs.
+   */
   private settle: { members: Set<string>; until: number; timer: NodeJS.Timeout } | undefined;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private certRetryTimer: NodeJS.Timeout | undefined;
@@ -126,6 +127,11 @@ export class ChatEngine implements ChatEngineApi {
   private keyTimer: NodeJS.Timeout | undefined;
   private rekeyFallbackTimer: NodeJS.Timeout | undefined;
   private heldSweepTimer: NodeJS.Timeout | undefined;
+  private rotationTimer: NodeJS.Timeout | undefined;
+  /** A key restored from the store, shown once the engine starts (listeners are attached by then). */
+  private restoredKeyUnannounced = false;
+  /** Our own sequence numbers of the current epoch are reserved in the store up to this. */
+  private reservedSeq = { epoch: 0, seq: 0 };
 
   constructor(options: ChatEngineOptions) {
     this.o = resolveOptions(options);
@@ -178,12 +184,25 @@ export class ChatEngine implements ChatEngineApi {
       certificateOf: (name) => this.directory.certificateOf(name),
       send: (type, target, body) => this.sendControl(type, target, body),
       heldEpoch: () => this.keyring.highestEpoch,
+      currentKey: () => this.keyring.currentInfo,
+      heldKey: (epoch) => this.keyring.lookup(epoch),
       onKey: (key) => this.installKey(key),
+      wantsToSend: () => this.pending > 0,
+      replayingBacklog: () => this.session?.synced === true && !this.session.caughtUp,
       onProblem: (message, code) => this.emitError(code, message),
       initialHighestEpoch: this.o.epochStore.load(),
       persistEpoch: (epoch) => this.o.epochStore.save(epoch),
       now: this.o.now,
+      rotation: { periodMs: this.o.rotationPeriodMs, maxMessages: this.o.rotationMaxMessages },
+      roundTimeoutMs: this.o.keyEstablishmentTimeoutMs,
     });
+    // A restarted member chats on under the key it held: no re-key because it was away.
+    restoreKeys(this.keyring, this.o.epochStore);
+    this.restoredKeyUnannounced = this.keyring.current !== undefined;
+    // The highest roster held: the store's (roster-tracker.ts) or one given by the caller.
+    const held = this.rosters.held;
+    if (held) this.useRoster(held);
+    if (this.o.roster && (!held || this.o.roster.version > held.version)) this.useRoster(this.o.roster);
   }
 
   // ---- ChatEngineApi ----------------------------------------------------------------------------
@@ -204,9 +223,11 @@ export class ChatEngine implements ChatEngineApi {
     return this.keyring.current;
   }
 
-  /** Messages typed but not yet handed to the socket (queued or being signed). */
+  /** Messages typed but not yet sent: queued, being signed, or (logging relay) not yet STORED. */
   get pending(): number {
-    return this.outbox.size + this.writer.count((m) => m.kind === 'chat');
+    // With a logging relay a message counts as sent once STORED, not once written.
+    const unacknowledged = this.follower?.unacknowledgedChats ?? 0;
+    return this.outbox.size + this.writer.count((m) => m.kind === 'chat') + unacknowledged;
   }
 
   start(): void {
@@ -214,6 +235,9 @@ export class ChatEngine implements ChatEngineApi {
     if (this.currentState === 'Failed') return;
     this.stopped = false;
     if (this.rosters.loadProblem !== undefined) this.emitError('RosterRefused', this.rosters.loadProblem);
+    const restored = this.keyring.current;
+    if (this.restoredKeyUnannounced && restored) this.emit({ event: 'key', ...restored });
+    this.restoredKeyUnannounced = false;
     this.connect();
   }
 
@@ -222,16 +246,44 @@ export class ChatEngine implements ChatEngineApi {
     const message: OutgoingMessage = { localId: randomUUID(), text, sentAt: Date.now() };
     this.outbox.push(message);
     this.emit({ event: 'outgoing', localId: message.localId, status: 'queued', text });
+    // Alone online the key waits for the first message (KeyEstablishment.idleAlone): this is it.
+    if (this.handshake.needsKey && this.session?.authenticated) {
+      this.handshake.ensureKey();
+      this.afterKeyChange(this.session);
+    }
     this.pump();
     return message.localId;
   }
 
+  /**
+   * A verified roster of this group (from the relay, a file or the store; never an older one than
+   * held). Its members are M; a new version starts a new epoch. Until the first one arrives the
+   * engine keys over the members of PRESENCE (transitional fallback).
+   */
+  useRoster(roster: Roster): void {
+    if (roster.groupId !== this.identity.groupId) {
+      this.emitError('KeyEstablishment', `a roster of another group (${roster.groupId}) ignored`);
+      return;
+    }
+    // Frames of members who are offline now (stored KEY_DISTRIBUTIONs) verify with the roster's
+    // certificates, each validated against our own CA first.
+    for (const m of roster.members) this.directory.trust(m.certificate);
+    this.handshake.setRoster(roster);
+    if (this.session?.authenticated) this.afterKeyChange(this.session);
+  }
+
   requestRekey(): void {
     const session = this.session;
-    if (!session?.authenticated || this.handshake.members.length < 2) return;
+    if (!session?.authenticated || !this.enoughOnline()) return;
     const before = this.keyring.currentEpoch;
     const minEpoch = this.handshake.highestEpochSeen + 1;
-    const initiator = this.keyring.currentInitiator ?? this.handshake.expectedInitiator;
+    // The current key's initiator if it is online (a roster member may well be offline), else the
+    // online member whose turn it is.
+    const current = this.keyring.currentInitiator;
+    const initiator =
+      current !== undefined && this.handshake.onlineMembers.includes(current)
+        ? current
+        : this.handshake.expectedInitiator;
     if (initiator === undefined || initiator === this.name || !this.handshake.members.includes(initiator)) {
       this.handshake.startRound(minEpoch);
     } else {
@@ -266,6 +318,7 @@ export class ChatEngine implements ChatEngineApi {
     this.session = undefined;
     this.follower?.endSession();
     this.requeueUnwritten(() => true);
+    this.saveMessageCount();
     this.keyring.clear();
     this.handshake.reset();
     this.stopping = false;
@@ -287,6 +340,7 @@ export class ChatEngine implements ChatEngineApi {
     const session: Session = {
       authenticated: false,
       synced: false,
+      caughtUp: false,
       conn: new FramedConnection(
         this.o.relay.host,
         this.o.relay.port,
@@ -325,7 +379,6 @@ export class ChatEngine implements ChatEngineApi {
     this.clearTimers();
     this.handshake.reset();
     this.directory.resetSession();
-    this.needsKey = true;
     this.heldForCertificate = [];
     this.releaseHeldForKey(true);
     this.requeueUnwritten(() => true);
@@ -398,6 +451,11 @@ export class ChatEngine implements ChatEngineApi {
           return;
         case 'LIVE':
           follower.live(link.head);
+          session.caughtUp = true;
+          if (!this.handshake.isLive && this.presenceSettled(session)) {
+            this.goLive(session);
+            this.afterKeyChange(session);
+          }
           return;
       }
     } catch (err) {
@@ -415,8 +473,8 @@ export class ChatEngine implements ChatEngineApi {
       return;
     }
     try {
-      if (header.type === 'ROSTER') this.onRoster(session, frame);
-      // HEARTBEAT travels member <-> relay only (never forwarded), so one that arrives is the relay's.
+      // HEARTBEAT travels member ↔ relay only (never forwarded), so one that arrives is the relay's.
+      if (header.type === 'ROSTER') this.onRosterFrame(session, frame);
       else if (RELAY_TYPES.has(header.type) || header.type === 'HEARTBEAT')
         this.onRelayFrame(session, header);
       else this.onMemberFrame(header, frame);
@@ -550,8 +608,10 @@ export class ChatEngine implements ChatEngineApi {
    * A ROSTER (the CA-signed envelope; the relay sends its own before PRESENCE and each newer one):
    * kept if newer, answered with ours if older (roster-tracker.ts).
    */
-  private onRoster(session: Session, frame: Buffer): void {
+  private onRosterFrame(session: Session, frame: Buffer): void {
     const receipt = this.rosters.receive(frame);
+    // A newer roster changes M and starts a new epoch (setRoster ignores one it already has).
+    if (receipt.kind === 'newer' || receipt.kind === 'same') this.useRoster(receipt.roster);
     if (receipt.kind === 'refused') {
       this.emitError('RosterRefused', `roster from the relay refused (${receipt.code}): ${receipt.message}`);
     } else if (receipt.kind === 'older') {
@@ -597,10 +657,7 @@ export class ChatEngine implements ChatEngineApi {
     if (me && me.fingerprint !== this.identity.certificate.fingerprintHex) {
       this.emitError('CertificateRejected', 'the relay lists this member with a different certificate');
     }
-    // A new membership: no chat under the old key until the new one is there.
-    this.needsKey = true;
-    clearTimeout(this.keyTimer);
-    this.requeueUnwritten((m) => m.kind === 'chat');
+    // Who is online changed; the key did not (DESIGN.md §10.2: presence never re-keys).
     const missing = this.directory.applyPresence(body.members);
     if (missing.length > 0) this.requestCertificates(session, missing);
     if (!this.directory.resolved) this.setState('CertExchange', `fetching ${missing.length} certificate(s)`);
@@ -646,34 +703,80 @@ export class ChatEngine implements ChatEngineApi {
     }, this.o.keyEstablishmentTimeoutMs);
   }
 
-  /** Once every member of the latest PRESENCE is settled: publish members, then establish a key. */
+  private presenceSettled(session: Session): session is Session & { presenceVersion: number } {
+    return this.directory.resolved && session.presenceVersion !== undefined;
+  }
+
+  /** Once every member of the latest PRESENCE is settled: publish who is online, check the key. */
   private afterCertificates(session: Session): void {
-    if (!this.directory.resolved || session.presenceVersion === undefined) return;
+    if (!this.presenceSettled(session)) return;
     const valid = this.directory.validMembers();
     this.publishMembers(valid);
     const names = valid.map((m) => m.name);
+    this.lastOnline = names.filter((n) => n !== this.name);
     this.releaseHeldForCertificate(session);
-    // A late certificate answer while chatting under a key over exactly these members changes nothing.
-    if (!this.needsKey && sameMembers(this.keyring.current?.members ?? [], names)) return;
-    this.needsKey = true;
-    if (names.length < 2) {
-      this.keyring.retireCurrent();
-      this.handshake.setMembership(names, session.presenceVersion);
+    this.handshake.setPresence(names, session.presenceVersion);
+    // A member that replays the log goes live at LIVE, once it has taken every stored key
+    // distribution: starting a round before that would fork the epoch it is about to receive.
+    if (!this.handshake.isLive) {
+      if (!session.synced || session.caughtUp) this.goLive(session);
+    } else this.handshake.ensureKey();
+    this.afterKeyChange(session);
+  }
+
+  /**
+   * The member is live: a missing key is worth a round from now on, and the online initiator
+   * checks rotation. The lead's SYNC/LIVE handling calls this when LIVE arrives.
+   */
+  private goLive(session: Session): void {
+    this.handshake.goLive();
+    clearInterval(this.rotationTimer);
+    this.rotationTimer = setInterval(() => {
+      if (this.session === session) this.handshake.maybeRotate();
+    }, this.o.rotationCheckMs);
+    this.rotationTimer.unref?.();
+  }
+
+  /** Without a roster (transitional) a key needs someone else online to be worth sending under. */
+  private enoughOnline(): boolean {
+    return this.handshake.currentRosterVersion > 0 || this.handshake.onlineMembers.length >= 2;
+  }
+
+  /** After presence, a roster or a key: Chatting if the key is usable, else waiting for one. */
+  private afterKeyChange(session: Session): void {
+    if (this.session !== session || !session.authenticated) return;
+    if (!this.enoughOnline()) {
       this.setState('KeyEstablishment', 'waiting for other members');
       return;
     }
-    this.setState('KeyEstablishment', `establishing a key with ${names.length} members`);
-    this.handshake.setMembership(names, session.presenceVersion);
-    if (this.needsKey) this.armKeyTimer(session);
+    if (this.handshake.needsKey && this.handshake.idleAlone) {
+      clearTimeout(this.keyTimer);
+      this.keyTimer = undefined;
+      this.setState('Chatting', 'alone online: a key is made when you write');
+      return;
+    }
+    if (this.handshake.needsKey) {
+      this.setState(
+        'KeyEstablishment',
+        `establishing a key with ${this.handshake.onlineMembers.length} of ${this.handshake.members.length} members online`,
+      );
+      if (this.keyTimer === undefined) this.armKeyTimer(session);
+      return;
+    }
+    clearTimeout(this.keyTimer);
+    this.keyTimer = undefined;
+    this.setState('Chatting');
+    this.pump();
   }
 
   private armKeyTimer(session: Session): void {
     clearTimeout(this.keyTimer);
     // Each full turn through the members waits longer: on a loaded machine rounds may simply be slow.
-    const turns = Math.floor(this.handshake.attempt / Math.max(1, this.handshake.members.length));
+    const turns = Math.floor(this.handshake.attempt / Math.max(1, this.handshake.onlineMembers.length));
     const timeout = this.o.keyEstablishmentTimeoutMs * Math.min(4, 1 + turns);
     this.keyTimer = setTimeout(() => {
-      if (this.session !== session || !this.needsKey) return;
+      this.keyTimer = undefined;
+      if (this.session !== session || !this.handshake.needsKey) return;
       this.handshake.nextAttempt();
       this.setState(
         'KeyEstablishment',
@@ -755,8 +858,10 @@ export class ChatEngine implements ChatEngineApi {
     const opened = this.keyring.open(body.epoch, sender, body.seq, body.iv, body.ciphertext);
     if (!opened.ok) {
       this.emitError(opened.code, `message from ${sender} refused: ${opened.message}`);
+      if (opened.code === 'UnknownEpoch') this.handshake.onUnknownEpoch(body.epoch);
       return;
     }
+    this.countMessage(body.epoch);
     const plain = decodeChatPlaintext(opened.plaintext);
     const message = {
       from: sender,
@@ -773,33 +878,84 @@ export class ChatEngine implements ChatEngineApi {
   // ---- keys -------------------------------------------------------------------------------------
 
   private installKey(k: EstablishedKey): void {
-    if (k.epoch <= this.keyring.highestEpoch) return; // never go back to an older epoch
+    if (this.keyring.lookup(k.epoch)) return; // held already (the handshake compared them)
     const hook = this.o.unsafeTestHooks?.onGroupKey;
     if (hook) hook(k.epoch, Buffer.from(k.derived.key));
-    const view = this.keyring.install(k.epoch, k.derived, k.members, k.initiator);
-    this.lastKeyMembers = [...k.members];
+    const establishedAt = this.o.now();
+    const facts = { contributors: k.contributors, rosterVersion: k.rosterVersion, establishedAt };
+    // Historic (older roster) or below the current epoch: it may decrypt, it never sends.
+    const readOnly = k.readOnly || k.epoch <= this.keyring.highestEpoch;
+    try {
+      persistKey(this.o.epochStore, k, readOnly, establishedAt);
+    } catch (err) {
+      // The key is still good for this session; a restart would have to re-key.
+      this.emitError('StateStoreFailed', `epoch ${k.epoch}'s key not stored: ${(err as Error).message}`);
+    }
+    if (readOnly) {
+      this.keyring.installReadOnly(k.epoch, k.derived, k.members, k.initiator, facts);
+      this.releaseHeldForKey(false);
+      return;
+    }
+    this.saveMessageCount();
+    const view = this.keyring.install(k.epoch, k.derived, k.members, k.initiator, facts);
     // Anything signed under an older epoch but not yet written goes out again under this one.
     this.requeueUnwritten((m) => m.kind === 'chat' && m.epoch < k.epoch);
     this.emit({ event: 'key', ...view });
     this.releaseHeldForKey(false);
-    // A round over the previous membership can finish while the certificates of a newer PRESENCE
-    // are still on their way: that key is valid but not the one to chat under; wait for the next.
-    const current = this.directory.resolved ? this.directory.validMembers().map((m) => m.name) : undefined;
-    if (!current || !sameMembers(current, k.members)) return;
-    this.needsKey = false;
-    clearTimeout(this.keyTimer);
     clearTimeout(this.rekeyFallbackTimer);
-    this.setState('Chatting');
-    this.pump();
+    if (this.session) this.afterKeyChange(this.session);
+  }
+
+  /** One message sent or received under the current epoch; rotation by count is checked here. */
+  private countMessage(epoch: number): void {
+    const n = this.keyring.countMessage(epoch);
+    if (n > 0 && n % MESSAGE_COUNT_SAVE_EVERY === 0) this.saveMessageCount();
+    if (n >= this.o.rotationMaxMessages) this.handshake.maybeRotate();
+  }
+
+  /**
+   * Makes sure the next sequence number is reserved in the store before it is used (a restarted
+   * member continues above the reservation). False (reported) if the store refused: not sent.
+   */
+  private reserveSeq(): boolean {
+    const k = this.keyring.currentInfo;
+    if (!k || !this.o.epochStore.saveSentSeq) return true;
+    const next = k.lastSentSeq + 1;
+    if (this.reservedSeq.epoch === k.epoch && next <= this.reservedSeq.seq) return true;
+    const upTo = next + SENT_SEQ_RESERVE;
+    try {
+      this.o.epochStore.saveSentSeq(k.epoch, upTo);
+    } catch (err) {
+      this.emitError(
+        'StateStoreFailed',
+        `message not sent: storing its sequence number failed (${(err as Error).message})`,
+      );
+      return false;
+    }
+    this.reservedSeq = { epoch: k.epoch, seq: upTo };
+    return true;
+  }
+
+  private saveMessageCount(): void {
+    const k = this.keyring.currentInfo;
+    if (!k) return;
+    try {
+      this.o.epochStore.saveMessages?.(k.epoch, k.messages);
+    } catch (err) {
+      this.emitError(
+        'StateStoreFailed',
+        `epoch ${k.epoch}'s message count not stored: ${(err as Error).message}`,
+      );
+    }
   }
 
   // ---- outgoing ---------------------------------------------------------------------------------
 
-  /** A reconnect (not the first login): hold the queue until the last key's members are back. */
+  /** A reconnect (not the first login): hold the queue until who was online before is back. */
   private beginSettle(): void {
     this.endSettle();
-    const last = this.keyring.current?.members ?? this.lastKeyMembers;
-    if (!this.everAuthenticated || last.length < 2 || this.o.reconnectSettleMs <= 0) {
+    const last = this.lastOnline;
+    if (!this.everAuthenticated || last.length < 1 || this.o.reconnectSettleMs <= 0) {
       this.everAuthenticated = true;
       return;
     }
@@ -819,7 +975,7 @@ export class ChatEngine implements ChatEngineApi {
   private settling(): boolean {
     const s = this.settle;
     if (!s) return false;
-    const present = new Set(this.keyring.current?.members ?? []);
+    const present = new Set(this.handshake.onlineMembers);
     for (const m of s.members) if (!present.has(m)) return Date.now() < s.until;
     this.endSettle();
     return false;
@@ -832,7 +988,8 @@ export class ChatEngine implements ChatEngineApi {
       s !== undefined &&
       s.authenticated &&
       s.conn.isOpen &&
-      !this.needsKey &&
+      !this.handshake.needsKey &&
+      this.enoughOnline() &&
       !this.stopping &&
       this.keyring.currentEpoch !== undefined
     );
@@ -846,6 +1003,10 @@ export class ChatEngine implements ChatEngineApi {
     while (inFlight < this.o.signPipelineDepth && conn.writableLength < this.o.writeHighWaterBytes) {
       const message = this.outbox.shift();
       if (!message) return;
+      if (!this.reserveSeq()) {
+        this.outbox.unshiftAll([message]);
+        return;
+      }
       const sealed = this.keyring.seal(
         this.name,
         encodeChatPlaintext({ text: message.text, sentAt: message.sentAt }),
@@ -855,6 +1016,7 @@ export class ChatEngine implements ChatEngineApi {
         .signAsync(Buffer.concat([SIGNATURE_LABEL, unsigned]))
         .then((sig) => attachSignature(unsigned, sig));
       this.writer.enqueue(frame, { kind: 'chat', message, epoch: sealed.epoch, seq: sealed.seq });
+      this.countMessage(sealed.epoch);
       inFlight++;
     }
   }
@@ -999,6 +1161,7 @@ export class ChatEngine implements ChatEngineApi {
         'UnknownEpoch',
         `message from ${h.sender} refused: epoch ${h.body.epoch} was never established with this member`,
       );
+      this.handshake.onUnknownEpoch(h.body.epoch);
     }
     if (this.heldForKey.length === 0) {
       clearInterval(this.heldSweepTimer);
@@ -1086,8 +1249,10 @@ export class ChatEngine implements ChatEngineApi {
     clearTimeout(this.rekeyFallbackTimer);
     clearTimeout(this.certRetryTimer);
     clearInterval(this.heldSweepTimer);
+    clearInterval(this.rotationTimer);
     this.endSettle();
     this.reconnectTimer = undefined;
+    this.keyTimer = undefined;
     this.heldSweepTimer = undefined;
   }
 }

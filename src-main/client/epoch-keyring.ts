@@ -1,8 +1,12 @@
 /**
  * The group keys this member holds: the current epoch's K_e and, for a short grace period after a
- * re-key, the previous one (messages already in flight when the key changed still decrypt).
+ * re-key, the previous one (messages already in flight when the key changed still decrypt), plus
+ * read-only keys: historic keys of older roster versions received while catching up, and keys
+ * restored from the member store. Read-only keys decrypt, they never seal. At most
+ * MAX_READ_ONLY_KEYS of them are kept (oldest epoch dropped first, zeroed).
  * Keys never leave this object: callers seal and open chat messages through it.
  */
+import { timingSafeEqual } from 'node:crypto';
 import { aesGcmDecrypt, aesGcmEncrypt } from '../core/crypto/primitives.js';
 import type { KeyView } from '../../src-shared/model.js';
 import type { RejectCode } from './errors.js';
@@ -14,6 +18,10 @@ interface EpochEntry {
   key: Buffer;
   view: KeyView;
   initiator: string;
+  rosterVersion: number;
+  /** When it was installed (ms, engine clock) and how many messages it carried (rotation). */
+  establishedAt: number;
+  messages: number;
   window: SequenceWindow;
   /** Our own last sequence number under this epoch. */
   lastSentSeq: number;
@@ -33,9 +41,39 @@ export type OpenResult = { ok: true; plaintext: Buffer } | { ok: false; code: Re
 /** How many retired epoch numbers are remembered to tell "retired" from "never known". */
 const REMEMBERED_RETIRED = 1024;
 
+/** Read-only keys kept (historic and restored); the member store keeps as many (state/epoch-keys.ts). */
+export const MAX_READ_ONLY_KEYS = 64;
+
+/** What install() records besides the key (defaults: no roster, contributors = members, now, 0). */
+export interface KeyFacts {
+  contributors?: readonly string[];
+  rosterVersion?: number;
+  establishedAt?: number;
+  messages?: number;
+  /** Our own sequence numbers under this epoch continue above this (a restored key). */
+  sentSeq?: number;
+}
+
+/** What the engine and the handshake may know of a held key (never the key itself). */
+export interface KeyInfo {
+  epoch: number;
+  initiator: string;
+  rosterVersion: number;
+  members: string[];
+  contributors: string[];
+  safetyNumber: string;
+  establishedAt: number;
+  messages: number;
+  /** Our own last sequence number under it. */
+  lastSentSeq: number;
+  readOnly: boolean;
+}
+
 export class EpochKeyring {
   #current: EpochEntry | undefined;
   #previous: EpochEntry | undefined;
+  /** Read-only keys by epoch (historic, restored); never the current or previous one. */
+  readonly #readOnly = new Map<number, EpochEntry>();
   readonly #retired = new Set<number>();
   /** Never goes down: retiring or clearing keys must not let an epoch number be used twice. */
   #highest = 0;
@@ -64,22 +102,113 @@ export class EpochKeyring {
     return this.#highest;
   }
 
-  install(epoch: number, derived: EpochKey, members: readonly string[], initiator: string): KeyView {
+  install(
+    epoch: number,
+    derived: EpochKey,
+    members: readonly string[],
+    initiator: string,
+    facts: KeyFacts = {},
+  ): KeyView {
     if (epoch <= this.#highest) {
       throw new RangeError(`epoch ${epoch} is not newer than epoch ${this.#highest}, held before`);
     }
     this.#highest = epoch;
     this.retireCurrent();
-    const view: KeyView = { epoch, safetyNumber: derived.safetyNumber, members: [...members] };
-    this.#current = {
+    this.#current = this.entry(epoch, derived, members, initiator, facts);
+    return this.#current.view;
+  }
+
+  /**
+   * A key that decrypts but never seals: a historic key of an older roster version, an epoch below
+   * the current one, or a key restored from the store. Its epoch counts as held (never reused).
+   */
+  installReadOnly(
+    epoch: number,
+    derived: EpochKey,
+    members: readonly string[],
+    initiator: string,
+    facts: KeyFacts = {},
+  ): KeyView {
+    if (this.knows(epoch)) throw new RangeError(`epoch ${epoch} is held already`);
+    this.#highest = Math.max(this.#highest, epoch);
+    const entry = this.entry(epoch, derived, members, initiator, facts);
+    this.#readOnly.set(epoch, entry);
+    while (this.#readOnly.size > MAX_READ_ONLY_KEYS) {
+      const oldest = Math.min(...this.#readOnly.keys());
+      this.#readOnly.get(oldest)?.key.fill(0);
+      this.#readOnly.delete(oldest);
+      this.rememberRetired(oldest);
+    }
+    return entry.view;
+  }
+
+  /** The key held for `epoch` (current, previous in grace, read-only), for a constant-time compare. */
+  lookup(epoch: number): { initiator: string; matches(key: Buffer): boolean } | undefined {
+    const e =
+      this.#current?.epoch === epoch
+        ? this.#current
+        : this.#previous?.epoch === epoch
+          ? this.#previous
+          : this.#readOnly.get(epoch);
+    if (!e) return undefined;
+    return {
+      initiator: e.initiator,
+      matches: (key) => key.length === e.key.length && timingSafeEqual(key, e.key),
+    };
+  }
+
+  /** The current key's facts (no key material). */
+  get currentInfo(): KeyInfo | undefined {
+    const e = this.#current;
+    return e ? this.info(e, false) : undefined;
+  }
+
+  /** Counts one message (sent or received) under the current epoch; returns the new count. */
+  countMessage(epoch: number): number {
+    const e = this.#current;
+    if (!e || e.epoch !== epoch) return 0;
+    return ++e.messages;
+  }
+
+  private info(e: EpochEntry, readOnly: boolean): KeyInfo {
+    return {
+      epoch: e.epoch,
+      initiator: e.initiator,
+      rosterVersion: e.rosterVersion,
+      members: [...e.view.members],
+      contributors: [...e.view.contributors],
+      safetyNumber: e.view.safetyNumber,
+      establishedAt: e.establishedAt,
+      messages: e.messages,
+      lastSentSeq: e.lastSentSeq,
+      readOnly,
+    };
+  }
+
+  private entry(
+    epoch: number,
+    derived: EpochKey,
+    members: readonly string[],
+    initiator: string,
+    facts: KeyFacts,
+  ): EpochEntry {
+    const view: KeyView = {
+      epoch,
+      safetyNumber: derived.safetyNumber,
+      members: [...members],
+      contributors: [...(facts.contributors ?? members)],
+    };
+    return {
       epoch,
       key: derived.key,
       view,
       initiator,
+      rosterVersion: facts.rosterVersion ?? 0,
+      establishedAt: facts.establishedAt ?? this.now(),
+      messages: facts.messages ?? 0,
       window: new SequenceWindow(this.sequenceWindow),
-      lastSentSeq: 0,
+      lastSentSeq: facts.sentSeq ?? 0,
     };
-    return view;
   }
 
   /** The current key becomes the previous one (accepted for the grace period, never used to send). */
@@ -136,7 +265,12 @@ export class EpochKeyring {
 
   /** Whether an epoch is one we hold or held (as opposed to a future one we may be about to get). */
   knows(epoch: number): boolean {
-    return this.#current?.epoch === epoch || this.#previous?.epoch === epoch || this.#retired.has(epoch);
+    return (
+      this.#current?.epoch === epoch ||
+      this.#previous?.epoch === epoch ||
+      this.#readOnly.has(epoch) ||
+      this.#retired.has(epoch)
+    );
   }
 
   /** Forgets every key (zeroed), e.g. when the engine stops for good. */
@@ -144,6 +278,11 @@ export class EpochKeyring {
     this.dropPrevious();
     this.retireCurrent();
     this.dropPrevious();
+    for (const [epoch, e] of this.#readOnly) {
+      e.key.fill(0);
+      this.rememberRetired(epoch);
+    }
+    this.#readOnly.clear();
   }
 
   private entryFor(epoch: number): { entry: EpochEntry } | { code: RejectCode; message: string } {
@@ -154,6 +293,8 @@ export class EpochKeyring {
       this.dropPrevious();
       return { code: 'RetiredEpoch', message: `epoch ${epoch} was retired after a re-key` };
     }
+    const readOnly = this.#readOnly.get(epoch);
+    if (readOnly) return { entry: readOnly };
     if (this.#retired.has(epoch)) {
       return { code: 'RetiredEpoch', message: `epoch ${epoch} was retired after a re-key` };
     }
@@ -164,11 +305,15 @@ export class EpochKeyring {
     const prev = this.#previous;
     if (!prev) return;
     prev.key.fill(0);
-    this.#retired.add(prev.epoch);
+    this.rememberRetired(prev.epoch);
+    this.#previous = undefined;
+  }
+
+  private rememberRetired(epoch: number): void {
+    this.#retired.add(epoch);
     if (this.#retired.size > REMEMBERED_RETIRED) {
       const oldest = this.#retired.values().next().value;
       if (oldest !== undefined) this.#retired.delete(oldest);
     }
-    this.#previous = undefined;
   }
 }

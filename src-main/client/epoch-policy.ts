@@ -59,3 +59,24 @@ export class RekeyRateLimiter {
     return prev === undefined ? 0 : Math.max(0, this.intervalMs - (this.now() - prev));
   }
 }
+
+/** Rotation (DESIGN.md §10.2): a new epoch once the current one is this old… */
+export const DEFAULT_ROTATION_PERIOD_MS = 24 * 60 * 60 * 1000;
+/** …or has carried this many messages (sent and received, as counted by the member checking). */
+export const DEFAULT_ROTATION_MAX_MESSAGES = 100_000;
+
+export interface RotationPolicy {
+  periodMs: number;
+  maxMessages: number;
+}
+
+/** What rotation looks at of the current key. */
+export interface KeyAge {
+  establishedAt: number;
+  messages: number;
+}
+
+/** Whether the current key is due for rotation at `now` (ms, the engine's injected clock). */
+export function rotationDue(key: KeyAge, now: number, policy: RotationPolicy): boolean {
+  return now - key.establishedAt >= policy.periodMs || key.messages >= policy.maxMessages;
+}

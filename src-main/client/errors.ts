@@ -23,6 +23,11 @@ export type ClientErrorCode =
   | 'KeyEstablishment'
   /** A handshake frame (or our own choice) would move the epoch further than allowed. */
   | 'EpochOutOfRange'
+  /**
+   * Two different keys for one epoch (two initiators raced, or a forged distribution): the installed
+   * key is kept and a re-key above it is asked for.
+   */
+  | 'KeyConflict'
   /** A REKEY_REQUEST beyond one per sender per 10 s: ignored. */
   | 'RekeyRateLimited'
   /** The highest epoch could not be saved to the state store: the new epoch is not used. */

@@ -5,6 +5,7 @@
  * abandoned for a new membership, evicted, session reset) goes through here and zeroes them.
  */
 import type { Certificate } from '../core/pki/certificate.js';
+import type { RotationPolicy } from './epoch-policy.js';
 import type { LocalIdentity } from '../core/pki/local-identity.js';
 import type { BodyOf } from '../core/protocol/schemas.js';
 import type { EpochKey } from './key-schedule.js';
@@ -12,24 +13,72 @@ import type { EpochKey } from './key-schedule.js';
 export type HandshakeType = 'NONCE_REQUEST' | 'NONCE_RESPONSE' | 'KEY_DISTRIBUTION' | 'REKEY_REQUEST';
 
 /** The error codes a key-establishment problem is reported with (see errors.ts). */
-export type KeyProblemCode = 'KeyEstablishment' | 'EpochOutOfRange' | 'RekeyRateLimited' | 'StateStoreFailed';
+export type KeyProblemCode =
+  'KeyEstablishment' | 'KeyConflict' | 'EpochOutOfRange' | 'RekeyRateLimited' | 'StateStoreFailed';
 
 export interface EstablishedKey {
   epoch: number;
+  /** M: every roster member the key was sealed for, online or not (sorted). */
   members: string[];
+  /** C ⊆ M: who gave a nonce (the initiator and the online members that answered), sorted. */
+  contributors: string[];
   initiator: string;
+  /** The roster version M was taken from (0 = no roster: the transitional presence fallback). */
+  rosterVersion: number;
+  /**
+   * A key for an older roster version (catch-up through stored frames after being offline), or for
+   * an epoch below the current one: it may decrypt, it is never used to send.
+   */
+  readOnly: boolean;
   derived: EpochKey;
+}
+
+/** What the machine needs to know of the key the member chats under. */
+export interface CurrentKeyInfo {
+  epoch: number;
+  rosterVersion: number;
+  initiator: string;
+  /** When it was installed (ms, the injected clock) and how many messages it carried: rotation. */
+  establishedAt: number;
+  messages: number;
+}
+
+/** A key the member holds for one epoch, as far as the machine may look at it. */
+export interface HeldKey {
+  initiator: string;
+  /** Constant-time comparison with a freshly derived key (conflict detection). */
+  matches(key: Buffer): boolean;
 }
 
 export interface KeyEstablishmentDeps {
   identity: LocalIdentity;
-  /** The CA-validated certificate the current PRESENCE names for a member. */
+  /**
+   * The CA-validated certificate the current PRESENCE names for a member. Used without a roster
+   * (the transitional presence fallback); with one, the roster's certificates are used.
+   */
   certificateOf(name: string): Certificate | undefined;
   /** Signs and queues a targeted frame; order of calls is the order on the wire. */
   send<T extends HandshakeType>(type: T, target: string, body: BodyOf<T>): void;
   /** The highest epoch this member holds or held a key for in this process (0 = none). */
   heldEpoch(): number;
+  /** The key the member chats under now, if any. */
+  currentKey(): CurrentKeyInfo | undefined;
+  /** The key held for `epoch` (current or read-only), if any. */
+  heldKey(epoch: number): HeldKey | undefined;
   onKey(key: EstablishedKey): void;
+  /**
+   * Whether this member has something to send. Alone online it keys only then (default: always):
+   * two members that connect at the same moment may each find themselves alone, and two keys made
+   * alone for one epoch conflict; once both are online the deterministic initiator keys once.
+   */
+  wantsToSend?(): boolean;
+  /**
+   * The frame being handled was stored before this session began (the log's backlog, before
+   * LIVE). What this member answered in an earlier run is not kept, so a stored key that names it
+   * as a contributor cannot be held against its answers: it is accepted on the initiator's
+   * signature alone (docs/security.md). Live frames are always checked.
+   */
+  replayingBacklog?(): boolean;
   /** Something a person should see (a check failed); benign races are not reported. */
   onProblem(message: string, code: KeyProblemCode): void;
   randomBytes?: (n: number) => Buffer;
@@ -40,13 +89,23 @@ export interface KeyEstablishmentDeps {
    * answered, a key derived); a throw means it was not stored, and the epoch is not used.
    */
   persistEpoch?(epoch: number): void;
-  /** Clock for the re-key request rate limit (ms). */
+  /** Clock (ms) for the re-key request rate limit, rotation and round ages. */
   now?: () => number;
+  /** Rotation period and message bound (defaults: 24 h, 100,000; epoch-policy.ts). */
+  rotation?: Partial<RotationPolicy>;
+  /** A round of ours older than this no longer holds back a rotation or a requested key (ms). */
+  roundTimeoutMs?: number;
 }
 
 export interface InitiatorRound {
   epoch: number;
+  rosterVersion: number;
+  /** M: everyone the key will be sealed for. */
   members: string[];
+  /** The failover attempt it was started in, and when (ms). */
+  attempt: number;
+  startedAt: number;
+  /** One challenge per online target t ≠ I at the start; the round completes when all answered. */
   challenges: Map<string, Buffer>;
   nonces: Map<string, Buffer>;
   restarts: number;
@@ -55,6 +114,7 @@ export interface InitiatorRound {
 export interface AnsweredRequest {
   initiator: string;
   epoch: number;
+  rosterVersion: number;
   members: string[];
   nonce: Buffer;
 }

@@ -1,163 +1,245 @@
 /**
- * The group key establishment of docs/protocol.md, for one member, in both roles:
+ * The group key establishment of docs/protocol.md (v2, epochs over the roster), for one member,
+ * in both roles. M = every roster member (sorted), O = the roster members online now (PRESENCE):
  *
- *   initiator I = M[attempt mod |M|]:  NONCE_REQUEST (OAEP challenge) to each t ≠ I
- *   target t:                          NONCE_RESPONSE (OAEP_I(challenge ‖ own nonce))
- *   initiator, all echoes checked:     KEY_DISTRIBUTION (digital envelope of every nonce) to each t
- *   everyone:                          K_e = HKDF(nonces in member order, salt(G, e, fingerprints))
+ *   initiator I = O[attempt mod |O|]:  NONCE_REQUEST (OAEP challenge) to each online t ≠ I
+ *   online target t:                   NONCE_RESPONSE (OAEP_I(challenge ‖ own nonce))
+ *   initiator, all echoes checked:     KEY_DISTRIBUTION to every m ∈ M \ {I}, online or not
+ *   everyone:                          K_e = HKDF(contributors' nonces, salt(G, e, v, fp(M)))
+ *
+ * The key belongs to every roster member; presence changes never start a round. A round starts when
+ * a live member holds no usable key for its roster version, when the roster changes, on rotation
+ * (age or message count) and on request (rate-limited). The key material's checks are in
+ * key-material.ts.
+ *
+ * Transitional: until a roster is given (setRoster), M = the members of PRESENCE and the roster
+ * version is 0. Then a key is usable whatever the presence, so leaves do not re-key; a newcomer
+ * without a key asks for one (REKEY_REQUEST key-missing) and gets a key over who is online.
  *
  * It owns no sockets and no timers: the engine feeds it verified, schema-checked bodies with the
  * sender's CA-validated name, and gives it a `send` that signs and queues a frame. That keeps the
  * protocol logic testable with an in-memory bus (test/unit/client-key-establishment.test.ts).
  */
-import { timingSafeEqual } from 'node:crypto';
 import { sealEnvelope } from '../core/crypto/digital-envelope.js';
 import { oaepEncrypt, randomBytes as secureRandomBytes } from '../core/crypto/primitives.js';
-import { decodeJsonBody, encodeJsonBody } from '../core/protocol/json-body.js';
-import { KeyMaterialSchema, type BodyOf } from '../core/protocol/schemas.js';
+import type { Certificate } from '../core/pki/certificate.js';
+import { encodeJsonBody } from '../core/protocol/json-body.js';
+import type { BodyOf } from '../core/protocol/schemas.js';
+import type { Roster } from '../core/roster/index.js';
 import {
-  deriveEpochKey,
-  initiatorFor,
-  keyDistributionAad,
-  NONCE_BYTES,
-  nonceRequestLabel,
-  nonceResponseLabel,
-  type EpochKey,
-} from './key-schedule.js';
-import { epochLimit, REKEY_REQUEST_INTERVAL_MS, RekeyRateLimiter } from './epoch-policy.js';
-import {
-  AnsweredRequests,
-  Rounds,
-  zeroRound,
-  type AnsweredRequest,
-  type HandshakeType,
-  type InitiatorRound,
-  type KeyEstablishmentDeps,
-  type KeyProblemCode,
-} from './key-establishment-state.js';
+  DEFAULT_ROTATION_MAX_MESSAGES,
+  DEFAULT_ROTATION_PERIOD_MS,
+  RekeyRateLimiter,
+  rotationDue,
+  type RotationPolicy,
+} from './epoch-policy.js';
+import { type InitiatorRound, type KeyEstablishmentDeps, zeroRound } from './key-establishment-state.js';
+import { KeyReceiver } from './key-receiver.js';
+import { initiatorFor, keyDistributionAad, NONCE_BYTES, nonceRequestLabel } from './key-schedule.js';
 
 export { EPOCH_CEILING, MAX_EPOCH_STEP } from './epoch-policy.js';
 
-export type { EstablishedKey, KeyEstablishmentDeps, KeyProblemCode } from './key-establishment-state.js';
+export type {
+  CurrentKeyInfo,
+  EstablishedKey,
+  HeldKey,
+  KeyEstablishmentDeps,
+  KeyProblemCode,
+} from './key-establishment-state.js';
 
-interface MembershipView {
-  members: string[];
-  version: number;
-}
-
-const MAX_ANSWERED = 8;
-const MAX_ROUNDS = 3;
-const MAX_FUTURE_REQUESTS = 16;
 /** Stale-epoch restarts one round may make before it waits for the failover timer instead. */
 const MAX_RESTARTS = 4;
-const REKEY_INTERVAL_S = REKEY_REQUEST_INTERVAL_MS / 1000;
 
-function sameList(a: readonly string[], b: readonly string[]): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
-}
-
-export class KeyEstablishment {
-  private view: MembershipView | undefined;
-  /** Failover counter for the current membership version. */
+export class KeyEstablishment extends KeyReceiver {
+  /** Failover counter: the initiator is O[attempt mod |O|]. */
   private attemptNo = 0;
-  /** The highest epoch seen anywhere (held, requested, distributed, asked for). */
-  private highestSeen = 0;
-  private readonly rounds = new Rounds(MAX_ROUNDS);
-  private readonly answered = new AnsweredRequests(MAX_ANSWERED);
-  /** NONCE_REQUESTs for a membership version this member has not seen yet (PRESENCE still on its way). */
-  private futureRequests: { sender: string; body: BodyOf<'NONCE_REQUEST'> }[] = [];
-  private readonly random: (n: number) => Buffer;
-  /** The highest epoch a key was derived for here, or that was stored before (never goes down). */
-  private keyedFloor: number;
-  private readonly rekeyLimiter: RekeyRateLimiter;
+  /** The attempt in which this member last asked the initiator for a key (key-missing). */
+  private askedInAttempt = -1;
+  /** The highest unknown epoch a message came under that this member asked a key for. */
+  private askedForEpoch = 0;
+  private readonly unknownEpochLimiter: RekeyRateLimiter;
+  private readonly rotation: RotationPolicy;
+  private readonly roundTimeoutMs: number;
 
-  constructor(private readonly deps: KeyEstablishmentDeps) {
-    this.random = deps.randomBytes ?? secureRandomBytes;
-    const stored = deps.initialHighestEpoch ?? 0;
-    this.highestSeen = stored;
-    this.keyedFloor = stored;
-    this.rekeyLimiter = new RekeyRateLimiter(deps.now ?? Date.now);
-  }
-
-  private get self(): string {
-    return this.deps.identity.name;
-  }
-
-  private get groupId(): string {
-    return this.deps.identity.groupId;
+  constructor(deps: KeyEstablishmentDeps) {
+    super(deps, deps.randomBytes ?? secureRandomBytes);
+    this.rotation = {
+      periodMs: deps.rotation?.periodMs ?? DEFAULT_ROTATION_PERIOD_MS,
+      maxMessages: deps.rotation?.maxMessages ?? DEFAULT_ROTATION_MAX_MESSAGES,
+    };
+    this.roundTimeoutMs = deps.roundTimeoutMs ?? 5_000;
+    this.unknownEpochLimiter = new RekeyRateLimiter(deps.now ?? Date.now);
   }
 
   get attempt(): number {
     return this.attemptNo;
   }
 
-  get members(): readonly string[] {
-    return this.view?.members ?? [];
-  }
-
-  /** Who should run the current attempt. */
+  /** Who should run the current attempt: O[attempt mod |O|]. */
   get expectedInitiator(): string | undefined {
-    const m = this.view?.members;
-    return m && m.length >= 2 ? initiatorFor(m, this.attemptNo) : undefined;
+    return this.online.length > 0 ? initiatorFor(this.online, this.attemptNo) : undefined;
   }
 
-  get highestEpochSeen(): number {
-    return Math.max(this.highestSeen, this.deps.heldEpoch());
+  /**
+   * Live, alone online, without a key and with nothing to send: the key waits for a message or
+   * for another member (see KeyEstablishmentDeps.wantsToSend).
+   */
+  get idleAlone(): boolean {
+    return (
+      this.live &&
+      this.needsKey &&
+      this.online.every((n) => n === this.self) &&
+      !(this.deps.wantsToSend?.() ?? true)
+    );
   }
 
   get initiating(): boolean {
     return this.rounds.size > 0;
   }
 
-  /** The highest epoch a frame may move this member to (see epoch-policy.ts). */
-  get epochLimit(): number {
-    return epochLimit(Math.max(this.deps.heldEpoch(), this.keyedFloor), this.highestEpochSeen);
+  get isLive(): boolean {
+    return this.live;
   }
 
   /**
-   * TEST ONLY: the challenge and nonce buffers this machine holds right now, so a test can check
-   * they are zeroed once a round ends however it ends. Never used by the engine.
+   * True while this member holds no key it may send with for its roster version: none at all, or
+   * one for another roster version (the roster changed). Without a roster any key is usable.
    */
-  heldSecretsForTest(): Buffer[] {
-    return [...this.rounds.secrets(), ...this.answered.secrets()];
+  get needsKey(): boolean {
+    const k = this.deps.currentKey();
+    if (!k) return true;
+    return this.roster !== undefined && k.rosterVersion !== this.roster.version;
   }
 
   /**
-   * A new membership (sorted names, self included) from a PRESENCE whose certificates are all
-   * settled. Abandons a round over the old members and starts one if this member is the initiator.
+   * A verified roster of this group (never an older one). A new version means a new epoch: the
+   * current key no longer covers the roster's members.
    */
-  setMembership(members: string[], version: number): void {
-    const changed = !this.view || this.view.version !== version || !sameList(this.view.members, members);
-    this.view = { members, version };
-    if (changed) {
-      this.attemptNo = 0;
-      this.rounds.drop();
+  setRoster(roster: Roster): void {
+    if (roster.groupId !== this.groupId) {
+      this.problem(`a roster of another group (${roster.groupId}) ignored`);
+      return;
     }
-    const waiting = this.futureRequests;
-    this.futureRequests = [];
-    if (changed && this.expectedInitiator === this.self) this.startRound();
-    for (const r of waiting) this.onNonceRequest(r.sender, r.body);
+    if (this.roster && roster.version <= this.roster.version) return;
+    this.roster = roster;
+    this.attemptNo = 0;
+    this.askedInAttempt = -1;
+    this.rounds.drop((r) => r.rosterVersion !== roster.version);
+    this.online = this.online.filter((n) => roster.member(n) !== undefined);
+    this.releaseHeld();
+    this.ensureKey();
+  }
+
+  /** Who is online (the names of a PRESENCE whose certificates are settled, sorted). Never keys. */
+  setPresence(names: readonly string[], presenceVersion: number): void {
+    const roster = this.roster;
+    this.online = roster ? names.filter((n) => roster.member(n) !== undefined) : [...names];
+    this.presenceVersion = presenceVersion;
+    this.releaseHeld();
+  }
+
+  /**
+   * The member is live (for now: the first PRESENCE after login; later the relay's LIVE after the
+   * stored frames were replayed). From here on a missing key is worth a round.
+   */
+  goLive(): void {
+    this.live = true;
+    this.releaseHeld();
+    this.ensureKey();
+  }
+
+  /**
+   * Shorthand for a PRESENCE on a v1 session: who is online, then live. Kept for the callers and
+   * tests of the presence-based API; it never re-keys a member that holds a usable key.
+   */
+  setMembership(names: string[], presenceVersion: number): void {
+    this.setPresence(names, presenceVersion);
+    if (this.live) this.ensureKey();
+    else this.goLive();
   }
 
   /** The session ended: nothing in flight can complete. */
   reset(): void {
-    this.view = undefined;
+    this.live = false;
+    this.online = [];
+    this.presenceVersion = undefined;
     this.rounds.drop();
     this.answered.drop();
     this.futureRequests = [];
     this.attemptNo = 0;
+    this.askedInAttempt = -1;
   }
 
-  /** Failover: the attempt produced no key in time; the next member in M takes over. */
+  /** Failover: the attempt produced no key in time; the next online member takes over. */
   nextAttempt(): void {
     this.attemptNo++;
-    if (this.expectedInitiator === this.self) this.startRound();
+    this.ensureKey();
   }
 
-  /** Starts a round with this member as initiator (its attempt, a failover, or a requested re-key). */
+  /**
+   * If live and without a usable key: the expected initiator starts a round; anyone else asks it
+   * (once per attempt) with REKEY_REQUEST key-missing, since the others may well hold a key
+   * already (this member was offline when it was made and nothing stored it).
+   */
+  ensureKey(): void {
+    if (!this.live || !this.needsKey || this.roundRunning()) return;
+    const initiator = this.expectedInitiator;
+    if (initiator === undefined || !this.memberList().includes(this.self)) return;
+    if (initiator === this.self) {
+      if (!this.idleAlone) this.startRound();
+      return;
+    }
+    // After a roster change every online member sees it: only a member without any key, or one
+    // whose first attempt failed, asks (the initiator is already on it otherwise).
+    if (this.deps.currentKey() !== undefined && this.attemptNo === 0) return;
+    if (this.askedInAttempt === this.attemptNo) return;
+    // A round this member answered is on its way to a key: asking now would only start another.
+    for (const a of this.answered.values()) if (a.rosterVersion === this.rosterVersion) return;
+    this.askedInAttempt = this.attemptNo;
+    this.deps.send('REKEY_REQUEST', initiator, {
+      minEpoch: this.highestEpochSeen + 1,
+      reason: 'key-missing',
+    });
+  }
+
+  /**
+   * A member's message for an epoch above ours that we never got the key of: the others moved on
+   * while this member was away (a key restored from the store can be stale when nothing stored the
+   * newer KEY_DISTRIBUTIONs). Ask for a new epoch, once per such epoch (the initiator rate-limits).
+   */
+  onUnknownEpoch(epoch: number): void {
+    if (!this.live || epoch <= this.deps.heldEpoch() || epoch <= this.askedForEpoch) return;
+    if (epoch > this.epochLimit) return;
+    const initiator = this.expectedInitiator;
+    if (initiator === undefined || !this.memberList().includes(this.self)) return;
+    // One unverifiable claim (any member can send under any epoch) must not make us re-key at will:
+    // at most one such request per interval, and never for more than the next epoch we know of.
+    if (!this.unknownEpochLimiter.allow(this.self)) return;
+    this.askedForEpoch = epoch;
+    const minEpoch = this.highestEpochSeen + 1;
+    if (initiator === this.self) {
+      if (!this.roundRunning()) this.startRound(minEpoch);
+      return;
+    }
+    this.deps.send('REKEY_REQUEST', initiator, { minEpoch, reason: 'key-missing' });
+  }
+
+  /**
+   * Rotation, checked by the online initiator (the engine calls this on a timer and as messages
+   * are counted): the current epoch is older than the period or carried the message bound.
+   */
+  maybeRotate(): boolean {
+    if (!this.live || this.needsKey || this.roundRunning()) return false;
+    if (this.expectedInitiator !== this.self) return false;
+    const k = this.deps.currentKey();
+    if (!k || !rotationDue(k, this.clock(), this.rotation)) return false;
+    return this.startRound();
+  }
+
+  /** Starts a round with this member as initiator (its attempt, a failover, a rotation, a request). */
   startRound(minEpoch = 0, restarts = 0): boolean {
-    const view = this.view;
-    if (!view || view.members.length < 2 || !view.members.includes(this.self)) return false;
+    const members = this.memberList();
+    if (members.length === 0 || !members.includes(this.self)) return false;
     const epoch = Math.max(this.highestEpochSeen + 1, minEpoch);
     if (epoch > this.epochLimit) {
       this.problem(
@@ -166,218 +248,74 @@ export class KeyEstablishment {
       );
       return false;
     }
+    const targets = this.online.filter((t) => t !== this.self && members.includes(t));
+    const certs = new Map<string, Certificate>();
+    for (const t of targets) {
+      const cert = this.certFor(t);
+      if (!cert) {
+        this.problem(`cannot start epoch ${epoch}: no validated certificate for ${t}`);
+        return false;
+      }
+      certs.set(t, cert);
+    }
     if (!this.raise(epoch)) return false; // write-ahead: stored before any request leaves
     const round: InitiatorRound = {
       epoch,
-      members: [...view.members],
+      rosterVersion: this.rosterVersion,
+      members: [...members],
+      attempt: this.attemptNo,
+      startedAt: this.clock(),
       challenges: new Map(),
       nonces: new Map(),
       restarts,
     };
-    for (const t of round.members) {
-      if (t === this.self) continue;
-      const cert = this.deps.certificateOf(t);
-      if (!cert) {
-        this.problem(`cannot start epoch ${epoch}: no validated certificate for ${t}`);
-        zeroRound(round);
-        return false;
-      }
+    for (const [t, cert] of certs) {
       const challenge = this.random(NONCE_BYTES);
       round.challenges.set(t, challenge);
-      const sealed = oaepEncrypt(
-        cert.publicKey,
-        challenge,
-        nonceRequestLabel(this.groupId, epoch, this.self, t),
-      );
       this.deps.send('NONCE_REQUEST', t, {
         epoch,
-        membershipVersion: view.version,
+        membershipVersion: this.presenceVersion ?? 0,
+        rosterVersion: round.rosterVersion,
         members: round.members,
-        challenge: sealed,
+        challenge: oaepEncrypt(
+          cert.publicKey,
+          challenge,
+          nonceRequestLabel(this.groupId, epoch, this.self, t),
+        ),
       });
     }
     this.rounds.add(round);
+    // Alone online: a group of one contributor, sealed for every roster member at once.
+    if (round.challenges.size === 0) this.distribute(round);
     return true;
-  }
-
-  /** Target side, step 2. */
-  onNonceRequest(sender: string, body: BodyOf<'NONCE_REQUEST'>): void {
-    const view = this.view;
-    if (!view || body.membershipVersion > view.version) {
-      // The initiator saw a PRESENCE that is still on its way to us; answer once it is here.
-      if (this.futureRequests.length < MAX_FUTURE_REQUESTS) this.futureRequests.push({ sender, body });
-      return;
-    }
-    if (!sameList(body.members, view.members)) return; // a round over an older membership: superseded
-    if (!body.members.includes(sender) || !body.members.includes(this.self) || sender === this.self) {
-      this.problem(`NONCE_REQUEST from ${sender} for epoch ${body.epoch} has an inconsistent member list`);
-      return;
-    }
-    if (!this.withinLimit('NONCE_REQUEST', sender, body.epoch)) return;
-    if (this.answered.get(sender, body.epoch)) return; // a duplicate (or a replay): the first answer stands
-    // Epochs of keys held before (also before a restart) are never answered again: no epoch repeats.
-    const held = Math.max(this.deps.heldEpoch(), this.keyedFloor);
-    let answeredByOther = 0;
-    for (const a of this.answered.values())
-      if (a.epoch >= body.epoch) answeredByOther = Math.max(answeredByOther, a.epoch);
-    if (body.epoch <= held || answeredByOther > 0) {
-      const minEpoch = Math.max(held, answeredByOther, body.epoch) + 1;
-      this.deps.send('REKEY_REQUEST', sender, { minEpoch, reason: 'stale-epoch' });
-      return;
-    }
-    const initiatorCert = this.deps.certificateOf(sender);
-    if (!initiatorCert) {
-      this.problem(`NONCE_REQUEST from ${sender}, whose certificate is not validated`);
-      return;
-    }
-    let challenge: Buffer;
-    try {
-      challenge = this.deps.identity.decrypt(
-        body.challenge,
-        nonceRequestLabel(this.groupId, body.epoch, sender, this.self),
-      );
-    } catch {
-      this.problem(`the challenge from ${sender} for epoch ${body.epoch} does not decrypt`);
-      return;
-    }
-    let answer: Buffer | undefined;
-    try {
-      if (challenge.length !== NONCE_BYTES) {
-        this.problem(`the challenge from ${sender} for epoch ${body.epoch} is not ${NONCE_BYTES} bytes`);
-        return;
-      }
-      if (!this.raise(body.epoch)) return; // write-ahead: stored before our nonce leaves
-      const nonce = this.random(NONCE_BYTES);
-      this.answered.remember({ initiator: sender, epoch: body.epoch, members: [...body.members], nonce });
-      answer = Buffer.concat([challenge, nonce]);
-      const sealed = oaepEncrypt(
-        initiatorCert.publicKey,
-        answer,
-        nonceResponseLabel(this.groupId, body.epoch, this.self, sender),
-      );
-      this.deps.send('NONCE_RESPONSE', sender, { epoch: body.epoch, sealed });
-    } finally {
-      challenge.fill(0);
-      answer?.fill(0);
-    }
-  }
-
-  /** Initiator side, step 3. */
-  onNonceResponse(sender: string, body: BodyOf<'NONCE_RESPONSE'>): void {
-    const round = this.rounds.get(body.epoch);
-    if (!round) return; // from an abandoned round
-    const challenge = round.challenges.get(sender);
-    if (!challenge || round.nonces.has(sender)) return;
-    let opened: Buffer;
-    try {
-      opened = this.deps.identity.decrypt(
-        body.sealed,
-        nonceResponseLabel(this.groupId, body.epoch, sender, this.self),
-      );
-    } catch {
-      this.problem(`the nonce response of ${sender} for epoch ${body.epoch} does not decrypt`);
-      return;
-    }
-    try {
-      // Constant time: the echo proves the target could decrypt our challenge.
-      if (opened.length !== 2 * NONCE_BYTES || !timingSafeEqual(opened.subarray(0, NONCE_BYTES), challenge)) {
-        this.problem(`${sender} did not echo the epoch ${body.epoch} challenge`);
-        return;
-      }
-      round.nonces.set(sender, Buffer.from(opened.subarray(NONCE_BYTES)));
-    } finally {
-      opened.fill(0);
-    }
-    if (round.nonces.size < round.challenges.size) return;
-    if (round.epoch <= this.deps.heldEpoch()) {
-      this.rounds.drop((r) => r === round); // finished too late: a newer key is already in use
-      return;
-    }
-    this.distribute(round);
-  }
-
-  /** Target side, step 4. */
-  onKeyDistribution(sender: string, body: BodyOf<'KEY_DISTRIBUTION'>): void {
-    if (body.epoch <= this.deps.heldEpoch()) return; // superseded
-    if (!this.withinLimit('KEY_DISTRIBUTION', sender, body.epoch)) return;
-    const pending = this.answered.get(sender, body.epoch);
-    if (!pending) {
-      this.problem(
-        `KEY_DISTRIBUTION from ${sender} for epoch ${body.epoch}, which this member never answered`,
-      );
-      return;
-    }
-    let plaintext: Buffer;
-    try {
-      plaintext = this.deps.identity.openEnvelope(
-        { wrappedKey: body.wrappedKey, iv: body.iv, ciphertext: body.ciphertext },
-        keyDistributionAad(this.groupId, body.epoch, sender, this.self),
-      );
-    } catch {
-      this.problem(`the key distribution of ${sender} for epoch ${body.epoch} does not decrypt`);
-      return;
-    }
-    let material;
-    try {
-      material = decodeJsonBody(KeyMaterialSchema, plaintext, 'key material');
-    } finally {
-      plaintext.fill(0);
-    }
-    try {
-      this.acceptKeyMaterial(sender, body.epoch, pending, material);
-    } finally {
-      for (const n of material.nonces) n.fill(0);
-    }
-  }
-
-  /** Step 4's checks, then the key. */
-  private acceptKeyMaterial(
-    sender: string,
-    epoch: number,
-    pending: AnsweredRequest,
-    material: { groupId: string; epoch: number; initiator: string; members: string[]; nonces: Buffer[] },
-  ): void {
-    const position = pending.members.indexOf(this.self);
-    const ownNonce = material.nonces[position];
-    if (
-      material.groupId !== this.groupId ||
-      material.epoch !== epoch ||
-      material.initiator !== sender ||
-      !sameList(material.members, pending.members) ||
-      material.nonces.length !== pending.members.length ||
-      !ownNonce ||
-      !timingSafeEqual(ownNonce, pending.nonce)
-    ) {
-      this.problem(
-        `the key material of ${sender} for epoch ${epoch} does not match what this member answered`,
-      );
-      return;
-    }
-    if (!this.view || !sameList(this.view.members, material.members)) return; // membership moved on
-    this.finish(epoch, material.members, sender, material.nonces);
   }
 
   onRekeyRequest(sender: string, body: BodyOf<'REKEY_REQUEST'>): void {
     if (!this.withinLimit('REKEY_REQUEST', sender, body.minEpoch)) return;
+    if (!this.memberList().includes(sender)) return;
     if (body.reason === 'stale-epoch') {
-      // Only an answer to a round of ours that asked this sender moves anything.
       let stale: InitiatorRound | undefined;
       for (const r of this.rounds.values()) {
         if (r.epoch >= body.minEpoch) return; // a round at or above it is already running
         if (r.challenges.has(sender)) stale = r;
       }
-      if (!stale) return;
-      const restarts = stale.restarts;
-      this.rounds.drop((r) => r === stale);
-      if (!this.raise(body.minEpoch - 1)) return;
-      if (restarts < MAX_RESTARTS) this.startRound(body.minEpoch, restarts + 1);
-      return;
+      if (stale) {
+        // A target holds a newer epoch than our round: start over above it.
+        const restarts = stale.restarts;
+        this.rounds.drop((r) => r === stale);
+        if (!this.raise(body.minEpoch - 1)) return;
+        if (restarts < MAX_RESTARTS) this.startRound(body.minEpoch, restarts + 1);
+        return;
+      }
+      // No round of ours asked: a member saw conflicting keys for our epoch and wants the next one.
+      // Only the next one: a stale-epoch answer must never let a member jump the epoch.
+      if (body.minEpoch <= this.deps.heldEpoch() || body.minEpoch > this.highestEpochSeen + 1) return;
+    } else if (body.reason === 'key-missing' && this.roundRunning()) {
+      return; // the running round's KEY_DISTRIBUTION is sealed for every roster member anyway
     }
-    // requested / key-missing: the sender wants a fresh epoch over the current members.
-    if (!this.view?.members.includes(sender)) return;
     if (!this.rekeyLimiter.allow(sender)) {
       this.problem(
-        `REKEY_REQUEST from ${sender} ignored: one is honoured per sender every ${REKEY_INTERVAL_S} s (next in ${this.rekeyLimiter.waitMs(sender)} ms)`,
+        `REKEY_REQUEST from ${sender} ignored: one is honoured per sender every ${this.rekeyIntervalS} s (next in ${this.rekeyLimiter.waitMs(sender)} ms)`,
         'RekeyRateLimited',
       );
       return;
@@ -385,93 +323,86 @@ export class KeyEstablishment {
     this.startRound(body.minEpoch);
   }
 
-  private distribute(round: InitiatorRound): void {
+  /** Seals the key material for every m ∈ M \ {I}, online or not (the relay stores it). */
+  protected distribute(round: InitiatorRound): void {
     const ownNonce = this.random(NONCE_BYTES);
-    const nonces = round.members.map((m) => (m === this.self ? ownNonce : (round.nonces.get(m) as Buffer)));
+    const contributors = [...round.nonces.keys(), this.self].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    const nonces = contributors.map((m) => (m === this.self ? ownNonce : (round.nonces.get(m) as Buffer)));
     // This round's key supersedes every older round of ours. Its challenges are spent; its
     // nonces live on in `nonces` until finish() (or the failure below) zeroes them.
     round.nonces.clear();
     this.rounds.drop((r) => r.epoch <= round.epoch);
+    const recipients = round.members.filter((t) => t !== this.self);
+    const certs: Certificate[] = [];
+    for (const t of recipients) {
+      const cert = this.certFor(t);
+      if (!cert) {
+        this.problem(`cannot finish epoch ${round.epoch}: the certificate of ${t} is gone`);
+        for (const n of nonces) n.fill(0);
+        return;
+      }
+      certs.push(cert);
+    }
     const plaintext = encodeJsonBody({
       groupId: this.groupId,
       epoch: round.epoch,
       initiator: this.self,
+      rosterVersion: round.rosterVersion,
       members: round.members,
+      contributors,
       nonces,
     });
-    for (const t of round.members) {
-      if (t === this.self) continue;
-      const cert = this.deps.certificateOf(t);
-      if (!cert) {
-        this.problem(`cannot finish epoch ${round.epoch}: the certificate of ${t} is gone`);
-        plaintext.fill(0);
-        for (const n of nonces) n.fill(0);
-        return;
-      }
-      const envelope = sealEnvelope(
-        cert.publicKey,
-        plaintext,
-        keyDistributionAad(this.groupId, round.epoch, this.self, t),
-      );
-      this.deps.send('KEY_DISTRIBUTION', t, { epoch: round.epoch, ...envelope });
-    }
-    plaintext.fill(0);
-    this.finish(round.epoch, round.members, this.self, nonces);
-  }
-
-  /** Derives K_e and hands it on; the nonces are zeroed on every way out. */
-  private finish(epoch: number, members: string[], initiator: string, nonces: Buffer[]): void {
-    let derived: EpochKey;
     try {
-      const fingerprints: Buffer[] = [];
-      for (const m of members) {
-        const cert = this.deps.certificateOf(m);
-        if (!cert) {
-          this.problem(`cannot derive epoch ${epoch}: no validated certificate for ${m}`);
-          return;
-        }
-        fingerprints.push(cert.fingerprint);
-      }
-      if (!this.raise(epoch)) return;
-      derived = deriveEpochKey({ groupId: this.groupId, epoch, fingerprints, nonces });
+      recipients.forEach((t, i) => {
+        const envelope = sealEnvelope(
+          (certs[i] as Certificate).publicKey,
+          plaintext,
+          keyDistributionAad(this.groupId, round.epoch, this.self, t),
+        );
+        this.deps.send('KEY_DISTRIBUTION', t, { epoch: round.epoch, ...envelope });
+      });
     } finally {
-      for (const n of nonces) n.fill(0);
+      plaintext.fill(0);
     }
-    this.keyedFloor = Math.max(this.keyedFloor, epoch);
-    // Rounds and answers at or below this epoch can no longer be used: their secrets go now.
-    this.rounds.drop((r) => r.epoch <= epoch);
-    this.answered.drop(epoch);
-    this.deps.onKey({ epoch, members: [...members], initiator, derived });
-  }
-
-  private problem(message: string, code: KeyProblemCode = 'KeyEstablishment'): void {
-    this.deps.onProblem(message, code);
-  }
-
-  /** Refuses (visibly) a frame that would move this member above its epoch limit. */
-  private withinLimit(type: HandshakeType, sender: string, epoch: number): boolean {
-    const limit = this.epochLimit;
-    if (epoch <= limit) return true;
-    this.problem(
-      `${type} from ${sender} for epoch ${epoch} refused: too far above ${this.highestEpochSeen} (limit ${limit})`,
-      'EpochOutOfRange',
+    this.finish(
+      {
+        epoch: round.epoch,
+        members: round.members,
+        contributors,
+        initiator: this.self,
+        rosterVersion: round.rosterVersion,
+        readOnly: false,
+      },
+      nonces,
     );
+  }
+
+  /**
+   * Two keys for the installed epoch: keep ours, and have one deterministic member (the lower
+   * name of the two initiators, the same choice on every member) run an epoch above it.
+   */
+  protected onConflict(epoch: number, installedBy: string, sender: string): void {
+    this.problem(
+      `a second key for epoch ${epoch} from ${sender} (the installed one is from ${installedBy}): kept the installed one, asking for a new epoch`,
+      'KeyConflict',
+    );
+    const minEpoch = Math.max(this.highestEpochSeen, epoch) + 1;
+    const target = installedBy < sender ? installedBy : sender;
+    if (target === this.self) {
+      if (!this.roundRunning()) this.startRound(minEpoch);
+      return;
+    }
+    this.deps.send('REKEY_REQUEST', target, { minEpoch, reason: 'stale-epoch' });
+  }
+
+  /** A round of ours for the current roster, young enough to still be worth waiting for. */
+  private roundRunning(): boolean {
+    const now = this.clock();
+    for (const r of this.rounds.values()) {
+      if (r.rosterVersion === this.rosterVersion && now - r.startedAt < this.roundTimeoutMs) return true;
+    }
     return false;
   }
-
-  /** Raises the highest epoch seen, storing it first; false (reported) if it could not be stored. */
-  private raise(epoch: number): boolean {
-    if (epoch <= this.highestSeen) return true;
-    try {
-      this.deps.persistEpoch?.(epoch);
-    } catch (err) {
-      this.problem(
-        `epoch ${epoch} not used: storing it failed (${(err as Error).message})`,
-        'StateStoreFailed',
-      );
-      return false;
-    }
-    this.highestSeen = epoch;
-    return true;
-  }
 }
+
+export { zeroRound };

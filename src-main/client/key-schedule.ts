@@ -14,9 +14,11 @@ import { hkdfSha256 } from '../core/crypto/primitives.js';
 export const LABELS = {
   nonceRequest: 'SecureChat-X/v1 nonce-request',
   nonceResponse: 'SecureChat-X/v1 nonce-response',
-  keyDistribution: 'SecureChat-X/v1 key-distribution',
-  keySalt: 'SecureChat-X/v1 key-salt',
-  groupKey: 'SecureChat-X/v1 group-key',
+  // v2 (epochs over the roster): the envelope carries contributors and the roster version, the salt
+  // covers the roster version and the whole roster, the key only the contributors' nonces.
+  keyDistribution: 'SecureChat-X/v2 key-distribution',
+  keySalt: 'SecureChat-X/v2 key-salt',
+  groupKey: 'SecureChat-X/v2 group-key',
   safetyNumber: 'SecureChat-X/v1 safety-number',
   chat: 'SecureChat-X/v1 chat',
 } as const;
@@ -65,14 +67,24 @@ export function keyDistributionAad(
   return joinLabel(LABELS.keyDistribution, groupId, epoch, initiator, target);
 }
 
-/** salt = SHA-256("…key-salt" ‖ 0 ‖ G ‖ 0 ‖ u64(e) ‖ fp(M[0]) ‖ … ‖ fp(M[k])). */
-export function keySalt(groupId: string, epoch: number, fingerprints: readonly Uint8Array[]): Buffer {
+/**
+ * salt = SHA-256("…/v2 key-salt" ‖ 0 ‖ G ‖ 0 ‖ u64(e) ‖ u64(rosterVersion) ‖ fp(M[0]) ‖ … ‖ fp(M[k])),
+ * M being every roster member (online or not), sorted. rosterVersion 0 = no roster yet (the
+ * transitional presence fallback, see key-establishment.ts).
+ */
+export function keySalt(
+  groupId: string,
+  epoch: number,
+  rosterVersion: number,
+  fingerprints: readonly Uint8Array[],
+): Buffer {
   const hash = createHash('sha256');
   hash.update(LABELS.keySalt, 'utf8');
   hash.update(ZERO);
   hash.update(groupId, 'utf8');
   hash.update(ZERO);
   hash.update(u64(epoch));
+  hash.update(u64(rosterVersion));
   for (const fp of fingerprints) {
     if (fp.length !== 32) throw new RangeError('a certificate fingerprint is 32 bytes');
     hash.update(fp);
@@ -83,9 +95,11 @@ export function keySalt(groupId: string, epoch: number, fingerprints: readonly U
 export interface EpochKeyInputs {
   groupId: string;
   epoch: number;
-  /** Raw SHA-256 certificate fingerprints, in member order (M sorted). */
+  /** The roster version the key is for (0 = no roster: presence fallback). */
+  rosterVersion: number;
+  /** Raw SHA-256 certificate fingerprints of every member of M, in member order (M sorted). */
   fingerprints: readonly Uint8Array[];
-  /** Each member's 32-byte nonce, in the same order. */
+  /** The contributors' 32-byte nonces, in contributor order (C sorted, C ⊆ M, at least one). */
   nonces: readonly Uint8Array[];
 }
 
@@ -95,15 +109,15 @@ export interface EpochKey {
   safetyNumber: string;
 }
 
-/** K_e = HKDF-SHA256(n_M[0] ‖ … ‖ n_M[k], salt, "…group-key", 32) and the epoch's safety number. */
+/** K_e = HKDF-SHA256(n_C[0] ‖ … ‖ n_C[j], salt, "…/v2 group-key", 32) and the epoch's safety number. */
 export function deriveEpochKey(inputs: EpochKeyInputs): EpochKey {
-  if (inputs.nonces.length !== inputs.fingerprints.length || inputs.nonces.length < 2) {
-    throw new RangeError('one nonce and one fingerprint per member, at least two members');
+  if (inputs.nonces.length < 1 || inputs.nonces.length > inputs.fingerprints.length) {
+    throw new RangeError('at least one nonce, and no more nonces than members');
   }
   for (const n of inputs.nonces) {
     if (n.length !== NONCE_BYTES) throw new RangeError('every nonce is 32 bytes');
   }
-  const salt = keySalt(inputs.groupId, inputs.epoch, inputs.fingerprints);
+  const salt = keySalt(inputs.groupId, inputs.epoch, inputs.rosterVersion, inputs.fingerprints);
   const ikm = Buffer.concat(inputs.nonces.map((n) => Buffer.from(n)));
   try {
     const key = hkdfSha256(ikm, salt, Buffer.from(LABELS.groupKey, 'utf8'), GROUP_KEY_BYTES);
@@ -143,8 +157,8 @@ export function sortMembers(names: Iterable<string>): string[] {
   return [...new Set(names)].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
 }
 
-/** The deterministic initiator of attempt `a`: M[a mod |M|]. */
-export function initiatorFor(members: readonly string[], attempt: number): string {
-  if (members.length === 0) throw new RangeError('no members');
-  return members[attempt % members.length] as string;
+/** The deterministic initiator of attempt `a`: O[a mod |O|], O the online roster members sorted. */
+export function initiatorFor(online: readonly string[], attempt: number): string {
+  if (online.length === 0) throw new RangeError('no members online');
+  return online[attempt % online.length] as string;
 }

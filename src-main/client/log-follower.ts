@@ -146,6 +146,14 @@ export class LogFollower {
     this.unreadableCount = 0;
   }
 
+  /** Own chat messages written but not (yet) acknowledged with STORED: not sent until they are. */
+  get unacknowledgedChats(): number {
+    let n = 0;
+    for (const f of this.unacked.values()) if (f.kind === 'chat') n++;
+    for (const f of this.carried) if (f.kind === 'chat') n++;
+    return n;
+  }
+
   /** Frames of the last session the relay never acknowledged, to write again (once) after SYNC. */
   takeUnacknowledged(): LoggedFrame[] {
     const frames = this.carried;

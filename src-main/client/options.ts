@@ -1,8 +1,11 @@
 /** Tunables of the chat engine. Defaults suit people chatting; tests shorten the timeouts. */
 import { DEFAULT_LIVENESS } from '../core/link/liveness.js';
 import type { LocalIdentity } from '../core/pki/local-identity.js';
+import type { Roster } from '../core/roster/index.js';
 import { DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js';
 import { MemoryRosterStore, type RosterStore } from './roster-tracker.js';
+import { DEFAULT_ROTATION_MAX_MESSAGES, DEFAULT_ROTATION_PERIOD_MS } from './epoch-policy.js';
+import type { StoredEpochKey } from './state/epoch-keys.js';
 import type { RelayAddress } from './engine-types.js';
 import type { LogHistory } from './log-follower.js';
 import { DEFAULT_SEQUENCE_WINDOW } from './sequence-window.js';
@@ -30,10 +33,20 @@ export interface EpochStore {
    * engine calls it before it uses a new epoch; a throw means the epoch is not used.
    */
   save(epoch: number): void;
+  /** The epoch keys kept before (oldest first); without it nothing is restored. */
+  loadKeys?(): StoredEpochKey[];
+  /** Keeps an epoch key (the store keeps the newest 64); durable when it returns. */
+  saveKey?(key: StoredEpochKey): void;
+  /** How many messages an epoch carried (rotation by count across restarts). */
+  saveMessages?(epoch: number, messages: number): void;
+  /** Reserves our own sequence numbers of an epoch up to `seq`; durable when it returns. */
+  saveSentSeq?(epoch: number, seq: number): void;
 }
 
 /** An EpochStore that lives as long as the process (the default: nothing survives a restart). */
 export class MemoryEpochStore implements EpochStore {
+  private readonly keys = new Map<number, StoredEpochKey>();
+
   constructor(private highest = 0) {}
 
   load(): number {
@@ -42,6 +55,34 @@ export class MemoryEpochStore implements EpochStore {
 
   save(epoch: number): void {
     this.highest = Math.max(this.highest, epoch);
+  }
+
+  loadKeys(): StoredEpochKey[] {
+    return [...this.keys.values()]
+      .sort((a, b) => a.epoch - b.epoch)
+      .map((k) => ({
+        ...k,
+        key: Buffer.from(k.key),
+        members: [...k.members],
+        contributors: [...k.contributors],
+      }));
+  }
+
+  saveKey(key: StoredEpochKey): void {
+    if (!key.readOnly) for (const k of this.keys.values()) if (k.epoch < key.epoch) k.readOnly = true;
+    this.keys.set(key.epoch, { ...key, key: Buffer.from(key.key) });
+    const keep = [...this.keys.keys()].sort((a, b) => b - a).slice(0, 64);
+    for (const e of [...this.keys.keys()]) if (!keep.includes(e)) this.keys.delete(e);
+  }
+
+  saveMessages(epoch: number, messages: number): void {
+    const k = this.keys.get(epoch);
+    if (k) k.messages = messages;
+  }
+
+  saveSentSeq(epoch: number, seq: number): void {
+    const k = this.keys.get(epoch);
+    if (k) k.sentSeq = Math.max(k.sentSeq, seq);
   }
 }
 
@@ -53,11 +94,23 @@ export interface ChatEngineOptions {
   /** How long the previous epoch stays acceptable after a re-key. */
   retiredEpochGraceMs?: number;
   /**
-   * After a reconnect, queued messages wait up to this long for the members of the last key to be
-   * back: the relay does not store and forward, so sending to whoever returned first would leave
-   * the later ones without what was typed during the outage.
+   * After a reconnect, queued messages wait up to this long for the members who were online before
+   * the outage to be back: a v1 relay does not store and forward, so sending to whoever returned
+   * first would leave the later ones without what was typed meanwhile. (Not about keys: a
+   * reconnect never re-keys.) Once sessions SYNC with a logging relay this is no longer needed.
    */
   reconnectSettleMs?: number;
+  /**
+   * The group's roster to start with (from a file or the member store). Until a roster is given,
+   * here or through ChatEngine.useRoster, M is the members of PRESENCE (transitional fallback).
+   */
+  roster?: Roster;
+  /** Rotation: a new epoch once the current one is this old (default 24 h)… */
+  rotationPeriodMs?: number;
+  /** …or has carried this many messages (default 100,000). */
+  rotationMaxMessages?: number;
+  /** How often the online initiator checks whether rotation is due (default 60 s). */
+  rotationCheckMs?: number;
   /** From TCP connect to the first PRESENCE. */
   authTimeoutMs?: number;
   connectTimeoutMs?: number;
@@ -86,14 +139,17 @@ export interface ChatEngineOptions {
   history?: LogHistory;
   /** Keeps the highest roster seen across restarts (default: in memory only). */
   rosterStore?: RosterStore;
-  /** Clock (ms) for the REKEY_REQUEST rate limit; tests inject a fake one. */
+  /** Clock (ms) for the REKEY_REQUEST rate limit and rotation by age; tests inject a fake one. */
   now?: () => number;
   unsafeTestHooks?: UnsafeTestHooks;
 }
 
-export type ResolvedOptions = Required<Omit<ChatEngineOptions, 'unsafeTestHooks' | 'backoff' | 'history'>> & {
+export type ResolvedOptions = Required<
+  Omit<ChatEngineOptions, 'unsafeTestHooks' | 'backoff' | 'history' | 'roster'>
+> & {
   backoff: BackoffOptions;
   unsafeTestHooks: UnsafeTestHooks | undefined;
+  roster: Roster | undefined;
 };
 
 export function resolveOptions(o: ChatEngineOptions): ResolvedOptions {
@@ -117,6 +173,10 @@ export function resolveOptions(o: ChatEngineOptions): ResolvedOptions {
     epochStore: o.epochStore ?? new MemoryEpochStore(),
     rosterStore: o.rosterStore ?? new MemoryRosterStore(),
     now: o.now ?? Date.now,
+    roster: o.roster,
+    rotationPeriodMs: o.rotationPeriodMs ?? DEFAULT_ROTATION_PERIOD_MS,
+    rotationMaxMessages: o.rotationMaxMessages ?? DEFAULT_ROTATION_MAX_MESSAGES,
+    rotationCheckMs: o.rotationCheckMs ?? 60_000,
     unsafeTestHooks: o.unsafeTestHooks,
   };
 }

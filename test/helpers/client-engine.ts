@@ -52,7 +52,8 @@ export class TestMember {
     const want = [...members].sort().join(',');
     return this.waitFor(
       () =>
-        this.engine.state === 'Chatting' && [...(this.engine.key?.members ?? [])].sort().join(',') === want,
+        this.engine.state === 'Chatting' &&
+        members.every((m) => (this.engine.key?.members ?? []).includes(m)),
       `a key over ${want}`,
       timeoutMs,
     );
@@ -60,5 +61,27 @@ export class TestMember {
 
   async kill(): Promise<void> {
     await this.engine.stop('test over');
+  }
+}
+
+/**
+ * Waits until `predicate` over several members holds: it is checked again on any member's event,
+ * since the member that gets there last need not be the one a single waitFor watches.
+ */
+export async function waitForMembers(
+  members: readonly TestMember[],
+  predicate: () => boolean,
+  what: string,
+  timeoutMs = 20_000,
+): Promise<void> {
+  const waiters = new Waiters();
+  const unsubscribe = members.map((m) => m.engine.on(() => waiters.notify()));
+  try {
+    await waiters.until(predicate, timeoutMs, () => {
+      const states = members.map((m) => `${m.name}: ${JSON.stringify(m.events.slice(-5))}`).join('\n');
+      return `timed out waiting for ${what}\n${states}`;
+    });
+  } finally {
+    for (const off of unsubscribe) off();
   }
 }

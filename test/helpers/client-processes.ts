@@ -243,10 +243,14 @@ export class ChatProcess {
   }
 
   /** Waits until this member chats under a key whose member list is exactly `members`. */
+  /**
+   * Waits until this member chats under a key sealed for every one of `members` (M is the whole
+   * roster, online or not: protocol v2)
+   */
   waitForKey(members: string[], timeoutMs = 20_000): Promise<void> {
     const want = [...members].sort().join(',');
     return this.waitFor(
-      (p) => p.state === 'Chatting' && [...(p.lastKey()?.members ?? [])].sort().join(',') === want,
+      (p) => p.state === 'Chatting' && members.every((m) => (p.lastKey()?.members ?? []).includes(m)),
       `a key over ${want}`,
       timeoutMs,
     );
@@ -263,6 +267,38 @@ export class ChatProcess {
   async kill(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
     if (this.proc.exitCode === null && this.proc.signalCode === null) this.proc.kill(signal);
     return this.exited;
+  }
+}
+
+/**
+ * Waits until every process chats under one and the same key over (at least) `members`. Members
+ * that connect at the same moment may each find themselves alone and key alone; the KeyConflict
+ * that follows is settled by a new epoch, so one member's first key is not yet the group's.
+ */
+export async function waitForAgreedKey(
+  procs: readonly ChatProcess[],
+  members: string[],
+  timeoutMs = 30_000,
+): Promise<{ epoch: number; safetyNumber: string }> {
+  const agreed = (): { epoch: number; safetyNumber: string } | undefined => {
+    const keys = procs.map((p) => (p.state === 'Chatting' ? p.lastKey() : undefined));
+    const first = keys[0];
+    if (!first || !members.every((m) => first.members.includes(m))) return undefined;
+    return keys.every((k) => k?.epoch === first.epoch && k.safetyNumber === first.safetyNumber)
+      ? first
+      : undefined;
+  };
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const key = agreed();
+    if (key) return { epoch: key.epoch, safetyNumber: key.safetyNumber };
+    const left = deadline - Date.now();
+    if (left <= 0) throw new Error(`timed out waiting for one key over ${members.join(',')}`);
+    // Any process's next event may be the one that makes them agree.
+    const seen = procs.map((p) => p.events.length);
+    await Promise.race(
+      procs.map((p, i) => p.waitFor((x) => x.events.length > (seen[i] as number), 'an event', left)),
+    );
   }
 }
 

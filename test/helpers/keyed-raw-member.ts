@@ -18,7 +18,9 @@ import {
   type BodyOf,
   type MessageType,
 } from '../../src-main/core/protocol/index.js';
+import { verifyRoster, type Roster } from '../../src-main/core/roster/index.js';
 import { RawMember, type ReceivedFrame } from './raw-member.js';
+import { keyListDeps } from './key-bus.js';
 
 export class KeyedRawMember {
   readonly keys: EstablishedKey[] = [];
@@ -30,6 +32,8 @@ export class KeyedRawMember {
   private presence: BodyOf<'PRESENCE'> | undefined;
   private readonly asked = new Set<string>();
   private readonly lastSeq = new Map<number, number>();
+  /** The relay's roster (CA-verified), as the engine holds it: M of every key. */
+  private roster: Roster | undefined;
 
   private constructor(readonly raw: RawMember) {
     const me = raw.me;
@@ -38,7 +42,7 @@ export class KeyedRawMember {
       identity: me,
       certificateOf: (name) => this.certificateOf(name),
       send: (type, target, body) => raw.sendPayload(raw.seal(type, target, body)),
-      heldEpoch: () => this.key?.epoch ?? 0,
+      ...keyListDeps(this.keys),
       onKey: (k) => this.keys.push(k),
       onProblem: (m) => this.problems.push(m),
     });
@@ -63,13 +67,16 @@ export class KeyedRawMember {
     return this.keys.at(-1);
   }
 
-  /** Waits until this member holds a key over exactly `members`, at `minEpoch` or above. */
+  /**
+   * Waits until this member holds a key whose members (the roster's, M) include `members`, at
+   * `minEpoch` or above.
+   */
   waitForKey(members: string[], minEpoch = 1, timeoutMs = 20_000): Promise<EstablishedKey> {
     const want = sortMembers(members).join(',');
     return this.raw.until(
       () => {
         const k = this.key;
-        return k && k.epoch >= minEpoch && k.members.join(',') === want ? k : undefined;
+        return k && k.epoch >= minEpoch && members.every((m) => k.members.includes(m)) ? k : undefined;
       },
       timeoutMs,
       `a key over ${want}`,
@@ -107,12 +114,22 @@ export class KeyedRawMember {
 
   private onFrame(f: ReceivedFrame): void {
     try {
-      if (f.type === 'PRESENCE') this.onPresence(f.body as BodyOf<'PRESENCE'>);
+      if (f.type === 'ROSTER') this.onRoster(f.raw);
+      else if (f.type === 'PRESENCE') this.onPresence(f.body as BodyOf<'PRESENCE'>);
       else if (f.type === 'CERT_RESPONSE') this.onCertResponse(f.body as BodyOf<'CERT_RESPONSE'>);
       else if (!RELAY_TYPES.has(f.type)) this.onMemberFrame(f);
     } catch (err) {
       this.problems.push(`${f.type}: ${(err as Error).message}`);
     }
+  }
+
+  /** The CA-signed roster the relay pushes after login: M, and certificates of offline members. */
+  private onRoster(bytes: Buffer): void {
+    const roster = verifyRoster(bytes, this.identity.ca);
+    if (this.roster && roster.version <= this.roster.version) return;
+    this.roster = roster;
+    for (const m of roster.members) this.certs.set(m.certificate.fingerprintHex, m.certificate);
+    this.machine.setRoster(roster);
   }
 
   private onPresence(body: BodyOf<'PRESENCE'>): void {

@@ -316,30 +316,37 @@ describe('app service: a chat through the bundled relay', () => {
     expect(alice.settings.get('verified')).toEqual({ bob: bobFp });
   });
 
-  it('a member leaves: the others see it and re-key to a new epoch without them', async () => {
-    const before = required(alice.service.snapshot().key, 'key').epoch;
+  it('a member leaves: the others see it and keep their epoch (a leave never re-keys)', async () => {
+    const before = required(alice.service.snapshot().key, 'key');
     unwrap(await carol.service.disconnect());
     expect(carol.service.snapshot().connection.state).toBe('Disconnected');
     for (const app of [alice, bob]) {
       await until(
         () =>
-          (app.service.snapshot().key?.epoch ?? 0) > before &&
-          app.service.snapshot().key?.members.length === 2,
-        'a new epoch for two',
-      );
-      const lines = app.service.snapshot().timeline;
-      expect(lines.some((l) => l.kind === 'system' && l.event === 'left' && l.name === 'carol')).toBe(true);
-      expect(lines.some((l) => l.kind === 'system' && l.event === 'rekey' && (l.epoch ?? 0) > before)).toBe(
-        true,
+          app.service
+            .snapshot()
+            .timeline.some((l) => l.kind === 'system' && l.event === 'left' && l.name === 'carol'),
+        'carol left',
       );
     }
-    await until(
-      () => alice.service.snapshot().key?.safetyNumber === bob.service.snapshot().key?.safetyNumber,
-      'same safety number for two',
-    );
     await until(() => host.service.snapshot().relay.memberCount === 2, 'relay counts two');
     unwrap(await alice.service.send({ text: 'carol has gone' }));
-    await until(() => messages(bob).some((m) => m.text === 'carol has gone'), 'bob receives after re-key');
+    await until(
+      () => messages(bob).some((m) => m.text === 'carol has gone'),
+      'bob receives under the same key',
+    );
+    expect(messages(bob).find((m) => m.text === 'carol has gone')?.epoch).toBe(before.epoch);
+    for (const app of [alice, bob]) {
+      expect(app.service.snapshot().key).toMatchObject({
+        epoch: before.epoch,
+        safetyNumber: before.safetyNumber,
+      });
+      expect(
+        app.service
+          .snapshot()
+          .timeline.some((l) => l.kind === 'system' && l.event === 'rekey' && (l.epoch ?? 0) > before.epoch),
+      ).toBe(false);
+    }
     expect(messages(carol).some((m) => m.text === 'carol has gone')).toBe(false);
   });
 
@@ -564,7 +571,13 @@ describe('app service: the highest epoch is kept across restarts (member state s
             a.service.snapshot().key?.members.length === apps.length,
         ) && new Set(apps.map((a) => a.service.snapshot().key?.epoch)).size === 1,
       'one key for all',
-    );
+    ).catch((err: unknown) => {
+      const seen = apps.map((a) => {
+        const s = a.service.snapshot();
+        return JSON.stringify({ connection: s.connection, key: s.key, last: a.events.slice(-12) });
+      });
+      throw new Error(`${(err as Error).message}\n${seen.join('\n')}`);
+    });
     return required(apps[0]?.service.snapshot().key, 'key').epoch;
   }
 
@@ -585,7 +598,7 @@ describe('app service: the highest epoch is kept across restarts (member state s
   }
 
   for (const withKeystore of [true, false]) {
-    it(`${withKeystore ? 'with' : 'without'} a keystore: after both members restart, the next key's epoch is above every epoch used before`, async () => {
+    it(`${withKeystore ? 'with' : 'without'} a keystore: after both members restart they chat on under the stored key, and the next key's epoch is above every epoch used before`, async () => {
       const keystores = withKeystore ? [memorySecretStorage(), memorySecretStorage()] : [];
       const secretsOf = (i: number): SecretStoragePort | undefined => keystores[i];
       const names = ['alice', 'bob'];
@@ -624,7 +637,14 @@ describe('app service: the highest epoch is kept across restarts (member state s
 
       // Every member restarts (nobody stays connected to remember the epoch for the group).
       apps = await Promise.all(apps.map((app, i) => restart(app, secretsOf(i))));
-      const next = await chatting(apps);
+      const restored = await chatting(apps);
+      expect(restored).toBe(usedBefore); // the stored key: no re-key because they were away
+      unwrap(await required(apps[1], 'bob').service.rekey());
+      await until(
+        () => apps.every((a) => (a.service.snapshot().key?.epoch ?? 0) > usedBefore),
+        'a new key for both after the restart',
+      );
+      const next = required(apps[0]?.service.snapshot().key, 'key').epoch;
       expect(next).toBeGreaterThan(usedBefore);
       for (const app of apps) {
         expect(app.events.some((e) => e.type === 'error' && e.error.code === 'StorageFailed')).toBe(false);

@@ -78,20 +78,27 @@ describe('chat: exit codes', () => {
       extraArgs: ['--drain-timeout-ms', '200'],
     });
     running.push(p);
-    await p.waitFor((x) => x.state === 'KeyEstablishment', 'alone, waiting for others');
+    // Alone online is legal (the key is sealed for bob too); a frozen relay never acknowledges.
+    await p.waitFor((x) => x.state === 'Chatting', 'alone, chatting');
+    const r = relay;
+    r.proc.kill('SIGSTOP');
     p.send('nobody hears this');
     p.send('nor this');
     p.end();
-    expect(await p.exited).toBe(3);
+    const code = await p.exited;
+    r.proc.kill('SIGCONT');
+    expect(code).toBe(3);
     expect(p.of('error').map((e) => e.code)).toContain('Unsent');
     expect(p.stderr).toMatch(/securechat-x: 2 message\(s\) were not sent/);
   }, 60_000);
 
-  it('leaving with everything sent exits 0', async () => {
+  it('leaving with everything sent (stored for bob, who is offline) exits 0', async () => {
     relay = await startRelay(g.group.relayBundle);
     const p = ChatProcess.start('alice', g.group.bundles.alice as string, relay.address);
     running.push(p);
-    await p.waitFor((x) => x.state === 'KeyEstablishment', 'connected');
+    await p.waitFor((x) => x.state === 'Chatting', 'connected');
+    p.send('stored for bob');
+    await p.waitFor((x) => x.of('sent').length === 1, 'the message stored');
     p.end();
     expect(await p.exited).toBe(0);
   }, 60_000);
@@ -101,7 +108,7 @@ describe('chat: exit codes', () => {
     const stateDir = mkdtempSync(join(tmpdir(), 'scx-state-wrong-'));
     const first = ChatProcess.start('alice', g.group.bundles.alice as string, relay.address, { stateDir });
     running.push(first);
-    await first.waitFor((x) => x.state === 'KeyEstablishment', 'connected');
+    await first.waitFor((x) => x.state === 'Chatting', 'connected');
     first.end();
     expect(await first.exited).toBe(0);
     // Another salt: the same password now makes another key, as another password would.

@@ -25,7 +25,7 @@ import {
   SIGNATURE_LABEL,
   type MessageType,
 } from '../../src-main/core/protocol/index.js';
-import { TestMember } from '../helpers/client-engine.js';
+import { TestMember, waitForMembers } from '../helpers/client-engine.js';
 import { makeLoadedGroup, type LoadedGroup } from '../helpers/client-identities.js';
 import { KeyedRawMember } from '../helpers/keyed-raw-member.js';
 import { RecordingProxy } from '../helpers/recording-proxy.js';
@@ -38,6 +38,7 @@ const DOCUMENTED = new Set<string>([
   'BadFrame',
   'KeyEstablishment',
   'EpochOutOfRange',
+  'KeyConflict',
   'RekeyRateLimited',
   'HeldFramesDropped',
 ]);
@@ -272,6 +273,7 @@ function sendFuzz(f: Fuzz): void {
       mallory.send('NONCE_REQUEST', 'alice', {
         epoch: epochOf(f.epoch),
         membershipVersion: f.version,
+        rosterVersion: 0,
         members: f.members,
         challenge: f.challenge,
       });
@@ -411,10 +413,18 @@ describe('client receive path under generated hostile frames', () => {
     );
   }, 240_000);
 
-  it('after the barrage the group still re-keys on a membership change and delivers', async () => {
+  it('after the barrage the group still re-keys when asked and delivers', async () => {
     const before = alice.engine.key?.epoch ?? 0;
     mallory.raw.destroy();
+    // mallory's leave is a presence change, not a re-key; an honest request is one.
+    await alice.waitFor(() => alice.engine.members.length === 2, 'mallory gone');
+    bob.engine.requestRekey();
     await Promise.all([alice.waitForKey(['alice', 'bob']), bob.waitForKey(['alice', 'bob'])]);
+    await waitForMembers(
+      [alice, bob],
+      () => (alice.engine.key?.epoch ?? 0) > before && alice.engine.key?.epoch === bob.engine.key?.epoch,
+      'a new epoch for both',
+    );
     expect(alice.engine.key?.epoch).toBeGreaterThan(before);
     expect(alice.engine.key?.safetyNumber).toBe(bob.engine.key?.safetyNumber);
     bob.engine.send('after mallory left');

@@ -295,6 +295,7 @@ describe('relay under attack: authentication', { timeout: 120_000 }, () => {
     const req = dave.seal('NONCE_REQUEST', 'alice', {
       epoch: 7,
       membershipVersion: 1,
+      rosterVersion: 0,
       members: ['alice', 'dave'],
       challenge: Buffer.alloc(256, 9),
     });

@@ -182,6 +182,7 @@ describe('SYNC: backpressure', { timeout: 180_000 }, () => {
       alice.seal('NONCE_REQUEST', 'carol', {
         epoch: 2,
         membershipVersion: 1,
+        rosterVersion: 1,
         members: ['alice', 'carol'],
         challenge: Buffer.alloc(256, 9),
       }),

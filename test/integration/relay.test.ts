@@ -134,6 +134,7 @@ describe('relay: routing', { timeout: 120_000 }, () => {
       NONCE_REQUEST: {
         epoch: 2,
         membershipVersion: 3,
+        rosterVersion: 0,
         members: ['alice', 'bob', 'carol'],
         challenge: Buffer.alloc(256, 1),
       },

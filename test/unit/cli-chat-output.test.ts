@@ -1,7 +1,7 @@
 /** The terminal client's notice for a relay that cannot be reached (pure state, no processes). */
 import { describe, expect, it } from 'vitest';
 import type { EngineEvent } from '../../src-main/client/engine-types.js';
-import { UnreachableNotice } from '../../src-main/cli/chat-output.js';
+import { humanLine, jsonLine, UnreachableNotice } from '../../src-main/cli/chat-output.js';
 
 const connecting: EngineEvent = { event: 'state', state: 'Connecting' };
 const refused = (n: number): EngineEvent => ({
@@ -45,5 +45,30 @@ describe('UnreachableNotice', () => {
     expect(n.observe({ event: 'state', state: 'KeyEstablishment' }).quiet).toBe(false);
     expect(n.observe(refused(3)).hint).toBeUndefined();
     expect(n.observe(refused(4)).hint).toBeDefined();
+  });
+});
+
+describe('the key line', () => {
+  const key: EngineEvent = {
+    event: 'key',
+    epoch: 3,
+    safetyNumber: '12345 67890 12345 67890 12345 67890',
+    members: ['alice', 'bob', 'carol'],
+    contributors: ['alice', 'bob'],
+  };
+
+  it('--json keeps its keys and order and appends contributors after members', () => {
+    expect(jsonLine(key)).toBe(
+      '{"event":"key","epoch":3,"safetyNumber":"12345 67890 12345 67890 12345 67890","members":["alice","bob","carol"],"contributors":["alice","bob"]}',
+    );
+  });
+
+  it('human output names who was offline when the key was made, and nothing when all took part', () => {
+    expect(humanLine(key, 'alice')).toBe(
+      '* epoch 3 with alice, bob, carol (offline: carol)\n* safety number: 12345 67890 12345 67890 12345 67890',
+    );
+    expect(humanLine({ ...key, contributors: ['alice', 'bob', 'carol'] }, 'alice')).toBe(
+      '* epoch 3 with alice, bob, carol\n* safety number: 12345 67890 12345 67890 12345 67890',
+    );
   });
 });

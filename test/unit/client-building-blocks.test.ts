@@ -21,6 +21,7 @@ const epochKey = (seed: number) =>
   deriveEpochKey({
     groupId: G,
     epoch: 1,
+    rosterVersion: 1,
     fingerprints: [Buffer.alloc(32, 1), Buffer.alloc(32, 2)],
     nonces: [Buffer.alloc(32, seed), Buffer.alloc(32, seed + 1)],
   });

@@ -6,9 +6,10 @@
  * The sequence: alice (a real ChatEngine) is the initiator of a round over PRESENCE v1 = {alice,
  * bob}. Before bob's NONCE_RESPONSE reaches her, PRESENCE v2 = {alice, bob, carol} arrives and
  * carol's certificate is still being fetched. Then the v1 round completes: alice holds a key over
- * {alice, bob}, which is valid but not the key to chat under. Before the fix she went to Chatting
- * with it and ignored carol's certificate when it came (a stall: no key over v2, ever). Now she
- * keeps establishing and ends with a key over v2's members.
+ * {alice, bob}. Before the fix she ignored carol's certificate when it came (a stall: no key over
+ * v2, ever). Since epochs over the roster (no roster here: the transitional presence fallback),
+ * presence never re-keys: alice chats on under her key, and carol, who holds none, asks for one
+ * (REKEY_REQUEST key-missing); alice ends with a key over v2's members.
  *
  * bob and carol are KeyEstablishment machines (the engine's own state machine, no I/O) driven by
  * the script. The engine is reached only through its socket: no production seam was added.
@@ -34,6 +35,7 @@ import {
 import { TestMember } from '../helpers/client-engine.js';
 import { makeLoadedGroup, type LoadedGroup } from '../helpers/client-identities.js';
 import { loadIdentity } from '../helpers/raw-member.js';
+import { keyListDeps } from '../helpers/key-bus.js';
 
 interface FromEngine {
   type: MessageType;
@@ -183,7 +185,7 @@ class ScriptedMember {
       identity,
       certificateOf: (n) => certificates.get(n)?.certificate,
       send: (type, target, body) => this.outbox.push({ type, target, body }),
-      heldEpoch: () => this.keys.at(-1)?.epoch ?? 0,
+      ...keyListDeps(this.keys),
       onKey: (k) => this.keys.push(k),
       onProblem: (m) => this.problems.push(m),
     });
@@ -243,6 +245,7 @@ describe('key establishment across a membership change (stall fix 7af46de)', () 
     expect(r1.membershipVersion).toBe(1);
     const bobM = new ScriptedMember(bob, certs);
     bobM.machine.setMembership(['alice', 'bob'], 1);
+    bobM.take(); // bob, live without a key, asked alice for one (she is on it already)
     bobM.machine.onNonceRequest('alice', r1);
     const heldResponse = bobM.take();
     expect(heldResponse.map((f) => f.type)).toEqual(['NONCE_RESPONSE']);
@@ -258,20 +261,25 @@ describe('key establishment across a membership change (stall fix 7af46de)', () 
     await relay.waitFor('KEY_DISTRIBUTION', (_b, target) => target === 'bob');
     await engine.waitFor(() => engine.of('key').length === 1, 'the v1 key');
     expect(engine.of('key')[0]?.members).toEqual(['alice', 'bob']);
-    // That key is over a superseded membership: not the key to chat under.
-    expect(engine.engine.state).not.toBe('Chatting');
-    expect(engine.of('state').some((s) => s.state === 'Chatting')).toBe(false);
 
-    // carol's certificate arrives: establishment goes on over v2's members.
+    // carol's certificate arrives: a presence change, so no round of alice's own…
     relay.fromRelay('CERT_RESPONSE', {
       certificates: [{ name: 'carol', certificate: carol.certificate.der }],
       unknown: [],
     });
-    const requests2 = await relay.waitFor('NONCE_REQUEST', (b) => b.membershipVersion === 2, 2);
-    expect(requests2.map((r) => r.target).sort()).toEqual(['bob', 'carol']);
+    await engine.waitFor(() => engine.engine.members.length === 3, 'carol in the members');
     const members2 = sortMembers(['alice', 'bob', 'carol']);
     const carolM = new ScriptedMember(carol, certs);
     for (const m of [bobM, carolM]) m.machine.setMembership(members2, 2);
+    bobM.take();
+    // …but carol, live without a key, asks alice for one.
+    const asks = carolM.take();
+    expect(asks.map((f) => [f.type, f.target, (f.body as BodyOf<'REKEY_REQUEST'>).reason])).toEqual([
+      ['REKEY_REQUEST', 'alice', 'key-missing'],
+    ]);
+    relay.fromMember(carol, 'REKEY_REQUEST', 'alice', asks[0]?.body as BodyOf<'REKEY_REQUEST'>);
+    const requests2 = await relay.waitFor('NONCE_REQUEST', (b) => b.membershipVersion === 2, 2);
+    expect(requests2.map((r) => r.target).sort()).toEqual(['bob', 'carol']);
     for (const r of requests2) {
       expect(r.body.members).toEqual(members2);
       expect(r.body.epoch).toBeGreaterThan(1);
@@ -300,7 +308,7 @@ describe('key establishment across a membership change (stall fix 7af46de)', () 
     expect(engine.of('error')).toEqual([]);
   });
 
-  it('the state machine alone: a finished v1 round leaves the machine ready for v2', () => {
+  it('the state machine alone: a finished v1 round leaves the machine ready for v2 (carol asks for a key)', () => {
     // The same sequence one layer down, without the engine: KeyEstablishment never blocks v2.
     const [alice, bob, carol] = (['alice', 'bob', 'carol'] as const).map(
       (n) => g.identities[n] as LocalIdentity,
@@ -324,15 +332,16 @@ describe('key establishment across a membership change (stall fix 7af46de)', () 
     };
     for (const m of [a, b]) m.machine.setMembership(['alice', 'bob'], 1);
     deliver(a); // NONCE_REQUEST v1 -> bob
-    const late = b.take(); // bob's answer, held
+    const late = b.take().filter((f) => f.type === 'NONCE_RESPONSE'); // bob's answer, held
     // v2 arrives at bob and carol (their certificates settled); alice is still fetching carol's.
     for (const m of [b, c]) m.machine.setMembership(['alice', 'bob', 'carol'], 2);
     for (const f of late) a.machine.onNonceResponse('bob', f.body as BodyOf<'NONCE_RESPONSE'>);
     expect(a.keys.map((k) => k.members)).toEqual([['alice', 'bob']]);
-    deliver(a); // KEY_DISTRIBUTION v1: bob has moved on and ignores it
-    expect(b.keys).toEqual([]);
-    // alice's certificates settle: she starts v2 above the epoch she holds.
+    deliver(a); // KEY_DISTRIBUTION v1: what bob answered for, so bob takes it
+    expect(b.keys.map((k) => k.members)).toEqual([['alice', 'bob']]);
+    // alice's certificates settle (no re-key of her own); carol's key-missing brings v2 above it.
     a.machine.setMembership(['alice', 'bob', 'carol'], 2);
+    expect(a.take()).toEqual([]);
     for (let i = 0; i < 5; i++) for (const m of [a, b, c]) deliver(m);
     for (const m of [a, b, c]) {
       expect(m.keys.at(-1)?.members).toEqual(['alice', 'bob', 'carol']);

@@ -65,6 +65,7 @@ const BODY_ARBS: { [T in MessageType]: fc.Arbitrary<BodyOf<T>> } = {
   NONCE_REQUEST: fc.record({
     epoch: epochArb,
     membershipVersion: counterArb,
+    rosterVersion: counterArb,
     members: membersArb,
     challenge: bytesArb(1, 1024),
   }),

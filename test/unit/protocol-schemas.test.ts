@@ -24,7 +24,13 @@ const VALID: Record<MessageType, Record<string, unknown>> = {
     certificates: [{ name: 'alice', certificate: b64(700) }],
     unknown: ['zed'],
   },
-  NONCE_REQUEST: { epoch: 1, membershipVersion: 0, members: ['alice', 'bob'], challenge: b64(256) },
+  NONCE_REQUEST: {
+    epoch: 1,
+    membershipVersion: 0,
+    rosterVersion: 1,
+    members: ['alice', 'bob'],
+    challenge: b64(256),
+  },
   NONCE_RESPONSE: { epoch: 1, sealed: b64(256) },
   KEY_DISTRIBUTION: { epoch: 2, wrappedKey: b64(256), iv: b64(12), ciphertext: b64(300) },
   ENCRYPTED_TEXT: { epoch: 2, seq: 1, iv: b64(12), ciphertext: b64(40) },
@@ -231,7 +237,9 @@ describe('payload schemas inside encrypted bodies', () => {
     groupId: hex64,
     epoch: 1,
     initiator: 'alice',
-    members: ['alice', 'bob'],
+    rosterVersion: 3,
+    members: ['alice', 'bob', 'carol'],
+    contributors: ['alice', 'bob'],
     nonces: [b64(32), b64(32, 2)],
   };
   const decodeWith = (schema: typeof KeyMaterialSchema | typeof ChatPlaintextSchema, v: unknown): unknown =>
@@ -240,14 +248,26 @@ describe('payload schemas inside encrypted bodies', () => {
   it('accepts valid key material and chat plaintext', () => {
     const m = decodeWith(KeyMaterialSchema, material) as { nonces: Buffer[] };
     expect(m.nonces.every((n) => Buffer.isBuffer(n) && n.length === 32)).toBe(true);
+    // A member alone online: one member, one contributor, one nonce (v2).
+    const alone = { ...material, members: ['alice'], contributors: ['alice'], nonces: [b64(32)] };
+    expect(() => decodeWith(KeyMaterialSchema, alone)).not.toThrow();
     expect(decodeWith(ChatPlaintextSchema, { text: 'hi', sentAt: 1 })).toEqual({ text: 'hi', sentAt: 1 });
   });
 
   it('rejects malformed key material and chat plaintext', () => {
     for (const bad of [
-      { ...material, nonces: [b64(32)] },
+      { ...material, nonces: [] },
       { ...material, nonces: [b64(32), b64(31)] },
-      { ...material, members: ['alice'] },
+      { ...material, members: [] },
+      { ...material, contributors: [] },
+      { ...material, rosterVersion: -1 },
+      {
+        groupId: hex64,
+        epoch: 1,
+        initiator: 'alice',
+        members: ['alice', 'bob'],
+        nonces: [b64(32), b64(32, 2)],
+      },
       { ...material, groupId: 'x' },
       { ...material, extra: true },
     ]) {

@@ -181,7 +181,11 @@ export const BODY_SCHEMAS = {
   }),
   NONCE_REQUEST: z.strictObject({
     epoch: Epoch,
+    /** The PRESENCE version the initiator saw (who was online). */
     membershipVersion: Counter,
+    /** The roster version M is taken from (0 = no roster yet: the transitional presence fallback). */
+    rosterVersion: Counter,
+    /** M: every roster member, online or not, sorted (an initiator and a target at least). */
     members: z.array(IdentityName).min(2).max(LIMITS.members),
     challenge: bytes({ max: LIMITS.rsaBlockBytes, min: 1 }),
   }),
@@ -242,15 +246,22 @@ export const BODY_SCHEMAS = {
 
 export type BodyOf<T extends MessageType> = z.output<(typeof BODY_SCHEMAS)[T]>;
 
-/** What travels inside KEY_DISTRIBUTION's envelope: the epoch's full nonce list. */
+/**
+ * What travels inside KEY_DISTRIBUTION's envelope (protocol v2): the epoch's roster members M (every
+ * member the key belongs to, online or not), the contributors C ⊆ M who gave a nonce (the initiator
+ * and the online members that answered), and one nonce per contributor in C order. A member alone
+ * online is a legal group of one contributor.
+ */
 export const KeyMaterialSchema = z.strictObject({
   groupId: FingerprintHex,
   epoch: Epoch,
   initiator: IdentityName,
-  members: z.array(IdentityName).min(2).max(LIMITS.members),
+  rosterVersion: Counter,
+  members: z.array(IdentityName).min(1).max(LIMITS.members),
+  contributors: z.array(IdentityName).min(1).max(LIMITS.members),
   nonces: z
     .array(bytes({ exact: 32 }))
-    .min(2)
+    .min(1)
     .max(LIMITS.members),
 });
 export type KeyMaterial = z.output<typeof KeyMaterialSchema>;

@@ -1,0 +1,85 @@
+/**
+ * The engine's epoch keys across restarts: restoring the stored keys into the keyring at start,
+ * saving each key as it is installed, and the message counts rotation looks at. Kept out of
+ * engine.ts so the driver only says when, not how.
+ */
+import type { EpochKeyring } from './epoch-keyring.js';
+import type { EstablishedKey } from './key-establishment.js';
+import type { EpochStore } from './options.js';
+
+/** Message counts are saved every this many messages (and when the engine stops). */
+export const MESSAGE_COUNT_SAVE_EVERY = 1_000;
+
+/**
+ * Our own sequence numbers are reserved this far ahead in the store, so a restarted member never
+ * reuses one under a restored key (receivers would refuse it as a Replay) without a write per
+ * message. Far below the receivers' window (10,000): the jump after a restart is always accepted.
+ */
+export const SENT_SEQ_RESERVE = 1_000;
+
+/**
+ * Puts the stored keys back: the newest key stored as current becomes the current key again (a
+ * restarted member chats on without re-keying), every other one is read-only. Returns what it
+ * restored; a store without keys restores nothing.
+ */
+export function restoreKeys(keyring: EpochKeyring, store: EpochStore): number {
+  const stored = store.loadKeys?.() ?? [];
+  if (stored.length === 0) return 0;
+  const current = [...stored].reverse().find((k) => !k.readOnly);
+  const facts = (k: (typeof stored)[number]) => ({
+    contributors: k.contributors,
+    rosterVersion: k.rosterVersion,
+    establishedAt: k.establishedAt,
+    messages: k.messages,
+    sentSeq: k.sentSeq,
+  });
+  // The current one first: install() wants an epoch above every one held.
+  if (current) {
+    keyring.install(
+      current.epoch,
+      { key: current.key, safetyNumber: current.safetyNumber },
+      current.members,
+      current.initiator,
+      facts(current),
+    );
+  }
+  for (const k of stored) {
+    if (k === current) continue;
+    keyring.installReadOnly(
+      k.epoch,
+      { key: k.key, safetyNumber: k.safetyNumber },
+      k.members,
+      k.initiator,
+      facts(k),
+    );
+  }
+  return stored.length;
+}
+
+/** Saves a newly installed key; the copy handed to the store is zeroed here afterwards. */
+export function persistKey(
+  store: EpochStore,
+  k: EstablishedKey,
+  readOnly: boolean,
+  establishedAt: number,
+): void {
+  if (!store.saveKey) return;
+  const key = Buffer.from(k.derived.key);
+  try {
+    store.saveKey({
+      epoch: k.epoch,
+      key,
+      rosterVersion: k.rosterVersion,
+      members: [...k.members],
+      contributors: [...k.contributors],
+      initiator: k.initiator,
+      safetyNumber: k.derived.safetyNumber,
+      readOnly,
+      establishedAt,
+      messages: 0,
+      sentSeq: 0,
+    });
+  } finally {
+    key.fill(0);
+  }
+}
