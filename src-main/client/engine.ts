@@ -189,6 +189,7 @@ export class ChatEngine implements ChatEngineApi {
       onKey: (key) => this.installKey(key),
       wantsToSend: () => this.pending > 0,
       replayingBacklog: () => this.session?.synced === true && !this.session.caughtUp,
+      followsLog: () => this.session?.synced === true,
       onProblem: (message, code) => this.emitError(code, message),
       initialHighestEpoch: this.o.epochStore.load(),
       persistEpoch: (epoch) => this.o.epochStore.save(epoch),

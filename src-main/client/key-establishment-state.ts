@@ -79,6 +79,11 @@ export interface KeyEstablishmentDeps {
    * signature alone (docs/security.md). Live frames are always checked.
    */
   replayingBacklog?(): boolean;
+  /**
+   * This session follows the relay's log (it sent SYNC): every KEY_DISTRIBUTION sealed for it
+   * reaches it, stored or live, so at LIVE without a key it waits one attempt before asking.
+   */
+  followsLog?(): boolean;
   /** Something a person should see (a check failed); benign races are not reported. */
   onProblem(message: string, code: KeyProblemCode): void;
   randomBytes?: (n: number) => Buffer;

@@ -190,8 +190,12 @@ export class KeyEstablishment extends KeyReceiver {
       return;
     }
     // After a roster change every online member sees it: only a member without any key, or one
-    // whose first attempt failed, asks (the initiator is already on it otherwise).
-    if (this.deps.currentKey() !== undefined && this.attemptNo === 0) return;
+    // whose first attempt failed, asks (the initiator is already on it otherwise). A member that
+    // follows the log asks only once the first attempt timed out: the key of a round that began
+    // before it came online is on its way to it, and asking at once would cross it and make the
+    // initiator start one more epoch.
+    if (this.attemptNo === 0 && (this.deps.currentKey() !== undefined || this.deps.followsLog?.() === true))
+      return;
     if (this.askedInAttempt === this.attemptNo) return;
     // A round this member answered is on its way to a key: asking now would only start another.
     for (const a of this.answered.values()) if (a.rosterVersion === this.rosterVersion) return;

@@ -361,6 +361,40 @@ describe('the receiver checks', () => {
     expect(bus.problems).toEqual([]);
   });
 
+  it('a member that follows the log and comes without a key waits one attempt before asking: the key on its way is not crossed by a new epoch', () => {
+    const abc = ['alice', 'bob', 'carol'];
+    const start = () => {
+      const bus = new Bus(ids(...abc), undefined, () => ({ followsLog: () => true }));
+      bus.setRoster(rosterOf(g, abc));
+      bus.presence('alice', 'bob');
+      bus.run();
+      // carol's KEY_DISTRIBUTION is still in flight as she goes live.
+      const inFlight = bus.stored.get('carol') ?? [];
+      bus.stored.set('carol', []);
+      const sent = record(bus);
+      bus.presence('alice', 'bob', 'carol');
+      bus.run();
+      return { bus, inFlight, sent };
+    };
+    const crossing = start();
+    expect(crossing.sent.filter((w) => w.type === 'REKEY_REQUEST')).toEqual([]);
+    for (const w of crossing.inFlight) crossing.bus.deliverNow(w);
+    crossing.bus.run();
+    expect(sameKey(crossing.bus.last('carol'), crossing.bus.last('alice'))).toBe(true);
+    expect(crossing.bus.last('alice')?.epoch).toBe(1);
+
+    // The key never comes (say the log lost it): after the first attempt's timeout she asks.
+    const lost = start();
+    machine(lost.bus, 'carol').nextAttempt();
+    lost.bus.run();
+    const asked = lost.sent.filter((w) => w.type === 'REKEY_REQUEST');
+    expect(asked.map((w) => [w.from, w.to])).toEqual([['carol', 'bob']]);
+    const c = lost.bus.last('carol');
+    expect(c?.epoch).toBe(2);
+    expect(sameKey(c, lost.bus.last('alice'))).toBe(true);
+    expect([...crossing.bus.problems, ...lost.bus.problems]).toEqual([]);
+  });
+
   it('conflicting key material for an installed epoch: keep the installed one, ask for a new epoch above it', () => {
     const bus = new Bus(ids('alice', 'bob', 'carol'));
     bus.setRoster(rosterOf(g, ['alice', 'bob', 'carol']));

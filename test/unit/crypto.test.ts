@@ -146,6 +146,14 @@ describe('RSA-OAEP (SHA-256)', () => {
     expectCryptoError(() => oaepDecrypt(alice.privateKey, Buffer.alloc(0)), 'DecryptFailed');
   });
 
+  it('refuses a ciphertext without its leading zero byte (OpenSSL alone would read it as the same number)', () => {
+    let ct = oaepEncrypt(alice.publicKey, secret);
+    for (let i = 0; ct[0] !== 0 && i < 20_000; i++) ct = oaepEncrypt(alice.publicKey, secret);
+    expect(ct[0]).toBe(0);
+    expect(oaepDecrypt(alice.privateKey, ct).equals(secret)).toBe(true);
+    expectCryptoError(() => oaepDecrypt(alice.privateKey, ct.subarray(1)), 'DecryptFailed');
+  });
+
   it('refuses a plaintext too long for the key with BadInput', () => {
     // 2048-bit OAEP-SHA256 holds at most 256 - 2*32 - 2 = 190 bytes.
     expect(oaepEncrypt(alice.publicKey, Buffer.alloc(190)).length).toBe(256);

@@ -60,6 +60,12 @@ export function oaepEncrypt(publicKey: KeyObject, plaintext: Uint8Array, label?:
 }
 
 export function oaepDecrypt(privateKey: KeyObject, ciphertext: Uint8Array, label?: Uint8Array): Buffer {
+  // Exactly the modulus length: OpenSSL also takes a shorter input as the same integer, so one
+  // with its leading zero byte cut off (1 in 256 ciphertexts) would decrypt.
+  const modulusBits = privateKey.asymmetricKeyDetails?.modulusLength ?? 0;
+  if (ciphertext.length !== Math.ceil(modulusBits / 8)) {
+    throw new CryptoError('DecryptFailed', `RSA-OAEP ciphertext must be ${Math.ceil(modulusBits / 8)} bytes`);
+  }
   try {
     return privateDecrypt(
       { key: privateKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256', oaepLabel: label },
