@@ -2,6 +2,7 @@ import type { BenchSuite } from '../harness.js';
 import { clientSuite } from './client.js';
 import { clusterRawSuite } from './cluster-raw.js';
 import { cryptoSuite } from './crypto.js';
+import { durableSuite } from './durable.js';
 import { historySuite } from './history.js';
 import { relaySuite } from './relay.js';
 import { relayLogSuite } from './relay-log.js';
@@ -13,5 +14,6 @@ export const SUITES: BenchSuite[] = [
   relayLogSuite,
   historySuite,
   clientSuite,
+  durableSuite,
   clusterRawSuite,
 ];

@@ -32,6 +32,7 @@ export function restoreKeys(keyring: EpochKeyring, store: EpochStore): number {
     establishedAt: k.establishedAt,
     messages: k.messages,
     sentSeq: k.sentSeq,
+    ...(store.receivedSeqs ? { received: store.receivedSeqs(k.epoch) } : {}),
   });
   // The current one first: install() wants an epoch above every one held.
   if (current) {

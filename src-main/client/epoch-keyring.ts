@@ -52,6 +52,11 @@ export interface KeyFacts {
   messages?: number;
   /** Our own sequence numbers under this epoch continue above this (a restored key). */
   sentSeq?: number;
+  /**
+   * The highest sequence number already received per sender (a restored key): the replay window
+   * resumes there, so a sender far ahead is not refused as out of window and an old frame is a Replay.
+   */
+  received?: ReadonlyMap<string, number>;
 }
 
 /** What the engine and the handshake may know of a held key (never the key itself). */
@@ -206,7 +211,7 @@ export class EpochKeyring {
       rosterVersion: facts.rosterVersion ?? 0,
       establishedAt: facts.establishedAt ?? this.now(),
       messages: facts.messages ?? 0,
-      window: new SequenceWindow(this.sequenceWindow),
+      window: SequenceWindow.resuming(this.sequenceWindow, facts.received),
       lastSentSeq: facts.sentSeq ?? 0,
     };
   }

@@ -41,6 +41,11 @@ export interface EpochStore {
   saveMessages?(epoch: number, messages: number): void;
   /** Reserves our own sequence numbers of an epoch up to `seq`; durable when it returns. */
   saveSentSeq?(epoch: number, seq: number): void;
+  /**
+   * The highest sequence number received per sender under `epoch`, from the history: a restored
+   * key's replay window resumes there instead of at 0.
+   */
+  receivedSeqs?(epoch: number): ReadonlyMap<string, number>;
 }
 
 /** An EpochStore that lives as long as the process (the default: nothing survives a restart). */

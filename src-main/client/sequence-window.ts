@@ -12,6 +12,13 @@ export class SequenceWindow {
 
   constructor(readonly window = DEFAULT_SEQUENCE_WINDOW) {}
 
+  /** A window that continues above what was received before (a key restored after a restart). */
+  static resuming(window: number | undefined, received: ReadonlyMap<string, number> | undefined): SequenceWindow {
+    const w = new SequenceWindow(window);
+    for (const [sender, seq] of received ?? []) w.commit(sender, seq);
+    return w;
+  }
+
   /** Checks without accepting: the caller commits only once the message decrypted. */
   check(sender: string, seq: number): RejectCode | undefined {
     const last = this.highest.get(sender) ?? 0;

@@ -1,9 +1,10 @@
 /**
- * An in-process RelayServer with a durable store (SqliteRelayLog in a temporary data directory)
- * for the store-and-forward tests, its JSON log lines captured, and an instrumented RelayLog in
- * front of the store: it can fail appends on demand and counts what replays read.
+ * What the store-and-forward tests (test/integration/relay-store*.test.ts) share: their group and
+ * its identities, an in-process RelayServer with a durable store (SqliteRelayLog in a temporary
+ * data directory), its JSON log lines captured, and an instrumented RelayLog in front of the store:
+ * it can fail appends on demand and counts what replays read.
  */
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -15,6 +16,7 @@ import { SqliteRelayLog } from '../../src-main/relay/log/sqlite-log.js';
 import type {
   LogAppend,
   LogBounds,
+  LogEntry,
   LogPage,
   LogReadRequest,
   RelayLog,
@@ -23,7 +25,41 @@ import type {
 } from '../../src-main/relay/log/types.js';
 import type { RelayLimits } from '../../src-main/relay/limits.js';
 import { RelayServer } from '../../src-main/relay/server.js';
+import { makeTestGroup, type TestGroup } from './group.js';
+import { loadIdentity, must } from './raw-member.js';
 import { Waiters } from './waiters.js';
+
+/** A test group, its members' identities (role member) and its relay's (`id('relay')`). */
+export interface StoreTestGroup {
+  group: TestGroup;
+  id(name: string): LocalIdentity;
+  /** The group's roster v1 as the relay takes it. */
+  rosterBytes(): Buffer;
+}
+
+/** Makes the group (call it in beforeAll: it writes bundles and signs certificates). */
+export function storeTestGroup(names: readonly string[]): StoreTestGroup {
+  const group = makeTestGroup([...names]);
+  const ids = new Map<string, LocalIdentity>();
+  for (const n of names) ids.set(n, loadIdentity(must(group.bundles[n], n), 'member'));
+  ids.set('relay', loadIdentity(group.relayBundle, 'relay'));
+  return {
+    group,
+    id: (name) => must(ids.get(name), name),
+    rosterBytes: () => readFileSync(group.rosterPath),
+  };
+}
+
+/** Every entry of `member`'s view after `after`, read straight from the log. */
+export async function viewOf(log: RelayLog, member: string, after = 0): Promise<LogEntry[]> {
+  const out: LogEntry[] = [];
+  for (let at = after; ;) {
+    const page = await log.read({ afterOffset: at, member, limit: 10_000 });
+    out.push(...page.entries);
+    at = page.nextAfter;
+    if (page.end) return out;
+  }
+}
 
 /** A RelayLog in front of another: appends can be made to fail, reads are counted. */
 export class InstrumentedLog implements RelayLog {

@@ -13,19 +13,18 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalIdentity } from '../../src-main/core/pki/local-identity.js';
 import { sealMessage, type StoredAck } from '../../src-main/core/protocol/index.js';
 import { SqliteRelayLog } from '../../src-main/relay/log/sqlite-log.js';
-import { makeTestGroup, TEST_PASSWORD, type TestGroup } from '../helpers/group.js';
-import { chatBody, loadIdentity, must, RawMember } from '../helpers/raw-member.js';
+import { TEST_PASSWORD } from '../helpers/group.js';
+import { chatBody, must, RawMember } from '../helpers/raw-member.js';
 import { CLI, startRelay, type RelayProcess } from '../helpers/relay-process.js';
-import { chatFrameOf } from '../helpers/store-relay.js';
+import { chatFrameOf, storeTestGroup, type StoreTestGroup } from '../helpers/store-relay.js';
 
-let group: TestGroup;
-const ids: Record<string, LocalIdentity> = {};
-const id = (name: string): LocalIdentity => must(ids[name], name);
+let g: StoreTestGroup;
+const id = (name: string): LocalIdentity => g.id(name);
 const relays: RelayProcess[] = [];
 const open: RawMember[] = [];
 
 async function relayOn(dataDir: string, args: string[] = []): Promise<RelayProcess> {
-  const relay = await startRelay(group.relayBundle, ['--data-dir', dataDir, ...args]);
+  const relay = await startRelay(g.group.relayBundle, ['--data-dir', dataDir, ...args]);
   relays.push(relay);
   return relay;
 }
@@ -37,8 +36,7 @@ async function joinAs(relay: RelayProcess, name: string): Promise<RawMember> {
 }
 
 beforeAll(() => {
-  group = makeTestGroup(['alice', 'bob', 'carol']);
-  for (const n of ['alice', 'bob', 'carol']) ids[n] = loadIdentity(must(group.bundles[n]), 'member');
+  g = storeTestGroup(['alice', 'bob', 'carol']);
 });
 
 afterEach(async () => {
@@ -175,7 +173,7 @@ describe('relay log: retention', { timeout: 120_000 }, () => {
       ['--retention-mb', '1.5'],
       ['--retention-mb', '99999999999'],
     ] as const) {
-      const r = spawnSync(process.execPath, [CLI, 'relay', '--bundle', group.relayBundle, flag, value], {
+      const r = spawnSync(process.execPath, [CLI, 'relay', '--bundle', g.group.relayBundle, flag, value], {
         env: { ...process.env, SECURECHAT_PASSWORD: TEST_PASSWORD },
         encoding: 'utf8',
         timeout: 30_000,

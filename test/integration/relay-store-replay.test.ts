@@ -4,20 +4,24 @@
  * backpressure (a reader that stops reading does not make the relay read the whole log: it holds
  * about a page), live non-logged frames during a replay, and a member leaving mid-replay.
  */
-import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalIdentity } from '../../src-main/core/pki/local-identity.js';
 import { decodeLinkFrame, isLinkFrame, readHeader } from '../../src-main/core/protocol/index.js';
-import type { LogEntry, RelayLog } from '../../src-main/relay/log/types.js';
 import { REPLAY_PAGE_BYTES } from '../../src-main/relay/sync-session.js';
-import { makeTestGroup, type TestGroup } from '../helpers/group.js';
-import { chatBody, loadIdentity, must, RawMember } from '../helpers/raw-member.js';
-import { chatFrameOf, eventually, startStoreRelay, type StoreRelay } from '../helpers/store-relay.js';
+import { chatBody, must, RawMember } from '../helpers/raw-member.js';
+import {
+  chatFrameOf,
+  eventually,
+  startStoreRelay,
+  storeTestGroup,
+  viewOf,
+  type StoreRelay,
+  type StoreTestGroup,
+} from '../helpers/store-relay.js';
 
-let group: TestGroup;
-const ids: Record<string, LocalIdentity> = {};
-const id = (name: string): LocalIdentity => must(ids[name], name);
+let g: StoreTestGroup;
+const id = (name: string): LocalIdentity => g.id(name);
 const NAMES = ['alice', 'bob', 'carol', 'dave'];
 let r: StoreRelay | undefined;
 const open: RawMember[] = [];
@@ -28,24 +32,10 @@ async function joinAs(relay: StoreRelay, name: string): Promise<RawMember> {
   return m;
 }
 
-async function viewOf(log: RelayLog, member: string, after = 0): Promise<LogEntry[]> {
-  const out: LogEntry[] = [];
-  for (let at = after; ;) {
-    const page = await log.read({ afterOffset: at, member, limit: 10_000 });
-    out.push(...page.entries);
-    at = page.nextAfter;
-    if (page.end) return out;
-  }
-}
-
 const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
-const rosterBytes = (): Buffer => readFileSync(group.rosterPath);
-
 beforeAll(() => {
-  group = makeTestGroup(NAMES);
-  for (const n of NAMES) ids[n] = loadIdentity(must(group.bundles[n]), 'member');
-  ids.relay = loadIdentity(group.relayBundle, 'relay');
+  g = storeTestGroup(NAMES);
 });
 
 afterEach(async () => {
@@ -64,7 +54,7 @@ describe('SYNC: the hand-off to live', { timeout: 180_000 }, () => {
         fc.integer({ min: 1, max: 300 }),
         fc.boolean(),
         async (prefill, from, perTurn, after, targeted) => {
-          const relay = await startStoreRelay(id('relay'), { roster: rosterBytes() });
+          const relay = await startStoreRelay(id('relay'), { roster: g.rosterBytes() });
           r = relay;
           try {
             const alice = await joinAs(relay, 'alice');
@@ -141,7 +131,7 @@ describe('SYNC: backpressure', { timeout: 180_000 }, () => {
 
   it('a member that stops reading makes the relay hold about a page, not the log; live frames flow meanwhile; it gets everything once it reads', async () => {
     const relay = await startStoreRelay(id('relay'), {
-      roster: rosterBytes(),
+      roster: g.rosterBytes(),
       limits: { stallTimeoutMs: 600_000 },
     });
     r = relay;
@@ -213,7 +203,7 @@ describe('SYNC: backpressure', { timeout: 180_000 }, () => {
 
   it('a member that leaves mid-replay stops its replay', async () => {
     const relay = await startStoreRelay(id('relay'), {
-      roster: rosterBytes(),
+      roster: g.rosterBytes(),
       limits: { stallTimeoutMs: 600_000 },
     });
     r = relay;

@@ -4,19 +4,21 @@
  * SYNC from the start and from the middle, GAP (lost-log, retention, ahead), SYNC at most once,
  * bad SYNC bodies, a failing append.
  */
-import { readFileSync } from 'node:fs';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalIdentity } from '../../src-main/core/pki/local-identity.js';
 import { sealMessage, type BodyOf } from '../../src-main/core/protocol/index.js';
-import type { LogEntry, RelayLog } from '../../src-main/relay/log/types.js';
 import { RelayServer } from '../../src-main/relay/server.js';
-import { makeTestGroup, type TestGroup } from '../helpers/group.js';
-import { chatBody, loadIdentity, must, RawMember } from '../helpers/raw-member.js';
-import { startStoreRelay, type StoreRelay } from '../helpers/store-relay.js';
+import { chatBody, must, RawMember } from '../helpers/raw-member.js';
+import {
+  startStoreRelay,
+  storeTestGroup,
+  viewOf,
+  type StoreRelay,
+  type StoreTestGroup,
+} from '../helpers/store-relay.js';
 
-let group: TestGroup;
-const ids: Record<string, LocalIdentity> = {};
-const id = (name: string): LocalIdentity => must(ids[name], name);
+let g: StoreTestGroup;
+const id = (name: string): LocalIdentity => g.id(name);
 const NAMES = ['alice', 'bob', 'carol', 'dave'];
 
 let r: StoreRelay;
@@ -36,17 +38,6 @@ async function syncedAs(name: string, streamId = '', afterOffset = 0): Promise<R
   return m;
 }
 
-/** Every entry of `member`'s view after `after`, read straight from the log. */
-async function viewOf(log: RelayLog, member: string, after = 0): Promise<LogEntry[]> {
-  const out: LogEntry[] = [];
-  for (let at = after; ;) {
-    const page = await log.read({ afterOffset: at, member, limit: 10_000 });
-    out.push(...page.entries);
-    at = page.nextAfter;
-    if (page.end) return out;
-  }
-}
-
 const kd = (epoch: number): BodyOf<'KEY_DISTRIBUTION'> => ({
   epoch,
   wrappedKey: Buffer.alloc(256, epoch),
@@ -54,12 +45,8 @@ const kd = (epoch: number): BodyOf<'KEY_DISTRIBUTION'> => ({
   ciphertext: Buffer.alloc(64, epoch),
 });
 
-const rosterBytes = (): Buffer => readFileSync(group.rosterPath);
-
 beforeAll(() => {
-  group = makeTestGroup(NAMES);
-  for (const n of NAMES) ids[n] = loadIdentity(must(group.bundles[n]), 'member');
-  ids.relay = loadIdentity(group.relayBundle, 'relay');
+  g = storeTestGroup(NAMES);
 });
 
 afterEach(async () => {
@@ -69,7 +56,7 @@ afterEach(async () => {
 
 describe('relay with a store: v1 sessions', { timeout: 60_000 }, () => {
   it('announces the stream id in HELLO, stores chat, and sends v1 members bare envelopes, no link frames', async () => {
-    r = await startStoreRelay(id('relay'), { roster: rosterBytes() });
+    r = await startStoreRelay(id('relay'), { roster: g.rosterBytes() });
     const alice = await joinAs('alice');
     const bob = await joinAs('bob');
     const carol = await joinAs('carol');
@@ -97,7 +84,7 @@ describe('relay with a store: v1 sessions', { timeout: 60_000 }, () => {
   it('a relay without a store refuses SYNC (NotAllowed, not fatal) and sends no streamId', async () => {
     const plain = new RelayServer({
       identity: id('relay'),
-      roster: rosterBytes(),
+      roster: g.rosterBytes(),
       limits: { presenceIntervalMs: 0 },
     });
     const { port } = await plain.listen({ host: '127.0.0.1', port: 0 });
@@ -118,7 +105,7 @@ describe('relay with a store: v1 sessions', { timeout: 60_000 }, () => {
 
 describe('relay with a store: STORED and DELIVERED', { timeout: 60_000 }, () => {
   it('acknowledges each logged frame with STORED (n from 1, refused frames counted, never acknowledged)', async () => {
-    r = await startStoreRelay(id('relay'), { roster: rosterBytes() });
+    r = await startStoreRelay(id('relay'), { roster: g.rosterBytes() });
     const alice = await syncedAs('alice');
     const bob = await syncedAs('bob');
     const carol = await joinAs('carol'); // v1
@@ -164,7 +151,7 @@ describe('relay with a store: STORED and DELIVERED', { timeout: 60_000 }, () => 
   });
 
   it('stores a KEY_DISTRIBUTION for a member who is offline and delivers it on its SYNC, only to it', async () => {
-    r = await startStoreRelay(id('relay'), { roster: rosterBytes() });
+    r = await startStoreRelay(id('relay'), { roster: g.rosterBytes() });
     const alice = await syncedAs('alice');
     const forDave = alice.seal('KEY_DISTRIBUTION', 'dave', kd(3));
     const forCarol = alice.seal('KEY_DISTRIBUTION', 'carol', kd(3));
@@ -191,7 +178,7 @@ describe('relay with a store: STORED and DELIVERED', { timeout: 60_000 }, () => 
 
 describe('relay with a store: SYNC', { timeout: 60_000 }, () => {
   it('a member that holds nothing starts at its first key distribution, or at the head when it has none', async () => {
-    r = await startStoreRelay(id('relay'), { roster: rosterBytes() });
+    r = await startStoreRelay(id('relay'), { roster: g.rosterBytes() });
     const alice = await syncedAs('alice', r.store.streamId, 0);
     const before = [1, 2, 3].map((i) => alice.seal('ENCRYPTED_TEXT', '', chatBody(i)));
     for (const f of before) alice.sendPayload(f);
@@ -234,7 +221,7 @@ describe('relay with a store: SYNC', { timeout: 60_000 }, () => {
   }
 
   it('replays from a middle offset exactly what follows it, then LIVE with the head', async () => {
-    r = await startStoreRelay(id('relay'), { roster: rosterBytes() });
+    r = await startStoreRelay(id('relay'), { roster: g.rosterBytes() });
     const { sent } = await fill(30);
     const bob = await syncedAs('bob', r.store.streamId, 12);
     expect(bob.delivered().map((f) => f.offset)).toEqual(Array.from({ length: 18 }, (_, i) => i + 13));
@@ -251,7 +238,7 @@ describe('relay with a store: SYNC', { timeout: 60_000 }, () => {
   });
 
   it('GAP lost-log for another stream id, GAP ahead for an offset past the log; both bound to the session, then a replay from the first offset', async () => {
-    r = await startStoreRelay(id('relay'), { roster: rosterBytes() });
+    r = await startStoreRelay(id('relay'), { roster: g.rosterBytes() });
     const { sent } = await fill(5);
     const bob = await joinAs('bob');
     bob.sync('0'.repeat(32), 3);
@@ -282,7 +269,7 @@ describe('relay with a store: SYNC', { timeout: 60_000 }, () => {
   });
 
   it('GAP retention once retention dropped frames after the offset', async () => {
-    r = await startStoreRelay(id('relay'), { roster: rosterBytes() });
+    r = await startStoreRelay(id('relay'), { roster: g.rosterBytes() });
     const { sent } = await fill(20);
     const bytes = (await r.store.bounds()).bytes;
     // Keep about the newest quarter.
@@ -311,7 +298,7 @@ describe('relay with a store: SYNC', { timeout: 60_000 }, () => {
   });
 
   it('refuses a second SYNC (NotAllowed, not fatal), a bad body (SchemaViolation) and a bad signature; the relay goes on', async () => {
-    r = await startStoreRelay(id('relay'), { roster: rosterBytes() });
+    r = await startStoreRelay(id('relay'), { roster: g.rosterBytes() });
     const alice = await syncedAs('alice');
     alice.sync('', 0);
     const second = await alice.waitForError('NotAllowed');
@@ -344,7 +331,7 @@ describe('relay with a store: SYNC', { timeout: 60_000 }, () => {
 
 describe('relay with a store: retention while running', { timeout: 60_000 }, () => {
   it('enforces --retention-mb as soon as the log grows past it, oldest first', async () => {
-    r = await startStoreRelay(id('relay'), { roster: rosterBytes(), limits: { retentionMb: 1 } });
+    r = await startStoreRelay(id('relay'), { roster: g.rosterBytes(), limits: { retentionMb: 1 } });
     const alice = await syncedAs('alice');
     // The relay does not check chat signatures (receivers do): a dummy one saves 1,500 RSA signatures.
     const fingerprint = id('alice').certificate.fingerprint;
@@ -368,7 +355,7 @@ describe('relay with a store: retention while running', { timeout: 60_000 }, () 
 
 describe('relay with a store: failures', { timeout: 60_000 }, () => {
   it('a failed append is neither forwarded nor acknowledged, is logged, and the relay goes on', async () => {
-    r = await startStoreRelay(id('relay'), { roster: rosterBytes() });
+    r = await startStoreRelay(id('relay'), { roster: g.rosterBytes() });
     const alice = await syncedAs('alice');
     const bob = await syncedAs('bob');
     const carol = await joinAs('carol');

@@ -100,4 +100,33 @@ describe('epoch keys in the state store', () => {
       if (store instanceof MemberStateStore) store.close();
     }
   });
+
+  it("restore: a key's replay window resumes above the history's highest sequence number per sender", () => {
+    const store = openStore(join(mkdtempSync(join(tmpdir(), 'scx-keys-')), 'm.db'), randomBytes(32));
+    store.saveKey(stored(5));
+    // bob was 12,000 messages into epoch 5 when this member stopped: beyond one window from 0.
+    store.history.record({
+      from: 'bob',
+      text: 'the last one shown',
+      epoch: 5,
+      seq: 12_000,
+      sentAt: 1,
+      receivedAt: 1,
+      own: false,
+    });
+    const bob = new EpochKeyring(G, 10_000);
+    bob.install(5, { key: Buffer.alloc(32, 5), safetyNumber: 's5' }, ['alice', 'bob', 'carol'], 'alice', {
+      sentSeq: 11_999,
+    });
+    const again = bob.seal('bob', Buffer.from('seen before the restart'));
+    const next = bob.seal('bob', Buffer.from('the next one'));
+    expect([again.seq, next.seq]).toEqual([12_000, 12_001]);
+    const ring = new EpochKeyring(G, 10_000);
+    restoreKeys(ring, store);
+    const replayed = ring.open(5, 'bob', again.seq, again.iv, again.ciphertext);
+    expect(replayed.ok ? 'opened' : replayed.code).toBe('Replay');
+    const opened = ring.open(5, 'bob', next.seq, next.iv, next.ciphertext);
+    expect(opened.ok && opened.plaintext.toString()).toBe('the next one');
+    store.close();
+  });
 });

@@ -6,19 +6,13 @@
  * then DISCONNECT, exit 0. SIGINT / SIGTERM leave the same way. A Failed session exits 1;
  * leaving with messages that were never sent exits 3; removed from the group (Removed) exits 4.
  */
-import { readFile } from 'node:fs/promises';
-import { resolve as resolvePath } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { ChatEngine } from '../../client/engine.js';
 import type { EngineEvent, RelayAddress } from '../../client/engine-types.js';
-import { defaultStateDir } from '../../client/state/store-key.js';
-import { LocalIdentity } from '../../core/pki/local-identity.js';
 import { humanLine, jsonLine, UnreachableNotice } from '../chat-output.js';
 import { CliError } from '../cli-error.js';
-import { checkExpectedCa, parseExpectedCa } from '../expect-ca.js';
-import { fileProblem } from '../fs-errors.js';
-import { readPassword } from '../password.js';
+import { openMemberBundle } from '../member-bundle.js';
 import { openStateStore } from '../state-store.js';
 
 export const CHAT_USAGE = `usage: securechat-x chat --bundle FILE --relay HOST:PORT [options]
@@ -102,18 +96,12 @@ export async function run(argv: string[]): Promise<number> {
   if (maxMs < minMs) throw new CliError('--reconnect-max-ms must not be below --reconnect-min-ms', 2);
   const drainMs = positiveInt(values['drain-timeout-ms'], 'drain-timeout-ms') ?? 10_000;
 
-  const expectedCa = parseExpectedCa('chat', values['expect-ca']);
-  const password = await readPassword(values['password-file']);
-  let data: Buffer;
-  try {
-    data = await readFile(values.bundle);
-  } catch (err) {
-    throw new CliError(fileProblem(values.bundle, err));
-  }
-  const identity = LocalIdentity.fromBundleFile(data, password, 'member');
-  checkExpectedCa(identity.ca, expectedCa);
-  const owner = { groupId: identity.groupId, member: identity.name };
-  const stateDir = resolvePath(values['state-dir'] ?? defaultStateDir(owner));
+  const { identity, password, owner, stateDir } = await openMemberBundle('chat', {
+    bundle: values.bundle,
+    'password-file': values['password-file'],
+    'expect-ca': values['expect-ca'],
+    'state-dir': values['state-dir'],
+  });
   const store = await openStateStore(stateDir, password, owner);
 
   const engine = new ChatEngine({

@@ -5,17 +5,11 @@
  * it sent, oldest first. `--json` prints the same `message` lines as `chat --json`. Reads only:
  * it never creates a store, and it can run while `chat` runs on the same store.
  */
-import { readFile } from 'node:fs/promises';
-import { resolve as resolvePath } from 'node:path';
 import { parseArgs } from 'node:util';
 import { HISTORY_PAGE_MAX, type HistoryEntry } from '../../client/state/history.js';
-import { defaultStateDir } from '../../client/state/store-key.js';
-import { LocalIdentity } from '../../core/pki/local-identity.js';
 import { humanLine, jsonLine } from '../chat-output.js';
 import { CliError } from '../cli-error.js';
-import { checkExpectedCa, parseExpectedCa } from '../expect-ca.js';
-import { fileProblem } from '../fs-errors.js';
-import { readPassword } from '../password.js';
+import { openMemberBundle } from '../member-bundle.js';
 import { openStateStore } from '../state-store.js';
 
 export const HISTORY_USAGE = `usage: securechat-x history --bundle FILE [options]
@@ -65,19 +59,13 @@ export async function run(argv: string[]): Promise<number> {
   if (values.search !== undefined && values.search.length === 0) {
     throw new CliError('--search needs some text', 2);
   }
-  const expectedCa = parseExpectedCa('history', values['expect-ca']);
-  const password = await readPassword(values['password-file']);
-  let data: Buffer;
-  try {
-    data = await readFile(values.bundle);
-  } catch (err) {
-    throw new CliError(fileProblem(values.bundle, err));
-  }
-  const identity = LocalIdentity.fromBundleFile(data, password, 'member');
-  checkExpectedCa(identity.ca, expectedCa);
-  const owner = { groupId: identity.groupId, member: identity.name };
-  const dir = resolvePath(values['state-dir'] ?? defaultStateDir(owner));
-  const store = await openStateStore(dir, password, owner, { mustExist: true });
+  const { identity, password, owner, stateDir } = await openMemberBundle('history', {
+    bundle: values.bundle,
+    'password-file': values['password-file'],
+    'expect-ca': values['expect-ca'],
+    'state-dir': values['state-dir'],
+  });
+  const store = await openStateStore(stateDir, password, owner, { mustExist: true });
   const json = values.json === true;
   const out: string[] = [];
   const print = (e: HistoryEntry): void => {

@@ -146,6 +146,7 @@ export class MessageHistory {
   private readonly putPosition;
   private readonly indexRows;
   private readonly lastId;
+  private readonly highestByEpoch;
 
   constructor(
     private readonly db: Db,
@@ -173,6 +174,20 @@ export class MessageHistory {
       `INSERT INTO history_text (rowid, text) SELECT id, text FROM history WHERE id > ? AND id <= ? ORDER BY id`,
     );
     this.lastId = db.prepare('SELECT max(id) FROM history').pluck();
+    this.highestByEpoch = db.prepare(
+      'SELECT sender, max(seq) AS seq FROM history WHERE epoch = ? GROUP BY sender',
+    );
+  }
+
+  /**
+   * The highest sequence number held per sender under `epoch`: where a restored key's replay
+   * window resumes (a sender's numbers only go up within an epoch, and the log serves them in order).
+   */
+  highestSeqs(epoch: number): Map<string, number> {
+    return this.guard('read', () => {
+      const rows = this.highestByEpoch.all(epoch) as { sender: string; seq: number }[];
+      return new Map(rows.map((r) => [r.sender, r.seq]));
+    });
   }
 
   /** Stores a message unless (from, epoch, seq) is already held. True if it was new: show it. */

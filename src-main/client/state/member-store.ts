@@ -196,6 +196,11 @@ export class MemberStateStore implements EpochStore, RosterStore {
     this.durably(() => this.epochKeys.save(key));
   }
 
+  /** EpochStore: the highest sequence number shown per sender under `epoch` (the history's). */
+  receivedSeqs(epoch: number): Map<string, number> {
+    return this.history.highestSeqs(epoch);
+  }
+
   /** EpochStore: reserves our own sequence numbers of an epoch up to `seq`. */
   saveSentSeq(epoch: number, seq: number): void {
     // A reservation lost to a power cut would let us reuse sequence numbers that receivers drop.
