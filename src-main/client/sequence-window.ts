@@ -13,7 +13,10 @@ export class SequenceWindow {
   constructor(readonly window = DEFAULT_SEQUENCE_WINDOW) {}
 
   /** A window that continues above what was received before (a key restored after a restart). */
-  static resuming(window: number | undefined, received: ReadonlyMap<string, number> | undefined): SequenceWindow {
+  static resuming(
+    window: number | undefined,
+    received: ReadonlyMap<string, number> | undefined,
+  ): SequenceWindow {
     const w = new SequenceWindow(window);
     for (const [sender, seq] of received ?? []) w.commit(sender, seq);
     return w;
