@@ -124,6 +124,8 @@ export type ErrorCode =
   | 'WouldOverwrite'
   | 'FileError'
   | 'StorageFailed'
+  /** The group's roster no longer lists this member: the app stops reconnecting. */
+  | 'Removed'
   /** A message or handshake problem reported by the chat engine (details[0] = its code). */
   | 'ChatError'
   | 'Internal';

@@ -128,7 +128,7 @@ export type ChatLine =
   | {
       kind: 'system';
       id: string;
-      event: 'joined' | 'left' | 'rekey' | 'connected' | 'disconnected' | 'warning';
+      event: 'joined' | 'left' | 'rekey' | 'connected' | 'disconnected' | 'warning' | 'roster' | 'removed';
       text: string;
       name?: string;
       epoch?: number;

@@ -51,6 +51,9 @@ export class ChatSession {
   #loggedIn = false;
   #reportedUnreachable = false;
   #key: KeyView | undefined;
+  /** The last roster seen, per identity (group/name): a newer one says who joined or was removed. */
+  #roster: { owner: string; version: number; members: string[]; removed: string[] } | undefined;
+  #owner = '';
 
   constructor(deps: ChatSessionDeps) {
     this.#deps = deps;
@@ -76,6 +79,7 @@ export class ChatSession {
     this.assertNotConnected('connecting again');
     await this.stop();
     const state = SessionState.open(this.#deps.memberState, identity, hub);
+    this.#owner = `${identity.groupId}/${identity.name}`;
     settings.set('relayAddress', address);
     hub.emit({ type: 'settings', settings: settings.view() });
     this.#loggedIn = false;
@@ -218,10 +222,21 @@ export class ChatSession {
       case 'gap':
         timeline.addSystem('warning', `Some earlier messages cannot be shown: ${event.reason}.`);
         break;
+      case 'roster':
+        this.#onRoster(event);
+        break;
       case 'sent':
         // Durable at the relay; the timeline shows "sent" from the 'outgoing' event already.
         break;
       case 'error': {
+        if (event.code === 'Removed') {
+          // Terminal: the engine stops here and does not reconnect (the relay would refuse it).
+          // The relay's words (with the organiser's reason) go in the details.
+          const text = 'You were removed from this group.';
+          hub.emit({ type: 'error', error: { code: 'Removed', message: text, details: [event.message] } });
+          timeline.addSystem('removed', text);
+          break;
+        }
         hub.emit({
           type: 'error',
           error: { code: 'ChatError', message: event.message, details: [event.code] },
@@ -230,6 +245,32 @@ export class ChatSession {
         break;
       }
     }
+  }
+
+  /**
+   * The first roster of an identity in this run is the baseline; a newer one is a system line that
+   * names who was added and who was removed (a re-key follows, shown by its own line).
+   */
+  #onRoster(event: Extract<EngineEvent, { event: 'roster' }>): void {
+    const previous = this.#roster?.owner === this.#owner ? this.#roster : undefined;
+    if (previous && event.version <= previous.version) return;
+    this.#roster = {
+      owner: this.#owner,
+      version: event.version,
+      members: event.members,
+      removed: event.removed,
+    };
+    if (!previous) return;
+    const added = event.members.filter((m) => !previous.members.includes(m));
+    const gone = event.removed.filter((m) => !previous.removed.includes(m));
+    const parts = [
+      ...(added.length > 0 ? [`${added.join(', ')} added`] : []),
+      ...(gone.length > 0 ? [`${gone.join(', ')} removed`] : []),
+    ];
+    this.#deps.timeline.addSystem(
+      'roster',
+      `The group changed (roster v${event.version}): ${parts.length > 0 ? parts.join('; ') : 'certificates renewed'}.`,
+    );
   }
 
   #onState(event: Extract<EngineEvent, { event: 'state' }>): void {

@@ -182,6 +182,8 @@ export function titleFor(error: AppError): string {
       return 'Request refused';
     case 'ChatError':
       return 'Message problem';
+    case 'Removed':
+      return 'Removed from the group';
     default:
       return 'Something went wrong';
   }
