@@ -6,7 +6,7 @@
 import type { LocalIdentity } from '../core/pki/local-identity.js';
 import type { ChatEngineApi, EngineEvent, RelayAddress } from '../client/engine-types.js';
 import type { ChatLine, ConnectionView, KeyView } from '../../src-shared/model.js';
-import { AppFailure } from './errors.js';
+import { AppFailure, toAppError } from './errors.js';
 import type { EventHub } from './event-hub.js';
 import type { MemberList } from './member-list.js';
 import type { AppMemberState } from './member-state.js';
@@ -14,6 +14,9 @@ import type { AppServicePorts } from './ports.js';
 import { SessionState } from './session-state.js';
 import type { Settings } from './settings.js';
 import type { Timeline } from './timeline.js';
+
+/** How many stored messages the window starts with (the store's pages serve the rest). */
+export const RESTORED_LINES = 200;
 
 /** Turns an engine reason ("connect ECONNREFUSED 127.0.0.1:4000") into plain words. */
 export function describeConnectionReason(
@@ -80,6 +83,17 @@ export class ChatSession {
     await this.stop();
     const state = SessionState.open(this.#deps.memberState, identity, hub);
     this.#owner = `${identity.groupId}/${identity.name}`;
+    // The first connect of a run: the window shows what was said before, at once.
+    if (!this.#deps.timeline.hasMessages()) {
+      try {
+        for (const line of state.recentLines(RESTORED_LINES)) this.#deps.timeline.push(line);
+      } catch (err) {
+        state.close();
+        const error = toAppError(err);
+        hub.emit({ type: 'error', error });
+        throw new AppFailure(error.code, error.message, error.details);
+      }
+    }
     settings.set('relayAddress', address);
     hub.emit({ type: 'settings', settings: settings.view() });
     this.#loggedIn = false;

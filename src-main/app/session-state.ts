@@ -6,6 +6,7 @@
  */
 import type { LocalIdentity } from '../core/pki/local-identity.js';
 import type { MemberStateStore } from '../client/state/member-store.js';
+import type { ChatLine } from '../../src-shared/model.js';
 import { AppFailure, toAppError } from './errors.js';
 import type { EventHub } from './event-hub.js';
 import type { AppMemberState } from './member-state.js';
@@ -37,6 +38,37 @@ export class SessionState {
   engineSession(): EngineSession {
     const store = this.#store;
     return { epochStore: store, history: store.history, rosterStore: store };
+  }
+
+  /**
+   * The newest `limit` stored messages as timeline lines, oldest first: what the window shows at
+   * once when the app starts, before anything arrives. Own messages are shown as sent (they are
+   * stored once written).
+   */
+  recentLines(limit: number): ChatLine[] {
+    return this.#store.history.page({ limit }).map((m): ChatLine =>
+      m.own
+        ? {
+            kind: 'own',
+            id: `own-h${m.id}`,
+            from: m.from,
+            text: m.text,
+            status: 'sent',
+            epoch: m.epoch,
+            seq: m.seq,
+            sentAt: m.sentAt,
+          }
+        : {
+            kind: 'message',
+            id: `h-${m.id}`,
+            from: m.from,
+            text: m.text,
+            epoch: m.epoch,
+            seq: m.seq,
+            sentAt: m.sentAt,
+            receivedAt: m.receivedAt,
+          },
+    );
   }
 
   /** After the engine has stopped (it saves nothing more). Never throws. */

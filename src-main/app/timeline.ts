@@ -20,6 +20,11 @@ export class Timeline {
     return [...this.#lines];
   }
 
+  /** Whether any message (incoming or own) is shown: the stored history is put in only before. */
+  hasMessages(): boolean {
+    return this.#lines.some((l) => l.kind !== 'system');
+  }
+
   find(id: string): ChatLine | undefined {
     return this.#lines.find((l) => l.id === id);
   }

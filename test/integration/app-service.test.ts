@@ -622,6 +622,10 @@ describe('app service: the highest epoch is kept across restarts (member state s
       );
       const usedBefore = Math.max(...keyEpochs(apps));
       expect(usedBefore).toBeGreaterThan(first);
+      // Its own words per run: both runs share the relay, whose log a fresh member reads in full.
+      const said = `said before the restart (${withKeystore ? 'keystore' : 'password'})`;
+      unwrap(await required(apps[0], 'alice').service.send({ text: said }));
+      await until(() => messages(required(apps[1], 'bob')).some((m) => m.text === said), 'bob reads it');
       for (const app of apps) unwrap(await app.service.disconnect());
 
       // What is on disk: one folder per identity, the key kept the way this installation can.
@@ -639,6 +643,13 @@ describe('app service: the highest epoch is kept across restarts (member state s
       apps = await Promise.all(apps.map((app, i) => restart(app, secretsOf(i))));
       const restored = await chatting(apps);
       expect(restored).toBe(usedBefore); // the stored key: no re-key because they were away
+      // The windows start with the stored history: the message once each, alice's own as sent.
+      const lines = (app: TestApp) =>
+        app.service.snapshot().timeline.filter((l) => l.kind !== 'system' && l.text === said);
+      expect(lines(required(apps[0], 'alice'))).toMatchObject([
+        { kind: 'own', status: 'sent', from: 'alice' },
+      ]);
+      expect(lines(required(apps[1], 'bob'))).toMatchObject([{ kind: 'message', from: 'alice' }]);
       unwrap(await required(apps[1], 'bob').service.rekey());
       await until(
         () => apps.every((a) => (a.service.snapshot().key?.epoch ?? 0) > usedBefore),
