@@ -97,6 +97,8 @@ export class ChatEngine implements ChatEngineApi, EngineHost {
       heldKey: (epoch) => keyring.lookup(epoch),
       onKey: (key) => this.installKey(key),
       wantsToSend: () => this.pending > 0,
+      replayingBacklog: () => this.current?.synced === true && !this.current.caughtUp,
+      followsLog: () => this.current?.synced === true,
       onProblem: (message, code) => this.emitError(code, message),
       initialHighestEpoch: o.epochStore.load(),
       persistEpoch: (epoch) => o.epochStore.save(epoch),
