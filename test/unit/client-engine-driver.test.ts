@@ -1,0 +1,272 @@
+/**
+ * The engine's driver (src-main/client/engine.ts) over an in-memory transport and a ManualClock:
+ * no socket and no waiting on real time. The relay is played by the test (HELLO, PRESENCE, its
+ * HEARTBEAT, each signed with the relay's key and bound to the session as the real relay does);
+ * what the engine writes is read back from the link. Backoff, heartbeats, reconnecting and stop
+ * are checked through the public API, and after every stop no timer of the engine may be left.
+ */
+import { randomBytes } from 'node:crypto';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
+import { ManualClock } from '../../src-main/client/clock.js';
+import { ChatEngine } from '../../src-main/client/engine.js';
+import type { ConnectRelay, EngineLink, TransportHandlers } from '../../src-main/client/engine-transport.js';
+import type { EngineEvent } from '../../src-main/client/engine-types.js';
+import { sessionTag } from '../../src-main/core/link/session-tag.js';
+import type { LocalIdentity } from '../../src-main/core/pki/local-identity.js';
+import {
+  isLinkFrame,
+  readHeader,
+  sealMessage,
+  type MessageType,
+} from '../../src-main/core/protocol/index.js';
+import { makeLoadedGroup, type LoadedGroup } from '../helpers/client-identities.js';
+
+class MemoryLink implements EngineLink {
+  isOpen = true;
+  writableLength = 0;
+  peerMaxFrameBytes = 1024 * 1024;
+  readonly written: Buffer[] = [];
+  closedWith: string | undefined;
+  challenge: Buffer | undefined;
+
+  constructor(readonly handlers: TransportHandlers) {}
+
+  write(envelope: Buffer): boolean {
+    if (!this.isOpen) return false;
+    this.written.push(envelope);
+    return true;
+  }
+
+  end(): Promise<void> {
+    this.close('ended');
+    return Promise.resolve();
+  }
+
+  destroy(reason: string): void {
+    this.close(reason);
+  }
+
+  /** Like a socket's 'close' event: once, and not within the call that closed it. */
+  close(reason: string): void {
+    if (!this.isOpen) return;
+    this.isOpen = false;
+    this.closedWith = reason;
+    queueMicrotask(() => this.handlers.onClose(reason, false));
+  }
+
+  types(): MessageType[] {
+    return this.written.filter((f) => !isLinkFrame(f)).map((f) => readHeader(f).type);
+  }
+}
+
+class MemoryRelay {
+  readonly links: MemoryLink[] = [];
+  /** Every connection is refused (nothing listening). */
+  refusing = false;
+
+  constructor(private readonly relay: LocalIdentity) {}
+
+  readonly connect: ConnectRelay = (_request, handlers) => {
+    const link = new MemoryLink(handlers);
+    this.links.push(link);
+    if (this.refusing) link.close('connect ECONNREFUSED 127.0.0.1:4000');
+    return link;
+  };
+
+  get last(): MemoryLink {
+    const link = this.links.at(-1);
+    if (!link) throw new Error('the engine never connected');
+    return link;
+  }
+
+  hello(link: MemoryLink): void {
+    link.challenge = randomBytes(32);
+    link.handlers.onFrame(
+      sealMessage(
+        'HELLO',
+        { kind: 'certificate', der: this.relay.certificate.der },
+        '',
+        { challenge: link.challenge, relay: this.relay.name, maxFrameBytes: 1024 * 1024 },
+        (d) => this.relay.sign(d),
+      ),
+    );
+  }
+
+  presence(link: MemoryLink, version: number, members: LocalIdentity[]): void {
+    link.handlers.onFrame(
+      sealMessage(
+        'PRESENCE',
+        this.ref(),
+        '',
+        {
+          sessions: [sessionTag(link.challenge ?? Buffer.alloc(32))],
+          version,
+          members: members.map((m) => ({ name: m.name, fingerprint: m.certificate.fingerprintHex })),
+        },
+        (d) => this.relay.sign(d),
+      ),
+    );
+  }
+
+  heartbeat(link: MemoryLink): void {
+    link.handlers.onFrame(
+      sealMessage('HEARTBEAT', this.ref(), '', { session: link.challenge ?? Buffer.alloc(32) }, (d) =>
+        this.relay.sign(d),
+      ),
+    );
+  }
+
+  private ref() {
+    return { kind: 'fingerprint' as const, fingerprint: this.relay.certificate.fingerprint };
+  }
+}
+
+let g: LoadedGroup;
+let relayId: LocalIdentity;
+let alice: LocalIdentity;
+
+beforeAll(() => {
+  g = makeLoadedGroup(['alice', 'bob']);
+  relayId = g.relayHost().relay;
+  alice = g.identities.alice as LocalIdentity;
+});
+
+function engineFor(relay: MemoryRelay, clock: ManualClock) {
+  const events: EngineEvent[] = [];
+  const engine = new ChatEngine({
+    identity: alice,
+    relay: { host: '127.0.0.1', port: 4000 },
+    clock,
+    connect: relay.connect,
+    random: () => 0,
+    backoff: { initialMs: 250, maxMs: 10_000, multiplier: 2, jitter: 0.5 },
+  });
+  engine.on((e) => events.push(e));
+  const states = () => events.flatMap((e) => (e.event === 'state' ? [e] : []));
+  return { engine, events, states };
+}
+
+/** Logs in on the newest link: HELLO, the engine's CONNECTION, then the first PRESENCE. */
+async function logIn(relay: MemoryRelay, engine: ChatEngine): Promise<MemoryLink> {
+  const link = relay.last;
+  relay.hello(link);
+  await vi.waitFor(() => expect(link.types()).toContain('CONNECTION'));
+  relay.presence(link, 1, [alice]);
+  expect(engine.machine.link.phase).toBe('online');
+  // The session's HEARTBEAT is signed once, right after HELLO.
+  await vi.waitFor(() => expect(engine.session?.heartbeatFrame).toBeDefined());
+  return link;
+}
+
+describe('engine driver over an in-memory transport', () => {
+  it('backs off 250, 500, 1000, 2000 ms (jitter from the injected random) while every connection is refused', async () => {
+    const clock = new ManualClock();
+    const relay = new MemoryRelay(relayId);
+    relay.refusing = true;
+    const { engine, states } = engineFor(relay, clock);
+    engine.start();
+    const delays: (number | undefined)[] = [];
+    for (let i = 0; i < 4; i++) {
+      await vi.waitFor(() => expect(states().filter((s) => s.state === 'Reconnecting')).toHaveLength(i + 1));
+      const retry = states().at(-1);
+      expect(retry?.reason).toBe('connect ECONNREFUSED 127.0.0.1:4000');
+      delays.push(retry?.retryInMs);
+      clock.advance((retry?.retryInMs ?? 0) - 1);
+      expect(relay.links).toHaveLength(i + 1);
+      clock.advance(1);
+      expect(relay.links).toHaveLength(i + 2);
+    }
+    expect(delays).toEqual([250, 500, 1000, 2000]);
+    await vi.waitFor(() => expect(engine.state).toBe('Reconnecting'));
+
+    // Stopped while waiting to retry: Disconnected, no timer left, no attempt after.
+    await engine.stop('bye');
+    expect(engine.state).toBe('Disconnected');
+    expect(clock.pending).toBe(0);
+    clock.advance(60_000);
+    expect(relay.links).toHaveLength(5);
+  });
+
+  it('writes a HEARTBEAT after 5 s of quiet, closes after 15 s without a frame, and reconnects from 250 ms', async () => {
+    const clock = new ManualClock();
+    const relay = new MemoryRelay(relayId);
+    const { engine, states } = engineFor(relay, clock);
+    engine.start();
+    const first = await logIn(relay, engine);
+    const beats = (link: MemoryLink) => link.types().filter((t) => t === 'HEARTBEAT').length;
+
+    // The relay talks every 4 s: the link stays up, and we beat every 5 s.
+    for (let t = 0; t < 20_000; t += 4_000) {
+      clock.advance(4_000);
+      relay.heartbeat(first);
+    }
+    expect(first.isOpen).toBe(true);
+    expect(beats(first)).toBe(4);
+
+    // Then nothing: at 15 s of silence the engine closes the link and shows why.
+    clock.advance(14_999);
+    expect(first.isOpen).toBe(true);
+    clock.advance(2_500);
+    expect(first.isOpen).toBe(false);
+    expect(first.closedWith).toBe('Relay not responding: nothing received for 15 s');
+    await vi.waitFor(() => expect(engine.state).toBe('Reconnecting'));
+    expect(states().at(-1)).toMatchObject({
+      reason: 'Relay not responding: nothing received for 15 s',
+      retryInMs: 250,
+    });
+    clock.advance(250);
+    expect(relay.links).toHaveLength(2);
+    const second = await logIn(relay, engine);
+    expect(second).not.toBe(first);
+
+    // Stopped while online: DISCONNECT is written, the link ended, no timer left.
+    await engine.stop('bye');
+    expect(second.types().at(-1)).toBe('DISCONNECT');
+    expect(second.isOpen).toBe(false);
+    expect(engine.state).toBe('Disconnected');
+    expect(clock.pending).toBe(0);
+    clock.advance(60_000);
+    expect(relay.links).toHaveLength(2);
+  });
+
+  it('stopped while connecting (no HELLO yet): the link is closed at once, Disconnected, no timer left', async () => {
+    const clock = new ManualClock();
+    const relay = new MemoryRelay(relayId);
+    const { engine } = engineFor(relay, clock);
+    engine.start();
+    expect(engine.state).toBe('Connecting');
+    expect(clock.pending).toBe(1); // the login deadline
+    await engine.stop('bye');
+    expect(relay.last.isOpen).toBe(false);
+    expect(engine.state).toBe('Disconnected');
+    expect(clock.pending).toBe(0);
+    clock.advance(60_000);
+    expect(relay.links).toHaveLength(1);
+    expect(relay.last.types()).toEqual([]);
+  });
+
+  it('a login that never completes is given up after the login deadline and retried', async () => {
+    const clock = new ManualClock();
+    const relay = new MemoryRelay(relayId);
+    const { engine, states } = engineFor(relay, clock);
+    engine.start();
+    clock.advance(10_000);
+    expect(relay.last.isOpen).toBe(false);
+    await vi.waitFor(() => expect(engine.state).toBe('Reconnecting'));
+    expect(states().at(-1)?.reason).toMatch(/did not complete the login within/);
+    clock.advance(states().at(-1)?.retryInMs ?? 0);
+    expect(relay.links).toHaveLength(2);
+    await engine.stop('bye');
+    expect(clock.pending).toBe(0);
+  });
+
+  it('stopped before it started: Disconnected, nothing opened', async () => {
+    const clock = new ManualClock();
+    const relay = new MemoryRelay(relayId);
+    const { engine } = engineFor(relay, clock);
+    await engine.stop('bye');
+    expect(engine.state).toBe('Disconnected');
+    expect(relay.links).toEqual([]);
+    expect(clock.pending).toBe(0);
+  });
+});
