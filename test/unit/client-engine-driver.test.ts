@@ -11,9 +11,13 @@ import { ManualClock } from '../../src-main/client/clock.js';
 import { ChatEngine } from '../../src-main/client/engine.js';
 import type { ConnectRelay, EngineLink, TransportHandlers } from '../../src-main/client/engine-transport.js';
 import type { EngineEvent } from '../../src-main/client/engine-types.js';
+import type { LogHistory } from '../../src-main/client/log-follower.js';
+import type { ChatEngineOptions } from '../../src-main/client/options.js';
 import { sessionTag } from '../../src-main/core/link/session-tag.js';
 import type { LocalIdentity } from '../../src-main/core/pki/local-identity.js';
 import {
+  decodeBody,
+  encodeLive,
   isLinkFrame,
   readHeader,
   sealMessage,
@@ -79,14 +83,36 @@ class MemoryRelay {
     return link;
   }
 
-  hello(link: MemoryLink): void {
+  /** `streamId`: the relay keeps a log (protocol v2), so the engine SYNCs with it. */
+  hello(link: MemoryLink, streamId?: string): void {
     link.challenge = randomBytes(32);
     link.handlers.onFrame(
       sealMessage(
         'HELLO',
         { kind: 'certificate', der: this.relay.certificate.der },
         '',
-        { challenge: link.challenge, relay: this.relay.name, maxFrameBytes: 1024 * 1024 },
+        {
+          challenge: link.challenge,
+          relay: this.relay.name,
+          maxFrameBytes: 1024 * 1024,
+          ...(streamId !== undefined ? { streamId } : {}),
+        },
+        (d) => this.relay.sign(d),
+      ),
+    );
+  }
+
+  certificates(link: MemoryLink, members: LocalIdentity[]): void {
+    link.handlers.onFrame(
+      sealMessage(
+        'CERT_RESPONSE',
+        this.ref(),
+        '',
+        {
+          session: link.challenge ?? Buffer.alloc(32),
+          certificates: members.map((m) => ({ name: m.name, certificate: m.certificate.der })),
+          unknown: [],
+        },
         (d) => this.relay.sign(d),
       ),
     );
@@ -124,17 +150,28 @@ class MemoryRelay {
 let g: LoadedGroup;
 let relayId: LocalIdentity;
 let alice: LocalIdentity;
+let bob: LocalIdentity;
 
 beforeAll(() => {
   g = makeLoadedGroup(['alice', 'bob']);
   relayId = g.relayHost().relay;
   alice = g.identities.alice as LocalIdentity;
+  bob = g.identities.bob as LocalIdentity;
 });
 
-function engineFor(relay: MemoryRelay, clock: ManualClock) {
+/** A history that holds nothing yet (a fresh member store). */
+const emptyHistory = (): LogHistory => ({
+  has: () => false,
+  recordBatch: (messages) => messages.map(() => true),
+  markStored: () => undefined,
+  position: () => undefined,
+});
+
+function engineFor(relay: MemoryRelay, clock: ManualClock, options: Partial<ChatEngineOptions> = {}) {
   const events: EngineEvent[] = [];
   const engine = new ChatEngine({
     identity: alice,
+    ...options,
     relay: { host: '127.0.0.1', port: 4000 },
     clock,
     connect: relay.connect,
@@ -267,6 +304,73 @@ describe('engine driver over an in-memory transport', () => {
     await engine.stop('bye');
     expect(engine.state).toBe('Disconnected');
     expect(relay.links).toEqual([]);
+    expect(clock.pending).toBe(0);
+  });
+
+  /**
+   * 344d72d, carried into the driver (followsLog): bob, not the initiator, comes online without a
+   * key. On a session that follows the log, every key sealed for him reaches him through it, so he
+   * does not ask alice (REKEY_REQUEST) in the first attempt; on a session without a log he asks at
+   * once.
+   */
+  it('a member that follows the log does not ask for a missing key in the first attempt; without a log it asks at once', async () => {
+    const rekeyRequests = (link: MemoryLink) =>
+      link.written
+        .filter((f) => !isLinkFrame(f))
+        .map((f) => readHeader(f))
+        .filter((h) => h.type === 'REKEY_REQUEST')
+        .map((h) => ({ target: h.target, body: decodeBody('REKEY_REQUEST', h.body) }));
+    const comeOnline = async (relay: MemoryRelay, engine: ChatEngine, streamId?: string) => {
+      const link = relay.last;
+      relay.hello(link, streamId);
+      await vi.waitFor(() => expect(link.types()).toContain('CONNECTION'));
+      relay.presence(link, 1, [alice, bob]);
+      await vi.waitFor(() => expect(link.types()).toContain('CERT_REQUEST'));
+      relay.certificates(link, [alice]);
+      expect(engine.members.map((m) => m.name)).toEqual(['alice', 'bob']);
+      return link;
+    };
+
+    // Without a log: live at the first PRESENCE, and he asks alice straight away.
+    {
+      const clock = new ManualClock();
+      const relay = new MemoryRelay(relayId);
+      const { engine } = engineFor(relay, clock, { identity: bob, keyEstablishmentTimeoutMs: 2_000 });
+      engine.start();
+      const link = await comeOnline(relay, engine);
+      await vi.waitFor(() => expect(rekeyRequests(link)).toHaveLength(1));
+      expect(rekeyRequests(link)[0]).toMatchObject({ target: 'alice', body: { reason: 'key-missing' } });
+      await engine.stop('bye');
+      expect(clock.pending).toBe(0);
+    }
+
+    // Following the log: SYNC, then LIVE; no request while the first attempt runs.
+    const clock = new ManualClock();
+    const relay = new MemoryRelay(relayId);
+    const { engine } = engineFor(relay, clock, {
+      identity: bob,
+      keyEstablishmentTimeoutMs: 2_000,
+      history: emptyHistory(),
+    });
+    engine.start();
+    const link = await comeOnline(relay, engine, 'a'.repeat(32));
+    await vi.waitFor(() => expect(link.types()).toContain('SYNC'));
+    link.handlers.onFrame(encodeLive(0));
+    expect(engine.session?.caughtUp).toBe(true);
+    expect(engine.state).toBe('KeyEstablishment');
+    // Whatever is being signed has been written by now (the same wait saw CONNECTION and SYNC).
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(rekeyRequests(link)).toEqual([]);
+    clock.advance(1_999);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(rekeyRequests(link)).toEqual([]);
+    // The key timer: attempt 2, whose initiator (of the two online) is bob himself: he starts the
+    // round, and still never crossed alice's with a request of his own.
+    clock.advance(1);
+    await vi.waitFor(() => expect(link.types()).toContain('NONCE_REQUEST'));
+    expect(rekeyRequests(link)).toEqual([]);
+    expect(engine.machine.shown.reason).toBe('attempt 2: initiator bob');
+    await engine.stop('bye');
     expect(clock.pending).toBe(0);
   });
 });
