@@ -6,6 +6,8 @@
  * are checked through the public API, and after every stop no timer of the engine may be left.
  */
 import { randomBytes } from 'node:crypto';
+import { decodeJsonBody } from '../../src-main/core/protocol/json-body.js';
+import { BODY_SCHEMAS } from '../../src-main/core/protocol/schemas.js';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { ManualClock } from '../../src-main/client/clock.js';
 import { ChatEngine } from '../../src-main/client/engine.js';
@@ -17,6 +19,7 @@ import { sessionTag } from '../../src-main/core/link/session-tag.js';
 import type { LocalIdentity } from '../../src-main/core/pki/local-identity.js';
 import {
   decodeBody,
+  encodeDelivered,
   encodeLive,
   isLinkFrame,
   readHeader,
@@ -24,6 +27,7 @@ import {
   type MessageType,
 } from '../../src-main/core/protocol/index.js';
 import { makeLoadedGroup, type LoadedGroup } from '../helpers/client-identities.js';
+import { Bus } from '../helpers/key-bus.js';
 
 class MemoryLink implements EngineLink {
   isOpen = true;
@@ -372,5 +376,74 @@ describe('engine driver over an in-memory transport', () => {
     expect(engine.machine.shown.reason).toBe('attempt 2: initiator bob');
     await engine.stop('bye');
     expect(clock.pending).toBe(0);
+  });
+
+  /**
+   * The epochs landing, carried into the driver (replayingBacklog): a KEY_DISTRIBUTION stored in
+   * the log from a round bob answered in an earlier run names him as a contributor. The new bob
+   * does not know what he answered then, so from the backlog (before LIVE) it is accepted on
+   * alice's signature; the same frame arriving live on a session without a log is refused.
+   */
+  it('accepts a stored key from the backlog that names it as a contributor of an earlier run', async () => {
+    // The earlier run: alice and bob key epoch 1 between them; the relay stored alice's
+    // KEY_DISTRIBUTION for bob.
+    const bus = new Bus([alice, bob]);
+    const toBob: Buffer[] = [];
+    bus.filter = (w) => {
+      if (w.type === 'KEY_DISTRIBUTION' && w.to === 'bob') toBob.push(w.bytes);
+      return true;
+    };
+    bus.setMembership(['alice', 'bob'], 1);
+    bus.run();
+    expect(bus.last('bob')?.contributors).toEqual(['alice', 'bob']);
+    const body = decodeJsonBody(BODY_SCHEMAS.KEY_DISTRIBUTION, toBob[0] as Buffer, 'KEY_DISTRIBUTION');
+    const stored = sealMessage(
+      'KEY_DISTRIBUTION',
+      { kind: 'fingerprint', fingerprint: alice.certificate.fingerprint },
+      'bob',
+      body,
+      (d) => alice.sign(d),
+    );
+
+    // The new run: a fresh bob that follows the log gets it in the replay.
+    const clock = new ManualClock();
+    const relay = new MemoryRelay(relayId);
+    const { engine, events } = engineFor(relay, clock, { identity: bob, history: emptyHistory() });
+    engine.start();
+    const link = relay.last;
+    relay.hello(link, 'b'.repeat(32));
+    await vi.waitFor(() => expect(link.types()).toContain('CONNECTION'));
+    relay.presence(link, 1, [alice, bob]);
+    await vi.waitFor(() => expect(link.types()).toContain('CERT_REQUEST'));
+    relay.certificates(link, [alice]);
+    await vi.waitFor(() => expect(link.types()).toContain('SYNC'));
+    link.handlers.onFrame(encodeDelivered(1, stored));
+    link.handlers.onFrame(encodeLive(1));
+    const problems = () => events.flatMap((e) => (e.event === 'error' ? [e.message] : []));
+    await vi.waitFor(() => expect(engine.key?.epoch).toBe(1));
+    expect(engine.key?.contributors).toEqual(['alice', 'bob']);
+    expect(engine.state).toBe('Chatting');
+    expect(problems()).toEqual([]);
+
+    await engine.stop('bye');
+    expect(clock.pending).toBe(0);
+
+    // The same frame live, on a session without a log, to a bob who did not answer: refused.
+    const clock2 = new ManualClock();
+    const relay2 = new MemoryRelay(relayId);
+    const other = engineFor(relay2, clock2, { identity: bob, keyEstablishmentTimeoutMs: 60_000 });
+    other.engine.start();
+    const link2 = relay2.last;
+    relay2.hello(link2);
+    await vi.waitFor(() => expect(link2.types()).toContain('CONNECTION'));
+    relay2.presence(link2, 1, [alice, bob]);
+    await vi.waitFor(() => expect(link2.types()).toContain('CERT_REQUEST'));
+    relay2.certificates(link2, [alice]);
+    link2.handlers.onFrame(stored);
+    const problems2 = () => other.events.flatMap((e) => (e.event === 'error' ? [e.message] : []));
+    await vi.waitFor(() => expect(problems2().join(' ')).toMatch(/never answered/));
+    expect(other.engine.key).toBeUndefined();
+    await other.engine.stop('bye');
+    expect(clock2.pending).toBe(0);
   });
 });
