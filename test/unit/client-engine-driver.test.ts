@@ -21,6 +21,7 @@ import {
   decodeBody,
   encodeDelivered,
   encodeLive,
+  encodeStored,
   isLinkFrame,
   readHeader,
   sealMessage,
@@ -170,6 +171,30 @@ const emptyHistory = (): LogHistory => ({
   markStored: () => undefined,
   position: () => undefined,
 });
+
+/**
+ * An earlier run: alice and bob key epoch 1 between them (the key-establishment machines over an
+ * in-memory bus); returns alice's KEY_DISTRIBUTION for bob as the relay stored it, signed by her.
+ */
+function storedKeyForBob(): Buffer {
+  const bus = new Bus([alice, bob]);
+  const toBob: Buffer[] = [];
+  bus.filter = (w) => {
+    if (w.type === 'KEY_DISTRIBUTION' && w.to === 'bob') toBob.push(w.bytes);
+    return true;
+  };
+  bus.setMembership(['alice', 'bob'], 1);
+  bus.run();
+  expect(bus.last('bob')?.contributors).toEqual(['alice', 'bob']);
+  const body = decodeJsonBody(BODY_SCHEMAS.KEY_DISTRIBUTION, toBob[0] as Buffer, 'KEY_DISTRIBUTION');
+  return sealMessage(
+    'KEY_DISTRIBUTION',
+    { kind: 'fingerprint', fingerprint: alice.certificate.fingerprint },
+    'bob',
+    body,
+    (d) => alice.sign(d),
+  );
+}
 
 function engineFor(relay: MemoryRelay, clock: ManualClock, options: Partial<ChatEngineOptions> = {}) {
   const events: EngineEvent[] = [];
@@ -385,25 +410,7 @@ describe('engine driver over an in-memory transport', () => {
    * alice's signature; the same frame arriving live on a session without a log is refused.
    */
   it('accepts a stored key from the backlog that names it as a contributor of an earlier run', async () => {
-    // The earlier run: alice and bob key epoch 1 between them; the relay stored alice's
-    // KEY_DISTRIBUTION for bob.
-    const bus = new Bus([alice, bob]);
-    const toBob: Buffer[] = [];
-    bus.filter = (w) => {
-      if (w.type === 'KEY_DISTRIBUTION' && w.to === 'bob') toBob.push(w.bytes);
-      return true;
-    };
-    bus.setMembership(['alice', 'bob'], 1);
-    bus.run();
-    expect(bus.last('bob')?.contributors).toEqual(['alice', 'bob']);
-    const body = decodeJsonBody(BODY_SCHEMAS.KEY_DISTRIBUTION, toBob[0] as Buffer, 'KEY_DISTRIBUTION');
-    const stored = sealMessage(
-      'KEY_DISTRIBUTION',
-      { kind: 'fingerprint', fingerprint: alice.certificate.fingerprint },
-      'bob',
-      body,
-      (d) => alice.sign(d),
-    );
+    const stored = storedKeyForBob();
 
     // The new run: a fresh bob that follows the log gets it in the replay.
     const clock = new ManualClock();
@@ -445,5 +452,59 @@ describe('engine driver over an in-memory transport', () => {
     expect(other.engine.key).toBeUndefined();
     await other.engine.stop('bye');
     expect(clock2.pending).toBe(0);
+  });
+
+  it('a message typed while reconnecting goes out once after the reconnect; one the log acknowledged is not written again', async () => {
+    const clock = new ManualClock();
+    const relay = new MemoryRelay(relayId);
+    const { engine, events } = engineFor(relay, clock, { identity: bob, history: emptyHistory() });
+    const chats = (link: MemoryLink) =>
+      link.written.filter((f) => !isLinkFrame(f) && readHeader(f).type === 'ENCRYPTED_TEXT');
+    /** Logs in on the newest link with alice online, replays `replay`, then LIVE. */
+    const session = async (replay: Buffer[]) => {
+      const link = relay.last;
+      relay.hello(link, 'c'.repeat(32));
+      await vi.waitFor(() => expect(link.types()).toContain('CONNECTION'));
+      relay.presence(link, 1, [alice, bob]);
+      if (engine.state === 'CertExchange') {
+        await vi.waitFor(() => expect(link.types()).toContain('CERT_REQUEST'));
+        relay.certificates(link, [alice]);
+      }
+      await vi.waitFor(() => expect(link.types()).toContain('SYNC'));
+      replay.forEach((f, i) => link.handlers.onFrame(encodeDelivered(i + 1, f)));
+      link.handlers.onFrame(encodeLive(replay.length));
+      await vi.waitFor(() => expect(engine.state).toBe('Chatting'));
+      return link;
+    };
+    engine.start();
+    const first = await session([storedKeyForBob()]);
+    expect(engine.key?.epoch).toBe(1);
+
+    engine.send('before');
+    await vi.waitFor(() => expect(chats(first)).toHaveLength(1));
+    // The relay stores it: STORED for bob's first logged frame of this session.
+    first.handlers.onFrame(encodeStored([{ n: 1, offset: 2 }]));
+    await vi.waitFor(() => expect(events.some((e) => e.event === 'sent')).toBe(true));
+
+    // The link drops; a message typed now waits in the queue.
+    first.close('read ECONNRESET');
+    await vi.waitFor(() => expect(engine.state).toBe('Reconnecting'));
+    engine.send('while away');
+    expect(engine.pending).toBe(1);
+    clock.advance(250);
+    expect(relay.links).toHaveLength(2);
+    const second = await session([]);
+    expect(engine.key?.epoch).toBe(1); // a reconnect keeps the key
+    await vi.waitFor(() => expect(chats(second)).toHaveLength(1));
+    // Give the pipeline every chance to write something twice.
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    clock.advance(10_000);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(chats(second)).toHaveLength(1);
+    expect(chats(second)[0]?.equals(chats(first)[0] as Buffer)).toBe(false);
+    const sentTexts = events.flatMap((e) => (e.event === 'outgoing' && e.status === 'sent' ? [e.text] : []));
+    expect(sentTexts).toEqual(['before', 'while away']);
+    await engine.stop('bye');
+    expect(clock.pending).toBe(0);
   });
 });
