@@ -6,6 +6,7 @@
 import type { LocalIdentity } from '../core/pki/local-identity.js';
 import type { ChatEngineApi, EngineEvent, RelayAddress } from '../client/engine-types.js';
 import type { ChatLine, ConnectionView, KeyView } from '../../src-shared/model.js';
+import { connectionStateView, keyView, memberViews } from './engine-views.js';
 import { AppFailure, toAppError } from './errors.js';
 import type { EventHub } from './event-hub.js';
 import type { MemberList } from './member-list.js';
@@ -110,7 +111,7 @@ export class ChatSession {
     this.#state = state;
     this.#engine = engine;
     this.#engineOff = engine.on((event) => this.#onEngineEvent(engine, event));
-    this.#setConnection({ state: engine.state, address });
+    this.#setConnection({ state: connectionStateView(engine.state), address });
     engine.start();
     return this.#connection;
   }
@@ -178,10 +179,10 @@ export class ChatSession {
         this.#onState(event);
         break;
       case 'members':
-        this.#deps.members.update(event.members);
+        this.#deps.members.update(memberViews(event.members));
         break;
       case 'key': {
-        const { event: _e, ...key } = event;
+        const key = keyView(event);
         const previous = this.#key;
         this.#key = key;
         hub.emit({ type: 'key', key });
@@ -291,7 +292,7 @@ export class ChatSession {
     const address = this.#connection.address;
     const reason = describeConnectionReason(event.reason, address);
     this.#setConnection({
-      state: event.state,
+      state: connectionStateView(event.state),
       ...(reason !== undefined ? { reason } : {}),
       ...(event.retryInMs !== undefined ? { retryInMs: event.retryInMs } : {}),
       ...(address ? { address } : {}),

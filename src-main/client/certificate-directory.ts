@@ -6,7 +6,7 @@
  */
 import type { Certificate } from '../core/pki/certificate.js';
 import type { CertificateValidator } from '../core/pki/validate.js';
-import type { MemberView } from '../../src-shared/model.js';
+import type { Member } from './types.js';
 
 type Status = 'pending' | 'valid' | 'rejected' | 'gone';
 
@@ -35,7 +35,7 @@ export class CertificateDirectory {
    * Takes a new PRESENCE member list. Returns the names whose certificate must be fetched (held
    * nowhere and not already asked for).
    */
-  applyPresence(members: readonly MemberView[]): string[] {
+  applyPresence(members: readonly Member[]): string[] {
     this.expected = new Map(members.map((m) => [m.name, m.fingerprint]));
     if (!this.expected.has(this.self.name)) this.expected.set(this.self.name, this.self.fingerprintHex);
     this.status.clear();
@@ -114,8 +114,8 @@ export class CertificateDirectory {
   }
 
   /** Members of the latest PRESENCE whose certificate validated (self included), sorted by name. */
-  validMembers(): MemberView[] {
-    const out: MemberView[] = [];
+  validMembers(): Member[] {
+    const out: Member[] = [];
     for (const [name, fp] of this.expected)
       if (this.status.get(name) === 'valid') out.push({ name, fingerprint: fp });
     return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));

@@ -2,13 +2,13 @@
  * The public face of the chat client engine (src-main/client/engine.ts). The terminal client and
  * the desktop app's service render exactly these events; nothing here exposes key material.
  */
-import type { ConnectionState, ErrorView, KeyView, MemberView } from '../../src-shared/model.js';
+import type { EngineProblem, EngineState, GroupKeyInfo, Member } from './types.js';
 import type { RosterView } from './roster-tracker.js';
 
 export type EngineEvent =
-  | { event: 'state'; state: ConnectionState; reason?: string; retryInMs?: number }
-  | { event: 'members'; members: MemberView[] }
-  | ({ event: 'key' } & KeyView)
+  | { event: 'state'; state: EngineState; reason?: string; retryInMs?: number }
+  | { event: 'members'; members: Member[] }
+  | ({ event: 'key' } & GroupKeyInfo)
   /** A message from another member, shown once: `offset` is where the relay's log holds it. */
   | {
       event: 'message';
@@ -36,7 +36,7 @@ export type EngineEvent =
   | { event: 'system'; kind: 'joined' | 'left'; name: string }
   /** The roster this member holds: at the first ROSTER of a run, then each newer one. */
   | ({ event: 'roster' } & RosterView)
-  | ({ event: 'error' } & ErrorView);
+  | ({ event: 'error' } & EngineProblem);
 
 export interface RelayAddress {
   host: string;
@@ -45,9 +45,9 @@ export interface RelayAddress {
 
 export interface ChatEngineApi {
   readonly name: string;
-  readonly state: ConnectionState;
-  readonly members: readonly MemberView[];
-  readonly key: KeyView | undefined;
+  readonly state: EngineState;
+  readonly members: readonly Member[];
+  readonly key: GroupKeyInfo | undefined;
   /** Starts connecting; reconnects on its own until stop() is called. */
   start(): void;
   /** Queues a message; it is sent, in order, as soon as a key exists. Returns a local id. */

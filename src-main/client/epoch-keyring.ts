@@ -8,7 +8,7 @@
  */
 import { timingSafeEqual } from 'node:crypto';
 import { aesGcmDecrypt, aesGcmEncrypt } from '../core/crypto/primitives.js';
-import type { KeyView } from '../../src-shared/model.js';
+import type { GroupKeyInfo } from './types.js';
 import type { RejectCode } from './errors.js';
 import { chatAad, type EpochKey } from './key-schedule.js';
 import { SequenceWindow } from './sequence-window.js';
@@ -16,7 +16,7 @@ import { SequenceWindow } from './sequence-window.js';
 interface EpochEntry {
   epoch: number;
   key: Buffer;
-  view: KeyView;
+  view: GroupKeyInfo;
   initiator: string;
   rosterVersion: number;
   /** When it was installed (ms, engine clock) and how many messages it carried (rotation). */
@@ -90,7 +90,7 @@ export class EpochKeyring {
     private readonly sequenceWindow?: number,
   ) {}
 
-  get current(): KeyView | undefined {
+  get current(): GroupKeyInfo | undefined {
     return this.#current?.view;
   }
 
@@ -113,7 +113,7 @@ export class EpochKeyring {
     members: readonly string[],
     initiator: string,
     facts: KeyFacts = {},
-  ): KeyView {
+  ): GroupKeyInfo {
     if (epoch <= this.#highest) {
       throw new RangeError(`epoch ${epoch} is not newer than epoch ${this.#highest}, held before`);
     }
@@ -133,7 +133,7 @@ export class EpochKeyring {
     members: readonly string[],
     initiator: string,
     facts: KeyFacts = {},
-  ): KeyView {
+  ): GroupKeyInfo {
     if (this.knows(epoch)) throw new RangeError(`epoch ${epoch} is held already`);
     this.#highest = Math.max(this.#highest, epoch);
     const entry = this.entry(epoch, derived, members, initiator, facts);
@@ -197,7 +197,7 @@ export class EpochKeyring {
     initiator: string,
     facts: KeyFacts,
   ): EpochEntry {
-    const view: KeyView = {
+    const view: GroupKeyInfo = {
       epoch,
       safetyNumber: derived.safetyNumber,
       members: [...members],

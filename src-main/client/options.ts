@@ -7,6 +7,8 @@ import { MemoryRosterStore, type RosterStore } from './roster-tracker.js';
 import { DEFAULT_ROTATION_MAX_MESSAGES, DEFAULT_ROTATION_PERIOD_MS } from './epoch-policy.js';
 import type { StoredEpochKey } from './state/epoch-keys.js';
 import type { RelayAddress } from './engine-types.js';
+import { systemClock, type Clock } from './clock.js';
+import { connectTls, type ConnectRelay } from './engine-transport.js';
 import type { LogHistory } from './log-follower.js';
 import { DEFAULT_SEQUENCE_WINDOW } from './sequence-window.js';
 
@@ -144,8 +146,17 @@ export interface ChatEngineOptions {
   history?: LogHistory;
   /** Keeps the highest roster seen across restarts (default: in memory only). */
   rosterStore?: RosterStore;
-  /** Clock (ms) for the REKEY_REQUEST rate limit and rotation by age; tests inject a fake one. */
+  /**
+   * Clock (ms) for the REKEY_REQUEST rate limit and rotation by age; tests inject a fake one.
+   * Defaults to `clock.now`.
+   */
   now?: () => number;
+  /** Every timer and reading of time the engine makes (default: the real clock). */
+  clock?: Clock;
+  /** How the engine reaches the relay (default: the TLS link). */
+  connect?: ConnectRelay;
+  /** In [0, 1): the backoff's jitter (default Math.random). */
+  random?: () => number;
   unsafeTestHooks?: UnsafeTestHooks;
 }
 
@@ -158,6 +169,7 @@ export type ResolvedOptions = Required<
 };
 
 export function resolveOptions(o: ChatEngineOptions): ResolvedOptions {
+  const clock = o.clock ?? systemClock();
   return {
     identity: o.identity,
     relay: o.relay,
@@ -177,7 +189,10 @@ export function resolveOptions(o: ChatEngineOptions): ResolvedOptions {
     heartbeatTimeoutMs: o.heartbeatTimeoutMs ?? DEFAULT_LIVENESS.timeoutMs,
     epochStore: o.epochStore ?? new MemoryEpochStore(),
     rosterStore: o.rosterStore ?? new MemoryRosterStore(),
-    now: o.now ?? Date.now,
+    clock,
+    now: o.now ?? (() => clock.now()),
+    connect: o.connect ?? connectTls,
+    random: o.random ?? Math.random,
     roster: o.roster,
     rotationPeriodMs: o.rotationPeriodMs ?? DEFAULT_ROTATION_PERIOD_MS,
     rotationMaxMessages: o.rotationMaxMessages ?? DEFAULT_ROTATION_MAX_MESSAGES,
