@@ -34,6 +34,8 @@ export interface Session {
   synced: boolean;
   /** LIVE arrived: the replay is over, so every stored key distribution has been seen. */
   caughtUp: boolean;
+  /** A link frame arrived: the relay has taken our SYNC, and sends logged frames as DELIVERED. */
+  linkFramesSeen: boolean;
 }
 
 export interface EngineHost {

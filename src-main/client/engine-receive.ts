@@ -41,6 +41,7 @@ export class FrameReceiver {
     const follower = this.p.follower;
     try {
       if (!follower || !session.synced) throw new ProtocolError('BadFrame', 'a link frame before SYNC');
+      session.linkFramesSeen = true;
       const link = decodeLinkFrame(frame);
       switch (link.kind) {
         case 'DELIVERED':
@@ -241,6 +242,22 @@ export class FrameReceiver {
     }
     verifyHeader(header, cert.publicKey);
     const sender = cert.name;
+    // A logged frame outside DELIVERED, from a relay that keeps a log, before the relay answered our
+    // SYNC: it reached us before the relay took the SYNC (it sends a session that has not synced
+    // bare frames). The replay brings it again, in log order: taken now it would jump ahead of the
+    // frames before it, whose sequence numbers the window would then refuse as replays. (Found by
+    // the relay kill -9 benchmark.) Once the relay speaks link frames, anything bare is checked.
+    const { follower } = this.p;
+    const session = this.p.host.session;
+    if (
+      (header.type === 'ENCRYPTED_TEXT' || header.type === 'KEY_DISTRIBUTION') &&
+      follower !== undefined &&
+      session?.streamId !== undefined &&
+      !session.linkFramesSeen &&
+      !follower.fromLog
+    ) {
+      return;
+    }
     switch (header.type) {
       case 'ENCRYPTED_TEXT':
         this.onChat(sender, decodeBody('ENCRYPTED_TEXT', header.body));

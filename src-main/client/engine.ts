@@ -358,6 +358,7 @@ export class ChatEngine implements ChatEngineApi, EngineHost {
     const session: Session = {
       synced: false,
       caughtUp: false,
+      linkFramesSeen: false,
       link: this.o.connect(
         {
           relay: this.o.relay,

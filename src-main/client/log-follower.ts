@@ -203,6 +203,11 @@ export class LogFollower {
     }
   }
 
+  /** The frame being handled came from the log (inside DELIVERED, replayed or live). */
+  get fromLog(): boolean {
+    return this.current !== undefined;
+  }
+
   /** The frame being handled was replayed from the log (DELIVERED before LIVE). */
   get inReplay(): boolean {
     const at = this.current;

@@ -29,6 +29,8 @@ import {
 } from '../../src-main/core/protocol/index.js';
 import { makeLoadedGroup, type LoadedGroup } from '../helpers/client-identities.js';
 import { Bus } from '../helpers/key-bus.js';
+import { EpochKeyring } from '../../src-main/client/epoch-keyring.js';
+import { encodeChatPlaintext } from '../../src-main/client/chat-codec.js';
 
 class MemoryLink implements EngineLink {
   isOpen = true;
@@ -177,6 +179,11 @@ const emptyHistory = (): LogHistory => ({
  * in-memory bus); returns alice's KEY_DISTRIBUTION for bob as the relay stored it, signed by her.
  */
 function storedKeyForBob(): Buffer {
+  return keyedRun().stored;
+}
+
+/** As storedKeyForBob, with alice's keyring for epoch 1 (she can seal messages under it). */
+function keyedRun(): { stored: Buffer; aliceRing: EpochKeyring } {
   const bus = new Bus([alice, bob]);
   const toBob: Buffer[] = [];
   bus.filter = (w) => {
@@ -187,11 +194,28 @@ function storedKeyForBob(): Buffer {
   bus.run();
   expect(bus.last('bob')?.contributors).toEqual(['alice', 'bob']);
   const body = decodeJsonBody(BODY_SCHEMAS.KEY_DISTRIBUTION, toBob[0] as Buffer, 'KEY_DISTRIBUTION');
-  return sealMessage(
+  const k = bus.last('alice');
+  if (!k) throw new Error('alice has no key');
+  const aliceRing = new EpochKeyring(alice.groupId, 10_000);
+  aliceRing.install(1, k.derived, ['alice', 'bob'], 'alice');
+  const stored = sealMessage(
     'KEY_DISTRIBUTION',
     { kind: 'fingerprint', fingerprint: alice.certificate.fingerprint },
     'bob',
     body,
+    (d) => alice.sign(d),
+  );
+  return { stored, aliceRing };
+}
+
+/** alice's next chat message under epoch 1, signed, as she would write it. */
+function aliceSays(ring: EpochKeyring, text: string): Buffer {
+  const sealed = ring.seal('alice', encodeChatPlaintext({ text, sentAt: 1 }));
+  return sealMessage(
+    'ENCRYPTED_TEXT',
+    { kind: 'fingerprint', fingerprint: alice.certificate.fingerprint },
+    '',
+    sealed,
     (d) => alice.sign(d),
   );
 }
@@ -504,6 +528,34 @@ describe('engine driver over an in-memory transport', () => {
     expect(chats(second)[0]?.equals(chats(first)[0] as Buffer)).toBe(false);
     const sentTexts = events.flatMap((e) => (e.event === 'outgoing' && e.status === 'sent' ? [e.text] : []));
     expect(sentTexts).toEqual(['before', 'while away']);
+    await engine.stop('bye');
+    expect(clock.pending).toBe(0);
+  });
+
+  it('on a relay that keeps a log, a chat frame outside DELIVERED is left to the replay: it never jumps ahead of the frames before it', async () => {
+    const { stored, aliceRing } = keyedRun();
+    const [first, second] = [aliceSays(aliceRing, 'first'), aliceSays(aliceRing, 'second')];
+    const clock = new ManualClock();
+    const relay = new MemoryRelay(relayId);
+    const { engine, events } = engineFor(relay, clock, { identity: bob, history: emptyHistory() });
+    engine.start();
+    const link = relay.last;
+    relay.hello(link, 'd'.repeat(32));
+    await vi.waitFor(() => expect(link.types()).toContain('CONNECTION'));
+    relay.presence(link, 1, [alice, bob]);
+    await vi.waitFor(() => expect(link.types()).toContain('CERT_REQUEST'));
+    relay.certificates(link, [alice]);
+    await vi.waitFor(() => expect(link.types()).toContain('SYNC'));
+    // The relay sent 'second' bare (it reached the session before the relay took its SYNC), then
+    // the replay brings the key and both messages in log order.
+    link.handlers.onFrame(second);
+    link.handlers.onFrame(encodeDelivered(1, stored));
+    link.handlers.onFrame(encodeDelivered(2, first));
+    link.handlers.onFrame(encodeDelivered(3, second));
+    link.handlers.onFrame(encodeLive(3));
+    const shown = () => events.flatMap((e) => (e.event === 'message' ? [e.text] : []));
+    await vi.waitFor(() => expect(shown()).toEqual(['first', 'second']));
+    expect(events.filter((e) => e.event === 'error')).toEqual([]);
     await engine.stop('bye');
     expect(clock.pending).toBe(0);
   });
