@@ -104,8 +104,13 @@ function withRoster(
  * at once from this one host are not a flood) and `extra`. Heartbeats at the relay's defaults
  * (relay-kit pushes them away for raw clients): engines expect to hear from the relay every 15 s.
  */
-export function startLoggingRelay(relayBundle: string, dir: string, extra: string[] = []): Promise<Child> {
-  return startRelay(relayBundle, mkdtempSync(join(dir, 'relay-data-')), [
+export function startLoggingRelay(
+  relayBundle: string,
+  dir: string,
+  extra: string[] = [],
+  dataDir = mkdtempSync(join(dir, 'relay-data-')),
+): Promise<Child> {
+  return startRelay(relayBundle, dataDir, [
     '--max-pending-per-address',
     '128',
     '--heartbeat-interval-ms',

@@ -9,9 +9,14 @@
  *   decrypted, stored in her history, then the `message` event) per second, from start() to the
  *   10,000th (login, SYNC and the replay included); catchup.replay_msgs_per_s from the first shown
  *   to the last.
- * - restart.catchup_ms: carol stops and closes her store; alice sends 1,000 (all STORED); from
- *   opening carol's store again to her Chatting with all 1,000 shown. Median of 3, in a new epoch
- *   (see the comment there).
+ * - member_restart.catchup_ms: carol stops and closes her store; alice sends 1,000 (all STORED);
+ *   from opening carol's store again to her Chatting with all 1,000 shown. Median of 3, under the
+ *   same key (her replay window resumes from her history).
+ * - restart.catchup_ms: alice, bob and carol online; alice sends 2,000; once 1,000 are STORED the
+ *   relay is killed (-9) and started again on its data directory and port. From its `listening on`
+ *   until bob and carol have shown every one of the 2,000 (the ones not acknowledged before the
+ *   kill are sent again by alice after she reconnects) and alice has none pending. Members keep
+ *   their default reconnect backoff (250 ms doubling, jittered). Median of 3.
  * - keysetup.ms.*: over a roster of M members of which O are online (docs/client.md "Epochs over
  *   the roster"): the initiator (the first member online, which made epoch 1) asks for a new
  *   epoch (requestRekey); time until every online member is Chatting under it with the same
@@ -20,6 +25,7 @@
  * The relay runs with its default limits but for the frame/byte rate (off here: filling the log
  * with 10,000 messages is set-up, not what is measured; the replay is not rate-limited anyway).
  */
+import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -41,6 +47,8 @@ import type { Child } from './relay-kit.js';
 const CATCHUP_MESSAGES = 10_000;
 const RESTART_MESSAGES = 1_000;
 const RESTART_ROUNDS = 3;
+/** The burst during which the relay is killed (at half of it acknowledged). */
+const RELAY_BURST = 2_000;
 const TEXT_CHARS = 1000;
 /** [M, O]: roster size, members online. */
 const KEY_SETUPS: [number, number][] = [
@@ -108,12 +116,13 @@ async function catchUpAndRestart(parent: string): Promise<BenchResult[]> {
   const results: BenchResult[] = [];
   const open: Running[] = [];
   try {
+    // Alone online a member keys only once it writes: carol's arrival makes the first key.
     const a = runMember(alice, relay.port, group.roster, aliceStore);
     open.push(a);
-    await a.member.until(() => a.member.chattingAt(), 'key');
+    await a.member.until(() => a.member.engine.state === 'Chatting', 'Chatting');
     let c = runMember(carol, relay.port, group.roster, carolStore);
     open.push(c);
-    await c.member.until(() => c.member.chattingAt(), 'key');
+    await agreeOn([a, c], 1);
     await c.close();
     open.splice(open.indexOf(c), 1);
 
@@ -150,7 +159,7 @@ async function catchUpAndRestart(parent: string): Promise<BenchResult[]> {
       restarts.push(back.totalMs);
     }
     console.log(`  (restart rounds: ${restarts.map((ms) => ms.toFixed(0)).join(', ')} ms)`);
-    results.push({ name: 'restart.catchup_ms', value: percentile(restarts, 50), unit: 'ms' });
+    results.push({ name: 'member_restart.catchup_ms', value: percentile(restarts, 50), unit: 'ms' });
   } finally {
     for (const r of open) await r.close();
     await relay.stop();
@@ -173,6 +182,61 @@ async function agreeOn(online: Running[], min: number): Promise<void> {
   }
 }
 
+/** restart.catchup_ms, one round: see the file comment. */
+async function relayRestartRound(parent: string, round: number): Promise<number> {
+  const group = makeGroup(3, parent);
+  const dataDir = mkdtempSync(join(parent, 'relay-restart-data-'));
+  let relay = await startLoggingRelay(group.relayBundle, parent, NO_RATE, dataDir);
+  const port = relay.port;
+  const open = group.identities.map((id) => runMember(id, port, group.roster, new BenchStore(id, parent)));
+  const [a, b, c] = open as [Running, Running, Running];
+  try {
+    await agreeOn(open, 1);
+    const tag = `relay-restart${round}`;
+    let stored = 0;
+    a.member.onEvent = (e) => {
+      if (e.event === 'sent') stored++;
+    };
+    const problems: string[] = [];
+    const shown = [b, c].map((r) => {
+      const seen = new Set<string>();
+      r.member.onEvent = (e) => {
+        if (e.event === 'message' && e.text.startsWith(`${tag} `)) seen.add(e.text);
+        if ((e.event === 'error' || e.event === 'gap') && problems.length < 8)
+          problems.push(`${r.member.identity.name}: ${JSON.stringify(e)}`);
+      };
+      return seen;
+    });
+    for (let i = 0; i < RELAY_BURST; i++) a.member.engine.send(textOf(tag, i));
+    await a.member.until(() => stored >= RELAY_BURST / 2, 'half of the burst STORED', 120_000);
+    relay.proc.kill('SIGKILL');
+    await once(relay.proc, 'exit');
+    relay = await startLoggingRelay(group.relayBundle, parent, [...NO_RATE, '--port', String(port)], dataDir);
+    const t0 = performance.now();
+    // Each waits on its own events: bob and carol until they showed all, alice until none is pending.
+    const waits = [
+      ...[b, c].map((r, k) =>
+        r.member.until(
+          () => (shown[k] as Set<string>).size >= RELAY_BURST,
+          `all ${RELAY_BURST} shown`,
+          60_000,
+        ),
+      ),
+      a.member.until(() => a.member.engine.pending === 0, 'nothing pending', 60_000),
+    ];
+    await Promise.all(waits).catch((err: unknown) => {
+      const states = open.map((r) => `${r.member.identity.name} ${r.member.engine.state}`).join(', ');
+      const seen = shown.map((x) => x.size).join('/');
+      const detail = `shown ${seen}, pending ${a.member.engine.pending}, ${states}; ${problems.join('; ')}`;
+      throw new Error(`${(err as Error).message} (${detail})`);
+    });
+    return performance.now() - t0;
+  } finally {
+    for (const r of open) await r.close();
+    await relay.stop();
+  }
+}
+
 /** keysetup over a roster of m with o online: see the file comment. */
 async function keySetup(group: BenchGroup, m: number, o: number, parent: string): Promise<number> {
   const roster = rosterFolder(group, group.identities.slice(0, m), parent);
@@ -187,7 +251,7 @@ async function keySetup(group: BenchGroup, m: number, o: number, parent: string)
       new BenchStore(ids[0] as LocalIdentity, parent),
     );
     online.push(first);
-    await first.member.until(() => first.member.chattingAt(), 'the first key');
+    await first.member.until(() => first.member.engine.state === 'Chatting', 'Chatting');
     for (const id of ids.slice(1))
       online.push(runMember(id, relay.port, roster.roster, new BenchStore(id, parent)));
     await agreeOn(online, 1);
@@ -223,6 +287,11 @@ export const durableSuite: BenchSuite = {
     const results: BenchResult[] = [];
     try {
       results.push(...(await catchUpAndRestart(dir)));
+      const relayRestarts: number[] = [];
+      for (let round = 0; round < RESTART_ROUNDS; round++)
+        relayRestarts.push(await relayRestartRound(dir, round));
+      console.log(`  (relay kill -9 rounds: ${relayRestarts.map((ms) => ms.toFixed(0)).join(', ')} ms)`);
+      results.push({ name: 'restart.catchup_ms', value: percentile(relayRestarts, 50), unit: 'ms' });
       const group = makeGroup(Math.max(...KEY_SETUPS.map(([m]) => m)), dir);
       for (const [m, o] of KEY_SETUPS) {
         results.push({
