@@ -10,7 +10,7 @@ import type { SenderRef } from '../core/protocol/envelope.js';
 import type { CertificateDirectory } from './certificate-directory.js';
 import type { Clock } from './clock.js';
 import type { EngineEvent } from './engine-types.js';
-import type { EngineEvent as MachineEvent, EngineMachine } from './engine-state.js';
+import type { EngineEvent as MachineEvent, EngineMachine } from './engine-machine.js';
 import type { EngineLink } from './engine-transport.js';
 import type { EpochKeyring } from './epoch-keyring.js';
 import type { KeyEstablishment } from './key-establishment.js';

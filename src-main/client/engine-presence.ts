@@ -9,7 +9,7 @@ import type { BodyOf } from '../core/protocol/schemas.js';
 import { enoughOnline, type EngineParts, type Session } from './engine-core.js';
 import type { HeldFrames } from './engine-held.js';
 import type { SendPipeline } from './engine-send.js';
-import type { GroupFacts } from './engine-state.js';
+import type { GroupFacts } from './engine-machine.js';
 import type { Roster } from '../core/roster/index.js';
 import type { Member } from './types.js';
 

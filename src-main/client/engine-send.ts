@@ -14,7 +14,7 @@ import type { BodyOf } from '../core/protocol/schemas.js';
 import { encodeChatPlaintext } from './chat-codec.js';
 import { enoughOnline, type EngineParts } from './engine-core.js';
 import { MESSAGE_COUNT_SAVE_EVERY, SENT_SEQ_RESERVE } from './engine-keys.js';
-import { canSend } from './engine-state.js';
+import { canSend } from './engine-machine.js';
 import type { LoggedFrame } from './log-follower.js';
 import { OrderedWriter } from './ordered-writer.js';
 import type { OutgoingMessage } from './outbox.js';

@@ -27,13 +27,13 @@ import { FrameReceiver } from './engine-receive.js';
 import { SendPipeline } from './engine-send.js';
 import {
   INITIAL_ENGINE,
-  stepEngine,
   type EngineConfig,
   type EngineEffect,
   type EngineEvent as MachineEvent,
   type EngineMachine,
   type TimerName,
-} from './engine-state.js';
+} from './engine-machine.js';
+import { stepEngine } from './engine-state.js';
 import type { ChatEngineApi, EngineEvent } from './engine-types.js';
 import { EpochKeyring } from './epoch-keyring.js';
 import { ClientError } from './errors.js';

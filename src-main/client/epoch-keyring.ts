@@ -45,7 +45,7 @@ const REMEMBERED_RETIRED = 1024;
 export const MAX_READ_ONLY_KEYS = 64;
 
 /** What install() records besides the key (defaults: no roster, contributors = members, now, 0). */
-export interface KeyFacts {
+export interface InstallFacts {
   contributors?: readonly string[];
   rosterVersion?: number;
   establishedAt?: number;
@@ -112,7 +112,7 @@ export class EpochKeyring {
     derived: EpochKey,
     members: readonly string[],
     initiator: string,
-    facts: KeyFacts = {},
+    facts: InstallFacts = {},
   ): GroupKeyInfo {
     if (epoch <= this.#highest) {
       throw new RangeError(`epoch ${epoch} is not newer than epoch ${this.#highest}, held before`);
@@ -132,7 +132,7 @@ export class EpochKeyring {
     derived: EpochKey,
     members: readonly string[],
     initiator: string,
-    facts: KeyFacts = {},
+    facts: InstallFacts = {},
   ): GroupKeyInfo {
     if (this.knows(epoch)) throw new RangeError(`epoch ${epoch} is held already`);
     this.#highest = Math.max(this.#highest, epoch);
@@ -195,7 +195,7 @@ export class EpochKeyring {
     derived: EpochKey,
     members: readonly string[],
     initiator: string,
-    facts: KeyFacts,
+    facts: InstallFacts,
   ): EpochEntry {
     const view: GroupKeyInfo = {
       epoch,

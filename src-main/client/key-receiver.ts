@@ -33,8 +33,8 @@ const MAX_ROUNDS = 3;
 /** Frames for a roster version (or PRESENCE) this member does not hold yet, kept until it does. */
 const MAX_HELD = 16;
 
-/** What finish() needs besides the nonces. */
-export interface KeyFacts {
+/** What a completed round established, besides its nonces: what finish() turns into a key. */
+export interface RoundOutcome {
   epoch: number;
   members: string[];
   contributors: string[];
@@ -350,7 +350,7 @@ export abstract class KeyReceiver {
    * Derives K_e and hands it on; the nonces are zeroed on every way out. `vet` may look at the
    * derived key first and veto installing it (a key for an epoch already held).
    */
-  protected finish(facts: KeyFacts, nonces: Buffer[], vet?: (k: EpochKey) => boolean): void {
+  protected finish(facts: RoundOutcome, nonces: Buffer[], vet?: (k: EpochKey) => boolean): void {
     const { epoch, members } = facts;
     let derived: EpochKey;
     try {

@@ -1,8 +1,7 @@
 /**
  * What a member makes of the relay's own frames beyond their signature: which session they are
- * bound to, what an ERROR means for the session, and the heartbeat driver of the link.
+ * bound to, what an ERROR means for the session. (Heartbeats: the engine state machine, over core/link/liveness.ts.)
  */
-import { Liveness, type LivenessOptions } from '../core/link/liveness.js';
 import { sessionTag } from '../core/link/session-tag.js';
 import { ProtocolError } from '../core/protocol/errors.js';
 import type { BodyOf } from '../core/protocol/schemas.js';
@@ -51,53 +50,4 @@ export function classifyRelayError(body: BodyOf<'ERROR'>, authenticated: boolean
   if (body.fatal && TERMINAL_ROSTER.has(body.code)) return { kind: 'terminal' };
   if (body.fatal) return { kind: 'reconnect', atLeastMs: 0 };
   return { kind: 'report' };
-}
-
-export interface HeartbeatPorts {
-  now(): number;
-  setInterval(fn: () => void, ms: number): () => void;
-  /** Writes this session's HEARTBEAT frame. */
-  sendHeartbeat(): void;
-  /** The relay went silent: close the connection with this reason. */
-  relaySilent(reason: string): void;
-}
-
-/** Runs Liveness for one logged-in session: started at login, stopped when the session ends. */
-export class LinkHeartbeat {
-  private readonly liveness: Liveness;
-  private readonly cancel: () => void;
-  private stopped = false;
-
-  constructor(
-    options: LivenessOptions,
-    private readonly ports: HeartbeatPorts,
-  ) {
-    this.liveness = new Liveness(options, ports.now());
-    this.cancel = ports.setInterval(() => this.tick(), this.liveness.tickMs);
-  }
-
-  received(): void {
-    this.liveness.received(this.ports.now());
-  }
-
-  sent(): void {
-    this.liveness.sent(this.ports.now());
-  }
-
-  stop(): void {
-    this.stopped = true;
-    this.cancel();
-  }
-
-  private tick(): void {
-    if (this.stopped) return; // a tick already queued when the session ended
-    const verdict = this.liveness.tick(this.ports.now());
-    if (verdict.kind === 'send-heartbeat') this.ports.sendHeartbeat();
-    else if (verdict.kind === 'peer-gone') {
-      this.stop();
-      this.ports.relaySilent(
-        `Relay not responding: nothing received for ${Math.round(verdict.silentMs / 1000)} s`,
-      );
-    }
-  }
 }

@@ -1,5 +1,5 @@
 /**
- * The engine's state machine (src-main/client/engine-state.ts), driven the way engine.ts drives
+ * The engine's state machine (src-main/client/engine-state.ts over engine-machine.ts), driven the way engine.ts drives
  * it but with a ManualClock and no socket: `arm` / `cancel` effects become the clock's timers, a
  * due timer comes back as a `timer` event, `close` comes back as `closed` (the link's onClose) and
  * `end-link` as `left`. After every step the timers armed on the clock must be exactly the ones
@@ -11,14 +11,14 @@ import { ManualClock, type TimerHandle } from '../../src-main/client/clock.js';
 import {
   canSend,
   INITIAL_ENGINE,
-  stepEngine,
   type EngineConfig,
   type EngineEffect,
   type EngineEvent,
   type EngineMachine,
   type GroupFacts,
   type TimerName,
-} from '../../src-main/client/engine-state.js';
+} from '../../src-main/client/engine-machine.js';
+import { stepEngine } from '../../src-main/client/engine-state.js';
 
 const config: EngineConfig = {
   backoff: { initialMs: 250, maxMs: 10_000, multiplier: 2, jitter: 0 },

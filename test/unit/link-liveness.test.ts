@@ -1,12 +1,7 @@
 /** Heartbeat state machine and its client driver, with fake time; relay ERROR classification. */
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_LIVENESS, Liveness } from '../../src-main/core/link/liveness.js';
-import {
-  checkSession,
-  checkSessionListed,
-  classifyRelayError,
-  LinkHeartbeat,
-} from '../../src-main/client/relay-link.js';
+import { checkSession, checkSessionListed, classifyRelayError } from '../../src-main/client/relay-link.js';
 import { sessionTag } from '../../src-main/core/link/session-tag.js';
 import { ProtocolError } from '../../src-main/core/protocol/errors.js';
 import type { BodyOf } from '../../src-main/core/protocol/schemas.js';
@@ -36,62 +31,6 @@ describe('Liveness', () => {
     expect(() => new Liveness({ intervalMs: 100, timeoutMs: 100 }, 0)).toThrow(RangeError);
     const l = new Liveness(DEFAULT_LIVENESS, 0);
     expect(DEFAULT_LIVENESS.timeoutMs + l.tickMs).toBeLessThanOrEqual(20_000);
-  });
-});
-
-describe('LinkHeartbeat (client driver)', () => {
-  function harness(): {
-    clock: { t: number };
-    fire: () => void;
-    sent: number[];
-    silent: string[];
-    hb: LinkHeartbeat;
-    cancelled: () => boolean;
-  } {
-    const clock = { t: 0 };
-    let tick: (() => void) | undefined;
-    let cancelled = false;
-    const sent: number[] = [];
-    const silent: string[] = [];
-    const hb = new LinkHeartbeat(DEFAULT_LIVENESS, {
-      now: () => clock.t,
-      setInterval: (fn) => {
-        tick = fn;
-        return () => (cancelled = true);
-      },
-      sendHeartbeat: () => sent.push(clock.t),
-      relaySilent: (reason) => silent.push(reason),
-    });
-    return { clock, fire: () => tick?.(), sent, silent, hb, cancelled: () => cancelled };
-  }
-
-  it('heartbeats an idle link every interval and reports a silent relay once, in plain words', () => {
-    const h = harness();
-    for (let t = 0; t <= 20_000; t += 1000) {
-      h.clock.t = t;
-      if (t <= 12_000) h.hb.received();
-      h.fire();
-    }
-    expect(h.sent).toEqual([5000, 10_000, 15_000, 20_000]);
-    expect(h.silent).toEqual([]);
-    for (let t = 21_000; t <= 30_000; t += 1000) {
-      h.clock.t = t;
-      h.fire();
-    }
-    expect(h.silent).toEqual(['Relay not responding: nothing received for 15 s']);
-    expect(h.cancelled()).toBe(true);
-  });
-
-  it('does not heartbeat while the member sends anyway', () => {
-    const h = harness();
-    for (let t = 0; t <= 30_000; t += 1000) {
-      h.clock.t = t;
-      h.hb.sent();
-      h.hb.received();
-      h.fire();
-    }
-    expect(h.sent).toEqual([]);
-    expect(h.silent).toEqual([]);
   });
 });
 

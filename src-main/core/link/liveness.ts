@@ -31,6 +31,28 @@ export function livenessTickMs(options: LivenessOptions): number {
   return Math.max(10, Math.min(options.intervalMs, options.timeoutMs - options.intervalMs) / 2);
 }
 
+/** When each side last moved bytes. */
+export interface LivenessClock {
+  received: number;
+  sent: number;
+}
+
+/**
+ * The verdict at `now`, as a pure function: the Liveness class below (the relay's side) and the
+ * client's state machine (client/engine-state.ts, which keeps the clock in its state) both ask it.
+ * After `send-heartbeat` the caller counts a send at `now`.
+ */
+export function livenessVerdict(
+  options: LivenessOptions,
+  clock: LivenessClock,
+  now: number,
+): LivenessVerdict {
+  const silent = now - clock.received;
+  if (silent >= options.timeoutMs) return { kind: 'peer-gone', silentMs: silent };
+  if (now - clock.sent >= options.intervalMs) return { kind: 'send-heartbeat' };
+  return { kind: 'ok' };
+}
+
 export class Liveness {
   private lastReceived: number;
   private lastSent: number;
@@ -55,13 +77,9 @@ export class Liveness {
   }
 
   tick(now: number): LivenessVerdict {
-    const silent = now - this.lastReceived;
-    if (silent >= this.options.timeoutMs) return { kind: 'peer-gone', silentMs: silent };
-    if (now - this.lastSent >= this.options.intervalMs) {
-      this.lastSent = now;
-      return { kind: 'send-heartbeat' };
-    }
-    return { kind: 'ok' };
+    const verdict = livenessVerdict(this.options, { received: this.lastReceived, sent: this.lastSent }, now);
+    if (verdict.kind === 'send-heartbeat') this.lastSent = now;
+    return verdict;
   }
 
   /** How often a driver should tick. */
