@@ -114,6 +114,12 @@ export interface InitiatorRound {
   challenges: Map<string, Buffer>;
   nonces: Map<string, Buffer>;
   restarts: number;
+  /**
+   * Started because this member had no usable key. Another round's key serves that purpose just as
+   * well, so such a round is dropped once one arrives (a member that comes online during a round it
+   * could not see would otherwise cross it with a second epoch).
+   */
+  forMissingKey: boolean;
 }
 
 export interface AnsweredRequest {
@@ -136,6 +142,11 @@ export function zeroRound(round: InitiatorRound): void {
  */
 export class Rounds {
   private readonly byEpoch = new Map<number, InitiatorRound>();
+  /**
+   * For rounds dropped before every target answered: the targets still to answer, by epoch. Their
+   * answer may yet come (a stale-epoch REKEY_REQUEST, say) and is an answer, not a request of its own.
+   */
+  private readonly unanswered = new Map<number, Set<string>>();
 
   constructor(private readonly max: number) {}
 
@@ -163,13 +174,43 @@ export class Rounds {
     }
   }
 
-  /** Ends the rounds that match, zeroing what they hold. */
+  /** Ends the rounds that match, zeroing what they hold and noting who had not answered yet. */
   drop(match: (r: InitiatorRound) => boolean = () => true): void {
     for (const [e, r] of [...this.byEpoch]) {
       if (!match(r)) continue;
+      const waiting = [...r.challenges.keys()].filter((t) => !r.nonces.has(t));
+      if (waiting.length > 0) this.unanswered.set(e, new Set(waiting));
       zeroRound(r);
       this.byEpoch.delete(e);
     }
+    for (const e of this.unanswered.keys()) {
+      if (this.unanswered.size <= this.max * 2) break;
+      this.unanswered.delete(e);
+    }
+  }
+
+  /** The round distributed its key: it ends with nobody left to answer. */
+  complete(round: InitiatorRound): void {
+    if (this.byEpoch.get(round.epoch) !== round) return;
+    // Its nonces go on into the key (the caller zeroes them); its challenges are spent.
+    for (const c of round.challenges.values()) c.fill(0);
+    this.byEpoch.delete(round.epoch);
+  }
+
+  /**
+   * True (once) if `target` still owed an answer to a dropped round of ours at an epoch up to
+   * `atMost`, the highest such: this frame is that answer.
+   */
+  lateAnswer(target: string, atMost: number): boolean {
+    let best: number | undefined;
+    for (const [e, waiting] of this.unanswered) {
+      if (e <= atMost && waiting.has(target) && (best === undefined || e > best)) best = e;
+    }
+    if (best === undefined) return false;
+    const waiting = this.unanswered.get(best) as Set<string>;
+    waiting.delete(target);
+    if (waiting.size === 0) this.unanswered.delete(best);
+    return true;
   }
 
   secrets(): Buffer[] {

@@ -272,6 +272,7 @@ export class KeyEstablishment extends KeyReceiver {
       challenges: new Map(),
       nonces: new Map(),
       restarts,
+      forMissingKey: this.needsKey,
     };
     for (const [t, cert] of certs) {
       const challenge = this.random(NONCE_BYTES);
@@ -304,13 +305,19 @@ export class KeyEstablishment extends KeyReceiver {
         if (r.challenges.has(sender)) stale = r;
       }
       if (stale) {
-        // A target holds a newer epoch than our round: start over above it.
-        const restarts = stale.restarts;
+        // A target holds a newer epoch than our round: start over above it, unless the round was
+        // only for a key this member lacked and one has arrived since (the round the target took
+        // part in, most likely).
+        const { restarts, forMissingKey } = stale;
         this.rounds.drop((r) => r === stale);
         if (!this.raise(body.minEpoch - 1)) return;
+        if (forMissingKey && !this.needsKey) return;
         if (restarts < MAX_RESTARTS) this.startRound(body.minEpoch, restarts + 1);
         return;
       }
+      // The late answer to a round of ours that ended before it came (another round's key made
+      // it unnecessary): nothing to do.
+      if (this.rounds.lateAnswer(sender, body.minEpoch - 1)) return;
       // No round of ours asked: a member saw conflicting keys for our epoch and wants the next one.
       // Only the next one: a stale-epoch answer must never let a member jump the epoch.
       if (body.minEpoch <= this.deps.heldEpoch() || body.minEpoch > this.highestEpochSeen + 1) return;
@@ -334,6 +341,7 @@ export class KeyEstablishment extends KeyReceiver {
     const nonces = contributors.map((m) => (m === this.self ? ownNonce : (round.nonces.get(m) as Buffer)));
     // This round's key supersedes every older round of ours. Its challenges are spent; its
     // nonces live on in `nonces` until finish() (or the failure below) zeroes them.
+    this.rounds.complete(round);
     round.nonces.clear();
     this.rounds.drop((r) => r.epoch <= round.epoch);
     const recipients = round.members.filter((t) => t !== this.self);

@@ -239,7 +239,10 @@ export abstract class KeyReceiver {
   /** Initiator side, step 3. */
   onNonceResponse(sender: string, body: BodyOf<'NONCE_RESPONSE'>): void {
     const round = this.rounds.get(body.epoch);
-    if (!round) return; // from an abandoned round
+    if (!round) {
+      this.rounds.lateAnswer(sender, body.epoch); // from an abandoned round
+      return;
+    }
     const challenge = round.challenges.get(sender);
     if (!challenge || round.nonces.has(sender)) return;
     let opened: Buffer;
@@ -382,6 +385,8 @@ export abstract class KeyReceiver {
     // Rounds and answers at or below this epoch can no longer be used: their secrets go now.
     this.rounds.drop((r) => r.epoch <= epoch);
     this.answered.drop(epoch);
+    // A usable key for the roster: rounds of ours that only looked for one have nothing left to do.
+    if (!facts.readOnly) this.rounds.drop((r) => r.forMissingKey && r.rosterVersion === facts.rosterVersion);
     this.deps.onKey({ ...facts, members: [...members], contributors: [...facts.contributors], derived });
   }
 

@@ -395,6 +395,49 @@ describe('the receiver checks', () => {
     expect([...crossing.bus.problems, ...lost.bus.problems]).toEqual([]);
   });
 
+  it("a member without a key who comes online during a round it cannot see, and starts its own at the same epoch, takes the other round's key: no second epoch", () => {
+    const abc = ['alice', 'bob', 'carol'];
+    // Which of the two reaches alice first, bob's KEY_DISTRIBUTION or the stale-epoch answers to
+    // her own round, depends on the relay and the load: both orders end in epoch 1 for everyone.
+    for (const keyFirst of [true, false]) {
+      const bus = new Bus(ids(...abc), undefined, () => ({ followsLog: () => true }));
+      bus.setRoster(rosterOf(g, abc));
+      bus.presence('bob', 'carol');
+      bus.run(1); // bob's NONCE_REQUEST reaches carol; her answer is in flight
+      expect(bus.queue.map((w) => [w.from, w.type])).toEqual([['carol', 'NONCE_RESPONSE']]);
+      // alice (first in the sorted list: the expected initiator) goes live without a key and
+      // starts epoch 1 herself, not knowing bob's round.
+      bus.presence('alice', 'bob', 'carol');
+      expect(bus.queue.filter((w) => w.from === 'alice' && w.type === 'NONCE_REQUEST')).toHaveLength(2);
+      if (!keyFirst) {
+        // The stale-epoch answers to alice overtake bob's KEY_DISTRIBUTION to her; what bob sends
+        // her after it still comes after it (one relay link per member keeps each sender's order).
+        let held: Wire | undefined;
+        bus.filter = (w) => {
+          if (w.type === 'KEY_DISTRIBUTION' && w.to === 'alice' && held === undefined) {
+            held = w;
+            return false;
+          }
+          if (held && w.from === held.from && w.to === 'alice') {
+            bus.deliverNow(held);
+            held = undefined;
+          }
+          return true;
+        };
+        bus.run();
+        if (held) bus.deliverNow(held);
+      }
+      bus.run();
+      for (const n of abc)
+        expect(
+          bus.keys.get(n)?.map((k) => k.epoch),
+          `${n}, key first: ${keyFirst}`,
+        ).toEqual([1]);
+      expect(sameKey(bus.last('alice'), bus.last('carol'))).toBe(true);
+      expect(bus.problems).toEqual([]);
+    }
+  });
+
   it('conflicting key material for an installed epoch: keep the installed one, ask for a new epoch above it', () => {
     const bus = new Bus(ids('alice', 'bob', 'carol'));
     bus.setRoster(rosterOf(g, ['alice', 'bob', 'carol']));
