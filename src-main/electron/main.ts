@@ -25,6 +25,7 @@ import { defaultEngineFactory } from '../app/engine-factory.js';
 import { PKI_WORKER_FILE, PkiWorkerClient } from '../app/pki-client.js';
 import { AppService } from '../app/service.js';
 import { Settings } from '../app/settings.js';
+import { startFailureReport } from '../app/start-failure.js';
 import type { SettingsStore } from '../app/ports.js';
 import { dialogPort, notificationPort, secretStoragePort, utilityRelayLauncher } from './electron-ports.js';
 import { bindIpc, createSenderCheck } from './ipc-binding.js';
@@ -86,7 +87,16 @@ if (!app.requestSingleInstanceLock()) {
   app.on('activate', () => {
     if (!getWindow() && service) createWindow(windowSettings);
   });
-  void app.whenReady().then(start);
+  app
+    .whenReady()
+    .then(start)
+    .catch((err: unknown) => {
+      // Without this a failing start leaves no window and the error only in a terminal.
+      const report = startFailureReport(err, app.getPath('userData'));
+      console.error(report.title, err);
+      dialog.showErrorBox(report.title, `${report.message}\n\n${report.detail}`);
+      app.exit(1);
+    });
 }
 
 async function start(): Promise<void> {

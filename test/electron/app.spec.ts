@@ -5,14 +5,15 @@
  * and bob and carol as app services in this Node process, all through one relay that alice
  * starts from her window (an Electron utility process).
  *
- * Runs only where an Electron binary is present: ELECTRON_PATH, or the binary that
- * `require('electron')` would use (node_modules/electron/path.txt + dist/), checked WITHOUT
+ * Runs only where an Electron binary is present: ELECTRON_PATH, or the binary that electron-vite
+ * and `require('electron')` would use (src-main/launch/electron-runtime.ts), checked WITHOUT
  * triggering its download. Elsewhere every test is skipped and the reason is printed.
  */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { _electron as electron, expect, test, type ElectronApplication, type Page } from '@playwright/test';
+import { findElectronRuntime } from '../../src-main/launch/electron-runtime.js';
 import { METHODS } from '../../src-shared/ipc-contract.js';
 import { makeTestGroup, TEST_PASSWORD, type TestGroup } from '../helpers/group.js';
 import { createTestApp, importBundle, until, unwrap, type TestApp } from '../integration/app-harness.js';
@@ -20,24 +21,8 @@ import { createTestApp, importBundle, until, unwrap, type TestApp } from '../int
 const ROOT = resolve(import.meta.dirname, '../..');
 const SHOTS = join(ROOT, 'test-results/electron');
 
-function electronBinary(): { path?: string; looked: string[] } {
-  const looked: string[] = [];
-  const fromEnv = process.env.ELECTRON_PATH;
-  if (fromEnv) {
-    looked.push(`ELECTRON_PATH=${fromEnv}`);
-    if (existsSync(fromEnv)) return { path: fromEnv, looked };
-  }
-  const pathTxt = join(ROOT, 'node_modules/electron/path.txt');
-  looked.push(pathTxt);
-  if (existsSync(pathTxt)) {
-    const binary = join(ROOT, 'node_modules/electron/dist', readFileSync(pathTxt, 'utf8').trim());
-    looked.push(binary);
-    if (existsSync(binary)) return { path: binary, looked };
-  }
-  return { looked };
-}
-
-const binary = electronBinary();
+// ELECTRON_PATH first: this suite hands the binary to Playwright itself.
+const binary = findElectronRuntime(ROOT, process.env, ['ELECTRON_PATH', 'ELECTRON_EXEC_PATH']);
 const SKIP_REASON = `no Electron binary on this machine (looked at ${binary.looked.join(', ')}); the real-Electron suite needs one (npm install on a machine that can download it, or ELECTRON_PATH)`;
 if (!binary.path) {
   console.log(`[electron e2e] SKIPPED: ${SKIP_REASON}`);
