@@ -4,7 +4,8 @@ export class CryptoError extends Error {
   constructor(
     readonly code: 'DecryptFailed' | 'BadKey' | 'BadInput',
     message: string,
+    options?: { cause?: unknown },
   ) {
-    super(message);
+    super(message, options);
   }
 }

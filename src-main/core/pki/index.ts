@@ -6,4 +6,5 @@ export * from './identity-name.js';
 export * from './issue.js';
 export * from './key-strength.js';
 export * from './local-identity.js';
+export * from './prekey.js';
 export * from './validate.js';
