@@ -3,7 +3,7 @@
  * replayed against the RFC 9180 test vectors (every key-schedule value, all 257 encryptions, the
  * exports, from both sides), then its refusals and a round-trip property.
  */
-import { createHmac, hkdfSync, randomBytes } from 'node:crypto';
+import { createHmac, createPublicKey, hkdfSync, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import fc from 'fast-check';
@@ -27,6 +27,7 @@ import {
   x25519PublicKeyOf,
 } from '../../src-main/core/crypto/index.js';
 import * as cryptoIndex from '../../src-main/core/crypto/index.js';
+import { privateKeyViaJwk, privateKeyViaPkcs8 } from '../../src-main/core/crypto/x25519.js';
 import {
   hkdfExpandForTesting,
   setupBaseRForTesting,
@@ -120,6 +121,17 @@ describe.each(vectors.map((v, i) => [i, v] as const))('RFC 9180 vector %i', (_in
     expect([toHex(r.privateKey), toHex(r.publicKey)]).toEqual([v.skRm, v.pkRm]);
     const e = deriveX25519KeyPair(hex(v.ikmE));
     expect([toHex(e.privateKey), toHex(e.publicKey)]).toEqual([v.skEm, v.enc]);
+  });
+
+  it('keys: the fast JWK import and the PKCS#8 fallback make the same key', () => {
+    for (const sk of [v.skRm, v.skEm]) {
+      const viaJwk = privateKeyViaJwk(hex(sk));
+      const viaDer = privateKeyViaPkcs8(hex(sk));
+      expect(viaDer.export({ format: 'jwk' }).d).toBe(Buffer.from(sk, 'hex').toString('base64url'));
+      expect(createPublicKey(viaJwk).export({ format: 'jwk' }).x).toBe(
+        createPublicKey(viaDer).export({ format: 'jwk' }).x,
+      );
+    }
   });
 
   const expected = {

@@ -8,23 +8,27 @@
  * test/unit/crypto-hpke.test.ts replays for every field and every sequence number. No PSK or auth
  * modes and no other suite: what is not here cannot be misconfigured.
  */
-import {
-  createHmac,
-  createPrivateKey,
-  createPublicKey,
-  diffieHellman,
-  generateKeyPairSync,
-  type KeyObject,
-} from 'node:crypto';
+import { createHmac, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { CryptoError } from './errors.js';
 import { aesGcmDecrypt, aesGcmEncrypt } from './primitives.js';
+import {
+  X25519_KEY_BYTES,
+  dh,
+  privateKeyFromRaw,
+  publicKeyFromRaw,
+  rawPublicKey,
+  requireBytes,
+  x25519PublicKeyOf,
+  type PrekeyPair,
+} from './x25519.js';
+
+export { X25519_KEY_BYTES, generatePrekeyPair, x25519PublicKeyOf, type PrekeyPair } from './x25519.js';
 
 export const HPKE_MODE_BASE = 0x00;
 export const HPKE_KEM_ID = 0x0020;
 export const HPKE_KDF_ID = 0x0001;
 export const HPKE_AEAD_ID = 0x0002;
-/** Raw X25519 keys, public and private, and so `enc` (the sender's ephemeral public key). */
-export const X25519_KEY_BYTES = 32;
+/** `enc` is the sender's ephemeral X25519 public key, raw. */
 export const HPKE_ENC_BYTES = X25519_KEY_BYTES;
 /**
  * Bounds on caller-chosen context strings. RFC 9180 §7.2.1 lets an implementation cap them; ours
@@ -56,15 +60,6 @@ const HPKE_SUITE_ID = Buffer.concat([
   u16(HPKE_KDF_ID),
   u16(HPKE_AEAD_ID),
 ]);
-
-/**
- * Raw keys go in and out of KeyObjects as JWK, not DER: on Node 20's OpenSSL 3 a PKCS#8 import
- * runs ~1,400/s and an SPKI one ~4,000/s (its decoder framework), JWK ~17,000/s and ~98,000/s,
- * which would otherwise cap every open. A private JWK must carry `x`, but Node builds the key from
- * `d` alone and derives the public half itself; `x` here is a placeholder, and the public key is
- * always re-derived from the KeyObject (the RFC vectors' pkRm check pins that down).
- */
-const JWK_X_PLACEHOLDER = Buffer.alloc(X25519_KEY_BYTES).toString('base64url');
 
 /** RFC 9180 §4: HKDF-Extract over "HPKE-v1" || suite_id || label || ikm. */
 function labeledExtract(suiteId: Buffer, salt: Uint8Array, label: string, ikm: Uint8Array): Buffer {
@@ -103,81 +98,6 @@ function labeledExpand(
     Buffer.concat([u16(length), VERSION_LABEL, suiteId, Buffer.from(label), info]),
     length,
   );
-}
-
-function requireBytes(
-  what: string,
-  value: unknown,
-  bound: { exact?: number; max?: number; min?: number },
-  code: CryptoError['code'],
-): Uint8Array {
-  if (!(value instanceof Uint8Array)) throw new CryptoError(code, `${what} must be bytes`);
-  if (bound.exact !== undefined && value.length !== bound.exact) {
-    throw new CryptoError(code, `${what} must be exactly ${bound.exact} bytes, not ${value.length}`);
-  }
-  if (bound.max !== undefined && value.length > bound.max) {
-    throw new CryptoError(code, `${what} must be at most ${bound.max} bytes, not ${value.length}`);
-  }
-  if (bound.min !== undefined && value.length < bound.min) {
-    throw new CryptoError(code, `${what} must be at least ${bound.min} bytes, not ${value.length}`);
-  }
-  return value;
-}
-
-function privateKeyFromRaw(raw: Uint8Array): KeyObject {
-  requireBytes('an X25519 private key', raw, { exact: X25519_KEY_BYTES }, 'BadKey');
-  try {
-    const d = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('base64url');
-    return createPrivateKey({ key: { kty: 'OKP', crv: 'X25519', d, x: JWK_X_PLACEHOLDER }, format: 'jwk' });
-  } catch (err) {
-    throw new CryptoError('BadKey', 'not a usable X25519 private key', { cause: err });
-  }
-}
-
-function publicKeyFromRaw(raw: Uint8Array, what: string, code: CryptoError['code']): KeyObject {
-  requireBytes(what, raw, { exact: X25519_KEY_BYTES }, code);
-  try {
-    const x = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('base64url');
-    return createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x }, format: 'jwk' });
-  } catch (err) {
-    throw new CryptoError(code, `${what} is not a usable X25519 public key`, { cause: err });
-  }
-}
-
-function jwkField(key: KeyObject, field: 'x' | 'd'): Buffer {
-  const value = key.export({ format: 'jwk' })[field];
-  if (typeof value !== 'string') throw new CryptoError('BadKey', `X25519 key has no "${field}"`);
-  const raw = Buffer.from(value, 'base64url');
-  if (raw.length !== X25519_KEY_BYTES) throw new CryptoError('BadKey', 'X25519 key of the wrong size');
-  return raw;
-}
-
-function rawPublicKey(key: KeyObject): Buffer {
-  return jwkField(key, 'x');
-}
-
-function rawPrivateKey(key: KeyObject): Buffer {
-  return jwkField(key, 'd');
-}
-
-/**
- * X25519, refusing a small-order peer key. RFC 9180 §7.1.4 requires the all-zero check; OpenSSL
- * already fails such a derivation, the explicit test keeps it true on any build (BoringSSL in
- * Electron included). `code` is the caller's: a bad recipient key for a sender, a bad enc (that
- * is, a failed decryption) for a recipient.
- */
-function dh(privateKey: KeyObject, publicKey: KeyObject, code: CryptoError['code']): Buffer {
-  let shared: Buffer;
-  try {
-    shared = diffieHellman({ privateKey, publicKey });
-  } catch (err) {
-    throw new CryptoError(code, 'X25519 failed: the peer key is of small order', { cause: err });
-  }
-  let acc = 0;
-  for (const byte of shared) acc |= byte;
-  if (acc === 0)
-    throw new CryptoError(code, 'X25519 gave the all-zero value: the peer key is of small order');
-  return shared;
 }
 
 /** DHKEM's ExtractAndExpand (RFC 9180 §4.1). */
@@ -382,24 +302,6 @@ export class HpkeRecipientContext {
   erase(): void {
     this.#state.erase();
   }
-}
-
-export interface PrekeyPair {
-  /** Raw 32-byte X25519 public key (RFC 7748 u-coordinate). */
-  publicKey: Buffer;
-  /** Raw 32-byte X25519 private key: erase it (fill(0)) once the prekey retires. */
-  privateKey: Buffer;
-}
-
-/** A fresh X25519 key pair, raw bytes, for a prekey or any HPKE recipient. */
-export function generatePrekeyPair(): PrekeyPair {
-  const { publicKey, privateKey } = generateKeyPairSync('x25519');
-  return { publicKey: rawPublicKey(publicKey), privateKey: rawPrivateKey(privateKey) };
-}
-
-/** The public half of a raw X25519 private key. */
-export function x25519PublicKeyOf(privateKeyRaw: Uint8Array): Buffer {
-  return rawPublicKey(createPublicKey(privateKeyFromRaw(privateKeyRaw)));
 }
 
 /** RFC 9180 §7.1.3 DeriveKeyPair for X25519: a key pair from at least 32 bytes of secret input. */
