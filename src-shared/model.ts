@@ -120,7 +120,11 @@ export type ChatLine =
       id: string;
       from: string;
       text: string;
-      status: 'queued' | 'sent';
+      /**
+       * queued: waiting for a group key (or the link); sending: signed under epoch/seq and written,
+       * not yet acknowledged; sent: the relay stored it (STORED), so members who are away get it too.
+       */
+      status: 'queued' | 'sending' | 'sent';
       epoch?: number;
       seq?: number;
       sentAt: number;

@@ -45,6 +45,24 @@ export interface ChatSessionDeps {
   selfName: () => string | undefined;
 }
 
+/** Own messages awaiting the relay's ack that are tracked; beyond it the oldest stay "sending". */
+const MAX_AWAITING_ACK = 4096;
+
+const ackKey = (epoch: number, seq: number): string => `${epoch}:${seq}`;
+
+/** A Map that forgets its oldest entry past `max`. */
+class BoundedMap<K, V> extends Map<K, V> {
+  constructor(private readonly max: number) {
+    super();
+  }
+
+  override set(key: K, value: V): this {
+    super.set(key, value);
+    if (this.size > this.max) this.delete(this.keys().next().value as K);
+    return this;
+  }
+}
+
 export class ChatSession {
   readonly #deps: ChatSessionDeps;
   #engine: ChatEngineApi | undefined;
@@ -58,6 +76,8 @@ export class ChatSession {
   /** The last roster seen, per identity (group/name): a newer one says who joined or was removed. */
   #roster: { owner: string; version: number; members: string[]; removed: string[] } | undefined;
   #owner = '';
+  /** Own lines written but not yet STORED, by epoch/seq (the ack names those, not the line). */
+  readonly #awaitingAck = new BoundedMap<string, string>(MAX_AWAITING_ACK);
 
   constructor(deps: ChatSessionDeps) {
     this.#deps = deps;
@@ -215,12 +235,15 @@ export class ChatSession {
       case 'outgoing': {
         const id = `own-${event.localId}`;
         const existing = timeline.find(id);
+        // Written is not yet safe: "sent" waits for the relay's STORED (the 'sent' event below).
+        if (event.status === 'sent' && event.epoch !== undefined && event.seq !== undefined)
+          this.#awaitingAck.set(ackKey(event.epoch, event.seq), id);
         timeline.upsert({
           kind: 'own',
           id,
           from: this.#deps.selfName() ?? engine.name,
           text: event.text,
-          status: event.status,
+          status: event.status === 'sent' ? 'sending' : 'queued',
           ...(event.epoch !== undefined ? { epoch: event.epoch } : {}),
           ...(event.seq !== undefined ? { seq: event.seq } : {}),
           sentAt: existing?.kind === 'own' ? existing.sentAt : Date.now(),
@@ -240,9 +263,15 @@ export class ChatSession {
       case 'roster':
         this.#onRoster(event);
         break;
-      case 'sent':
-        // Durable at the relay; the timeline shows "sent" from the 'outgoing' event already.
+      case 'sent': {
+        // Durable at the relay: now it reaches the members who are away.
+        const key = ackKey(event.epoch, event.seq);
+        const id = this.#awaitingAck.get(key);
+        this.#awaitingAck.delete(key);
+        const line = id === undefined ? undefined : timeline.find(id);
+        if (line?.kind === 'own') timeline.upsert({ ...line, status: 'sent' });
         break;
+      }
       case 'error': {
         if (event.code === 'Removed') {
           // Terminal: the engine stops here and does not reconnect (the relay would refuse it).

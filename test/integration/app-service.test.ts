@@ -254,7 +254,7 @@ describe('app service: a chat through the bundled relay', () => {
     expect(alice.service.snapshot().settings.relayAddress).toEqual({ host: '127.0.0.1', port });
   });
 
-  it('chats both ways; own messages go queued → sent; notifications carry no content by default', async () => {
+  it('chats both ways; own messages go queued → sending → sent (stored by the relay); notifications carry no content by default', async () => {
     const { localId } = unwrap(await alice.service.send({ text: 'hello from alice' }));
     expect(localId).toBeTruthy();
     await until(() => messages(bob).some((m) => m.text === 'hello from alice'), 'bob receives');
@@ -272,11 +272,12 @@ describe('app service: a chat through the bundled relay', () => {
     );
     const own = alice.service.snapshot().timeline.find((l) => l.kind === 'own');
     expect(own).toMatchObject({ kind: 'own', text: 'hello from alice', status: 'sent', from: 'alice' });
-    // Every own line event: first queued, then sent, same id.
+    // Every own line event: queued, written (sending), stored by the relay (sent), same id.
     const ownEvents = alice.events.flatMap((e) =>
       e.type === 'line' && e.line.kind === 'own' ? [e.line] : [],
     );
-    expect(ownEvents.map((l) => (l.kind === 'own' ? l.status : ''))).toEqual(['queued', 'sent']);
+    expect(ownEvents.map((l) => (l.kind === 'own' ? l.status : ''))).toEqual(['queued', 'sending', 'sent']);
+    expect(new Set(ownEvents.map((l) => l.id)).size).toBe(1);
 
     expect(alice.notifications.length).toBeGreaterThan(0);
     for (const n of alice.notifications) expect(n.body).not.toContain('bob here');
