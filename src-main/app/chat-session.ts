@@ -43,6 +43,8 @@ export interface ChatSessionDeps {
   timeline: Timeline;
   /** The name of the identity in use (own lines carry it). */
   selfName: () => string | undefined;
+  /** A message from another member was shown (live, not restored from the history). */
+  onIncoming?: () => void;
 }
 
 /** Own messages awaiting the relay's ack that are tracked; beyond it the oldest stay "sending". */
@@ -229,6 +231,7 @@ export class ChatSession {
           receivedAt: Date.now(),
         };
         timeline.push(line);
+        this.#deps.onIncoming?.();
         this.#notify(event.from, event.text);
         break;
       }

@@ -30,6 +30,11 @@ export interface NotificationPort {
   notify(notification: { title: string; body: string }): void;
 }
 
+/** Where unread counts show outside the window: its title, the dock or taskbar badge. */
+export interface AttentionPort {
+  setUnread(count: number): void;
+}
+
 /** The OS keystore (Electron safeStorage). */
 export interface SecretStoragePort {
   isAvailable(): boolean;
@@ -120,6 +125,8 @@ export interface AppServicePorts {
   dialogs: DialogPort;
   settings: SettingsStore;
   notifications: NotificationPort;
+  /** Unread counts in the title and badge (default: shown nowhere). */
+  attention?: AttentionPort;
   secrets: SecretStoragePort;
   relayLauncher: RelayLauncher;
   pki: PkiPort;

@@ -36,6 +36,7 @@ import type { AppServicePorts } from './ports.js';
 import { RelayControl } from './relay-control.js';
 import { Settings } from './settings.js';
 import { Timeline } from './timeline.js';
+import { UnreadCounter } from './unread.js';
 
 export { describeConnectionReason } from './chat-session.js';
 
@@ -51,6 +52,7 @@ export class AppService implements ServiceApi {
   readonly #members: MemberList;
   readonly #chat: ChatSession;
   readonly #relay: RelayControl;
+  readonly #unread: UnreadCounter;
 
   private constructor(ports: AppServicePorts) {
     this.#ports = ports;
@@ -73,7 +75,17 @@ export class AppService implements ServiceApi {
       memberState,
       onGroupChanged: () => members.forgetChanges(),
     });
-    this.#chat = new ChatSession({ ports, settings, hub, memberState, members, timeline, selfName });
+    const unread = (this.#unread = new UnreadCounter(ports.attention ?? { setUnread: () => undefined }));
+    this.#chat = new ChatSession({
+      ports,
+      settings,
+      hub,
+      memberState,
+      members,
+      timeline,
+      selfName,
+      onIncoming: () => unread.arrived(),
+    });
     this.#relay = new RelayControl({ ports, settings, hub, choices });
   }
 
@@ -88,6 +100,16 @@ export class AppService implements ServiceApi {
 
   on(listener: AppEventListener): () => void {
     return this.#hub.on(listener);
+  }
+
+  /** For the shell: the window gained or lost focus (unread counts reset on focus). */
+  windowFocus(focused: boolean): void {
+    this.#unread.focus(focused);
+  }
+
+  /** Messages that arrived while the window was not in front. */
+  get unreadCount(): number {
+    return this.#unread.count;
   }
 
   /** For the shell's menu: asks the window to open one of its dialogs. */

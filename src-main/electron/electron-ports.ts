@@ -3,6 +3,7 @@
  * wraps as a parameter; only main.ts imports 'electron'.
  */
 import type {
+  App,
   BrowserWindow,
   Dialog,
   Notification as ElectronNotification,
@@ -11,6 +12,7 @@ import type {
   UtilityProcess,
 } from 'electron';
 import type {
+  AttentionPort,
   DialogPort,
   NotificationPort,
   RelayChildMessage,
@@ -19,6 +21,7 @@ import type {
   SecretStoragePort,
 } from '../app/ports.js';
 import { parseRelayChildMessage, relayLaunchSpec } from '../app/relay-messages.js';
+import { windowTitle } from '../app/unread.js';
 
 export function dialogPort(
   dialog: Pick<Dialog, 'showOpenDialog'>,
@@ -97,6 +100,19 @@ export function notificationPort(
         }
       });
       notification.show();
+    },
+  };
+}
+
+/** Unread counts in the window title and the dock / taskbar badge (where the desktop has one). */
+export function attentionPort(
+  app: Pick<App, 'setBadgeCount'>,
+  getWindow: () => BrowserWindow | undefined,
+): AttentionPort {
+  return {
+    setUnread(count) {
+      getWindow()?.setTitle(windowTitle(count));
+      app.setBadgeCount(count);
     },
   };
 }

@@ -27,7 +27,13 @@ import { AppService } from '../app/service.js';
 import { Settings } from '../app/settings.js';
 import { startFailureReport } from '../app/start-failure.js';
 import type { SettingsStore } from '../app/ports.js';
-import { dialogPort, notificationPort, secretStoragePort, utilityRelayLauncher } from './electron-ports.js';
+import {
+  attentionPort,
+  dialogPort,
+  notificationPort,
+  secretStoragePort,
+  utilityRelayLauncher,
+} from './electron-ports.js';
 import { bindIpc, createSenderCheck } from './ipc-binding.js';
 import { buildMenuTemplate } from './menu.js';
 import {
@@ -121,6 +127,7 @@ async function start(): Promise<void> {
     dialogs: dialogPort(dialog, getWindow),
     settings: settingsStore,
     notifications: notificationPort(Notification, getWindow),
+    attention: attentionPort(app, getWindow),
     secrets: secretStoragePort(safeStorage, process.platform),
     relayLauncher: utilityRelayLauncher(
       (modulePath, args, options) => utilityProcess.fork(modulePath, args, options),
@@ -180,6 +187,10 @@ function createWindow(settings?: Settings): void {
   mainWindow = window;
   if (bounds?.maximized) window.maximize();
   window.once('ready-to-show', () => window.show());
+  // The title carries the unread count (attentionPort): the page's <title> must not replace it.
+  window.on('page-title-updated', (event) => event.preventDefault());
+  window.on('focus', () => service?.windowFocus(true));
+  window.on('blur', () => service?.windowFocus(false));
   window.on('close', () => {
     if (!settings) return;
     const b = window.getNormalBounds();

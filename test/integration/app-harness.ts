@@ -58,6 +58,8 @@ export interface TestApp {
   dialogs: QueuedDialogs;
   events: AppEvent[];
   notifications: { title: string; body: string }[];
+  /** Every unread count the service gave the attention port (title and badge), in order. */
+  unreadCounts: number[];
   settings: SettingsStore;
   dataDir: string;
   settingsDir: string;
@@ -81,10 +83,12 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
   };
   const dialogs = new QueuedDialogs();
   const notifications: { title: string; body: string }[] = [];
+  const unreadCounts: number[] = [];
   const service = await AppService.create({
     dialogs,
     settings,
     notifications: { notify: (n) => notifications.push(n) },
+    attention: { setUnread: (n) => unreadCounts.push(n) },
     secrets: options.secrets ?? noSecretStorage,
     relayLauncher: forkRelayLauncher(RELAY_CHILD_ENTRY),
     pki: new PkiWorkerClient(PKI_WORKER_ENTRY),
@@ -98,7 +102,7 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
   });
   const events: AppEvent[] = [];
   service.on((e) => events.push(e));
-  return { service, dialogs, events, notifications, settings, dataDir, settingsDir };
+  return { service, dialogs, events, notifications, unreadCounts, settings, dataDir, settingsDir };
 }
 
 /** Polls until the condition holds; generous default, no timing assertions. */

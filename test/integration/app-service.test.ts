@@ -281,6 +281,19 @@ describe('app service: a chat through the bundled relay', () => {
 
     expect(alice.notifications.length).toBeGreaterThan(0);
     for (const n of alice.notifications) expect(n.body).not.toContain('bob here');
+
+    // Unread: counted while alice's window is not in front, reset when it is.
+    expect(alice.unreadCounts).toEqual([]); // in front so far
+    alice.service.windowFocus(false);
+    unwrap(await bob.service.send({ text: 'unread one' }));
+    unwrap(await bob.service.send({ text: 'unread two' }));
+    await until(() => messages(alice).some((m) => m.text === 'unread two'), 'alice receives both');
+    expect(alice.unreadCounts).toEqual([1, 2]);
+    expect(alice.service.unreadCount).toBe(2);
+    unwrap(await alice.service.send({ text: 'my own does not count' }));
+    await until(() => messages(bob).some((m) => m.text === 'my own does not count'), 'bob receives');
+    alice.service.windowFocus(true);
+    expect(alice.unreadCounts).toEqual([1, 2, 0]);
     unwrap(await alice.service.updateSettings({ notificationPreviews: true }));
     unwrap(await bob.service.send({ text: 'preview me' }));
     await until(
