@@ -35,7 +35,7 @@ export function describeConnectionReason(
 }
 
 export interface ChatSessionDeps {
-  ports: Pick<AppServicePorts, 'engineFactory' | 'notifications'>;
+  ports: Pick<AppServicePorts, 'engineFactory'>;
   settings: Settings;
   hub: EventHub;
   memberState: AppMemberState;
@@ -44,7 +44,7 @@ export interface ChatSessionDeps {
   /** The name of the identity in use (own lines carry it). */
   selfName: () => string | undefined;
   /** A message from another member was shown (live, not restored from the history). */
-  onIncoming?: () => void;
+  onIncoming?: (from: string, text: string, group: { id: string; name: string }) => void;
 }
 
 /** Own messages awaiting the relay's ack that are tracked; beyond it the oldest stay "sending". */
@@ -78,6 +78,8 @@ export class ChatSession {
   /** The last roster seen, per identity (group/name): a newer one says who joined or was removed. */
   #roster: { owner: string; version: number; members: string[]; removed: string[] } | undefined;
   #owner = '';
+  /** The group of the identity connected, as notifications name it. */
+  #group = { id: '', name: '' };
   /** Own lines written but not yet STORED, by epoch/seq (the ack names those, not the line). */
   readonly #awaitingAck = new BoundedMap<string, string>(MAX_AWAITING_ACK);
 
@@ -106,6 +108,7 @@ export class ChatSession {
     await this.stop();
     const state = SessionState.open(this.#deps.memberState, identity, hub);
     this.#owner = `${identity.groupId}/${identity.name}`;
+    this.#group = { id: identity.groupId, name: identity.ca.name };
     // The first connect of a run: the window shows what was said before, at once.
     if (!this.#deps.timeline.hasMessages()) {
       try {
@@ -231,8 +234,7 @@ export class ChatSession {
           receivedAt: Date.now(),
         };
         timeline.push(line);
-        this.#deps.onIncoming?.();
-        this.#notify(event.from, event.text);
+        this.#deps.onIncoming?.(event.from, event.text, this.#group);
         break;
       }
       case 'outgoing': {
@@ -351,20 +353,6 @@ export class ChatSession {
           message: reason,
         },
       });
-    }
-  }
-
-  #notify(from: string, text: string): void {
-    const settings = this.#deps.settings.view();
-    if (!settings.notifications) return;
-    try {
-      this.#deps.ports.notifications.notify(
-        settings.notificationPreviews
-          ? { title: from, body: text.length > 200 ? `${text.slice(0, 199)}…` : text }
-          : { title: 'SecureChat-X', body: 'New message' },
-      );
-    } catch {
-      // Notifications are a courtesy; a failure must not touch the chat.
     }
   }
 }

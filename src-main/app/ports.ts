@@ -26,8 +26,11 @@ export interface SettingsStore {
 }
 
 export interface NotificationPort {
-  /** Shows a desktop notification; the shell may skip it while the window has focus. */
-  notify(notification: { title: string; body: string }): void;
+  /**
+   * Shows a desktop notification, replacing the one shown before for the same `group` (one per
+   * group); the shell may skip it while the window has focus.
+   */
+  notify(notification: { group: string; title: string; body: string }): void;
 }
 
 /** Where unread counts show outside the window: its title, the dock or taskbar badge. */

@@ -36,6 +36,7 @@ import type { AppServicePorts } from './ports.js';
 import { RelayControl } from './relay-control.js';
 import { Settings } from './settings.js';
 import { Timeline } from './timeline.js';
+import { NotificationDigest } from './notification-digest.js';
 import { UnreadCounter } from './unread.js';
 
 export { describeConnectionReason } from './chat-session.js';
@@ -53,6 +54,7 @@ export class AppService implements ServiceApi {
   readonly #chat: ChatSession;
   readonly #relay: RelayControl;
   readonly #unread: UnreadCounter;
+  readonly #digest = new NotificationDigest();
 
   private constructor(ports: AppServicePorts) {
     this.#ports = ports;
@@ -84,7 +86,10 @@ export class AppService implements ServiceApi {
       members,
       timeline,
       selfName,
-      onIncoming: () => unread.arrived(),
+      onIncoming: (from, text, group) => {
+        unread.arrived();
+        this.#notifyIncoming(from, text, group);
+      },
     });
     this.#relay = new RelayControl({ ports, settings, hub, choices });
   }
@@ -105,6 +110,21 @@ export class AppService implements ServiceApi {
   /** For the shell: the window gained or lost focus (unread counts reset on focus). */
   windowFocus(focused: boolean): void {
     this.#unread.focus(focused);
+    // In front: read. Just left: what comes next is what the notification sums up.
+    this.#digest.reset();
+  }
+
+  /** One notification per group, updated while the window is not in front (notification-digest.ts). */
+  #notifyIncoming(from: string, text: string, group: { id: string; name: string }): void {
+    const settings = this.#settings.view();
+    if (!settings.notifications) return;
+    // In front, each message stands alone (the shell shows none then anyway).
+    if (this.#unread.focused) this.#digest.reset();
+    try {
+      this.#ports.notifications.notify(this.#digest.add(group, from, text, settings.notificationPreviews));
+    } catch {
+      // Notifications are a courtesy; a failure must not touch the chat.
+    }
   }
 
   /** Messages that arrived while the window was not in front. */

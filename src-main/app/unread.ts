@@ -16,6 +16,10 @@ export class UnreadCounter {
     return this.#count;
   }
 
+  get focused(): boolean {
+    return this.#focused;
+  }
+
   /** An incoming message was shown. */
   arrived(): void {
     if (this.#focused) return;

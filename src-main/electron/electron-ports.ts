@@ -86,12 +86,19 @@ export function notificationPort(
   },
   getWindow: () => BrowserWindow | undefined,
 ): NotificationPort {
+  // The one notification shown per group: the next one for the group replaces it.
+  const shown = new Map<string, ElectronNotification>();
   return {
-    notify({ title, body }) {
+    notify({ group, title, body }) {
       const window = getWindow();
       if (window?.isFocused()) return;
       if (!Notification.isSupported()) return;
+      shown.get(group)?.close();
       const notification = new Notification({ title, body, silent: false });
+      shown.set(group, notification);
+      notification.on('close', () => {
+        if (shown.get(group) === notification) shown.delete(group);
+      });
       notification.on('click', () => {
         const w = getWindow();
         if (w) {

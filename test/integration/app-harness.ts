@@ -57,7 +57,7 @@ export interface TestApp {
   service: AppService;
   dialogs: QueuedDialogs;
   events: AppEvent[];
-  notifications: { title: string; body: string }[];
+  notifications: { group: string; title: string; body: string }[];
   /** Every unread count the service gave the attention port (title and badge), in order. */
   unreadCounts: number[];
   settings: SettingsStore;
@@ -82,7 +82,7 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
     delete: (key) => conf.delete(key),
   };
   const dialogs = new QueuedDialogs();
-  const notifications: { title: string; body: string }[] = [];
+  const notifications: { group: string; title: string; body: string }[] = [];
   const unreadCounts: number[] = [];
   const service = await AppService.create({
     dialogs,

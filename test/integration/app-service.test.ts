@@ -290,6 +290,14 @@ describe('app service: a chat through the bundled relay', () => {
     await until(() => messages(alice).some((m) => m.text === 'unread two'), 'alice receives both');
     expect(alice.unreadCounts).toEqual([1, 2]);
     expect(alice.service.unreadCount).toBe(2);
+    // One notification per group, updated while away from the window, without content.
+    const me = alice.service.snapshot().identity;
+    const group = me.status === 'ready' ? { id: me.identity.groupId, name: me.identity.issuer } : undefined;
+    expect(group?.name).toBeTruthy();
+    expect(alice.notifications.slice(-2)).toEqual([
+      { group: group?.id, title: group?.name, body: 'A new message from bob' },
+      { group: group?.id, title: group?.name, body: '2 new messages from bob' },
+    ]);
     unwrap(await alice.service.send({ text: 'my own does not count' }));
     await until(() => messages(bob).some((m) => m.text === 'my own does not count'), 'bob receives');
     alice.service.windowFocus(true);
@@ -300,6 +308,12 @@ describe('app service: a chat through the bundled relay', () => {
       () => alice.notifications.some((n) => n.body === 'preview me'),
       'a notification with preview',
     );
+    // Back in front, the count started over: one message, named by its sender.
+    expect(alice.notifications.at(-1)).toEqual({
+      group: group?.id,
+      title: `bob in ${group?.name}`,
+      body: 'preview me',
+    });
   });
 
   it('marks a member verified (persisted name → fingerprint) and unmarks', async () => {
