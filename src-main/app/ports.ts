@@ -30,6 +30,12 @@ export interface NotificationPort {
   notify(notification: { title: string; body: string }): void;
 }
 
+/** The system browser (Electron shell.openExternal). Only external-links.ts calls it, after validating. */
+export interface ExternalLinkPort {
+  /** Opens an http(s) URL in the user's default browser, never in the app window. */
+  openExternal(url: string): Promise<void>;
+}
+
 /** The OS keystore (Electron safeStorage). */
 export interface SecretStoragePort {
   isAvailable(): boolean;
@@ -120,6 +126,7 @@ export interface AppServicePorts {
   dialogs: DialogPort;
   settings: SettingsStore;
   notifications: NotificationPort;
+  links: ExternalLinkPort;
   secrets: SecretStoragePort;
   relayLauncher: RelayLauncher;
   pki: PkiPort;

@@ -17,6 +17,7 @@ import {
   protocol,
   safeStorage,
   session,
+  shell,
   utilityProcess,
 } from 'electron';
 import Store from 'electron-store';
@@ -27,7 +28,13 @@ import { AppService } from '../app/service.js';
 import { Settings } from '../app/settings.js';
 import { startFailureReport } from '../app/start-failure.js';
 import type { SettingsStore } from '../app/ports.js';
-import { dialogPort, notificationPort, secretStoragePort, utilityRelayLauncher } from './electron-ports.js';
+import {
+  dialogPort,
+  externalLinkPort,
+  notificationPort,
+  secretStoragePort,
+  utilityRelayLauncher,
+} from './electron-ports.js';
 import { bindIpc, createSenderCheck } from './ipc-binding.js';
 import { buildMenuTemplate } from './menu.js';
 import {
@@ -121,6 +128,7 @@ async function start(): Promise<void> {
     dialogs: dialogPort(dialog, getWindow),
     settings: settingsStore,
     notifications: notificationPort(Notification, getWindow),
+    links: externalLinkPort(shell),
     secrets: secretStoragePort(safeStorage, process.platform),
     relayLauncher: utilityRelayLauncher(
       (modulePath, args, options) => utilityProcess.fork(modulePath, args, options),
