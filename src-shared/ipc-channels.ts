@@ -44,6 +44,7 @@ export const CHANNELS = {
   stopRelay: 'scx:relay:stop',
   createGroup: 'scx:group:create',
   updateSettings: 'scx:settings:update',
+  openExternal: 'scx:shell:open-external',
 } as const;
 
 export type Method = keyof typeof CHANNELS;
@@ -96,6 +97,8 @@ export interface Requests {
     notifications?: boolean | undefined;
     notificationPreviews?: boolean | undefined;
   };
+  /** Opens an http(s) link from a message in the system browser (the window asked first). */
+  openExternal: { url: string };
 }
 
 export type Args<M extends Method> = Requests[M];
@@ -124,6 +127,10 @@ export type ErrorCode =
   | 'WouldOverwrite'
   | 'FileError'
   | 'StorageFailed'
+  /** The message is over MAX_MESSAGE_CHARS (src-shared/limits.ts); details = [limit, length]. */
+  | 'MessageTooLong'
+  /** The link is not one the app opens (http: or https:, at most 2048 characters). */
+  | 'LinkRefused'
   /** The group's roster no longer lists this member: the app stops reconnecting. */
   | 'Removed'
   /** A message or handshake problem reported by the chat engine (details[0] = its code). */
@@ -154,6 +161,7 @@ export interface Responses {
   stopRelay: RelayView;
   createGroup: CreatedGroup;
   updateSettings: SettingsView;
+  openExternal: null;
 }
 
 export function ok<T>(value: T): Result<T> {

@@ -13,8 +13,10 @@
  */
 import { z } from 'zod';
 import { CHANNELS, type AppError, type Args, type Method, type Requests } from './ipc-channels.js';
+import { isOpenableUrl, MAX_EXTERNAL_URL_CHARS, MAX_MESSAGE_CHARS } from './limits.js';
 
 export * from './ipc-channels.js';
+export { MAX_MESSAGE_CHARS } from './limits.js';
 
 // ---------------------------------------------------------------------------------------------
 // Argument schemas
@@ -35,8 +37,17 @@ export const HostSchema = z
     'not a host name',
   );
 export const PortSchema = z.number().int().min(1).max(65535);
-/** The protocol allows 16 KiB characters of text per message. */
-export const MAX_MESSAGE_CHARS = 16 * 1024;
+/**
+ * The most text a send request may carry across IPC. The message limit itself (MAX_MESSAGE_CHARS,
+ * src-shared/limits.ts) is enforced by the service, which refuses a longer message with the typed
+ * code MessageTooLong and the reason in words; this bound only keeps absurd payloads out.
+ */
+export const MAX_SEND_REQUEST_CHARS = 4 * MAX_MESSAGE_CHARS;
+/** An http: or https: URL of at most 2048 characters (src-shared/limits.ts isOpenableUrl). */
+export const ExternalUrlSchema = z
+  .string()
+  .max(MAX_EXTERNAL_URL_CHARS, `a link holds at most ${MAX_EXTERNAL_URL_CHARS} characters`)
+  .refine(isOpenableUrl, 'only http: and https: links can be opened');
 
 const NoArgs = z.undefined();
 
@@ -67,7 +78,7 @@ export const CONTRACT = {
     args: z.strictObject({
       text: z
         .string()
-        .max(MAX_MESSAGE_CHARS, `a message holds at most ${MAX_MESSAGE_CHARS} characters`)
+        .max(MAX_SEND_REQUEST_CHARS, `a request holds at most ${MAX_SEND_REQUEST_CHARS} characters`)
         .refine((t) => t.trim().length > 0, 'the message is empty'),
     }),
   },
@@ -118,6 +129,8 @@ export const CONTRACT = {
       notificationPreviews: z.boolean().optional(),
     }),
   },
+  /** Opens a message's link in the system browser, after the window asked for confirmation. */
+  openExternal: { channel: CHANNELS.openExternal, args: z.strictObject({ url: ExternalUrlSchema }) },
 } as const satisfies Record<Method, { channel: string; args: z.ZodType }>;
 
 /** Each schema's output must be exactly the request type of ipc-channels.ts (no missing, extra or looser fields). */

@@ -6,6 +6,7 @@
 import type { LocalIdentity } from '../core/pki/local-identity.js';
 import type { ChatEngineApi, EngineEvent, RelayAddress } from '../client/engine-types.js';
 import type { ChatLine, ConnectionView, KeyView } from '../../src-shared/model.js';
+import { charactersOverLimit, MAX_MESSAGE_CHARS, tooLongReason } from '../../src-shared/limits.js';
 import { connectionStateView, keyView, memberViews } from './engine-views.js';
 import { AppFailure, toAppError } from './errors.js';
 import type { EventHub } from './event-hub.js';
@@ -175,6 +176,12 @@ export class ChatSession {
   }
 
   send(text: string): string {
+    const over = charactersOverLimit(text);
+    if (over > 0)
+      throw new AppFailure('MessageTooLong', tooLongReason(over), [
+        String(MAX_MESSAGE_CHARS),
+        String(text.length),
+      ]);
     if (!this.#engine) throw new AppFailure('NotConnected', 'Connect to a relay before sending.');
     return this.#engine.send(text);
   }

@@ -38,6 +38,12 @@ export interface AttentionPort {
   setUnread(count: number): void;
 }
 
+/** The system browser (Electron shell.openExternal). Only external-links.ts calls it, after validating. */
+export interface ExternalLinkPort {
+  /** Opens an http(s) URL in the user's default browser, never in the app window. */
+  openExternal(url: string): Promise<void>;
+}
+
 /** The OS keystore (Electron safeStorage). */
 export interface SecretStoragePort {
   isAvailable(): boolean;
@@ -130,6 +136,7 @@ export interface AppServicePorts {
   notifications: NotificationPort;
   /** Unread counts in the title and badge (default: shown nowhere). */
   attention?: AttentionPort;
+  links: ExternalLinkPort;
   secrets: SecretStoragePort;
   relayLauncher: RelayLauncher;
   pki: PkiPort;

@@ -12,7 +12,7 @@
  *   members and their verification, and timeline.ts, the chat lines);
  * - session-state.ts: the identity's durable state store for each engine session;
  * - relay-control.ts: the relay the app runs itself;
- * - group-files.ts: "create group";
+ * - group-files.ts: "create group"; external-links.ts: a message's link in the system browser;
  * - file-choices.ts: dialog paths behind one-use tokens; event-hub.ts: the window's events.
  */
 import type {
@@ -27,6 +27,7 @@ import type { AppSnapshot } from '../../src-shared/model.js';
 import { ChatSession } from './chat-session.js';
 import { toResult } from './errors.js';
 import { EventHub } from './event-hub.js';
+import { openExternalLink } from './external-links.js';
 import { FileChoices } from './file-choices.js';
 import { createGroupFiles } from './group-files.js';
 import { IdentityKeeper } from './identity-keeper.js';
@@ -262,6 +263,10 @@ export class AppService implements ServiceApi {
       const { folderToken, ...options } = arg;
       return createGroupFiles(this.#ports, this.#choices.resolve(folderToken, 'folder'), options);
     });
+  }
+
+  async openExternal(arg: Args<'openExternal'>): Promise<Result<null>> {
+    return toResult(() => openExternalLink(this.#ports.links, arg.url));
   }
 
   // ---- lifecycle ---------------------------------------------------------------------------

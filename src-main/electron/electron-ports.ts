@@ -9,11 +9,13 @@ import type {
   Notification as ElectronNotification,
   NotificationConstructorOptions,
   SafeStorage,
+  Shell,
   UtilityProcess,
 } from 'electron';
 import type {
   AttentionPort,
   DialogPort,
+  ExternalLinkPort,
   NotificationPort,
   RelayChildMessage,
   RelayLauncher,
@@ -57,6 +59,13 @@ export function dialogPort(
         : await dialog.showOpenDialog(options);
       return result.canceled ? null : (result.filePaths[0] ?? null);
     },
+  };
+}
+
+/** The system browser. The service (external-links.ts) validated the URL before this is called. */
+export function externalLinkPort(shell: Pick<Shell, 'openExternal'>): ExternalLinkPort {
+  return {
+    openExternal: (url) => shell.openExternal(url, { activate: true }),
   };
 }
 

@@ -17,6 +17,7 @@ import {
   protocol,
   safeStorage,
   session,
+  shell,
   utilityProcess,
 } from 'electron';
 import Store from 'electron-store';
@@ -30,6 +31,7 @@ import type { SettingsStore } from '../app/ports.js';
 import {
   attentionPort,
   dialogPort,
+  externalLinkPort,
   notificationPort,
   secretStoragePort,
   utilityRelayLauncher,
@@ -128,6 +130,7 @@ async function start(): Promise<void> {
     settings: settingsStore,
     notifications: notificationPort(Notification, getWindow),
     attention: attentionPort(app, getWindow),
+    links: externalLinkPort(shell),
     secrets: secretStoragePort(safeStorage, process.platform),
     relayLauncher: utilityRelayLauncher(
       (modulePath, args, options) => utilityProcess.fork(modulePath, args, options),

@@ -3,7 +3,7 @@
  * bundle in a temporary data folder, the relay as a forked child and the PKI worker thread (both
  * out/node), the real ChatEngine.
  * Only the OS-facing ports are stand-ins: the dialog answers with paths the test queues, the
- * keystore is either absent or an in-memory AES key, notifications are recorded.
+ * keystore is either absent or an in-memory AES key, notifications and opened links are recorded.
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
@@ -13,7 +13,12 @@ import Conf from 'conf';
 import { defaultEngineFactory } from '../../src-main/app/engine-factory.js';
 import { forkRelayLauncher, noSecretStorage } from '../../src-main/app/node-ports.js';
 import { PKI_WORKER_FILE, PkiWorkerClient } from '../../src-main/app/pki-client.js';
-import type { DialogPort, SecretStoragePort, SettingsStore } from '../../src-main/app/ports.js';
+import type {
+  DialogPort,
+  ExternalLinkPort,
+  SecretStoragePort,
+  SettingsStore,
+} from '../../src-main/app/ports.js';
 import { AppService } from '../../src-main/app/service.js';
 import type { AppEvent } from '../../src-shared/ipc-contract.js';
 
@@ -30,6 +35,14 @@ export class QueuedDialogs implements DialogPort {
   }
   async chooseFolder(): Promise<string | null> {
     return this.folders.shift() ?? null;
+  }
+}
+
+/** Stands in for Electron shell.openExternal: records each URL it is asked to open, opens nothing. */
+export class RecordingLinks implements ExternalLinkPort {
+  readonly opened: string[] = [];
+  async openExternal(url: string): Promise<void> {
+    this.opened.push(url);
   }
 }
 
@@ -60,6 +73,7 @@ export interface TestApp {
   notifications: { group: string; title: string; body: string }[];
   /** Every unread count the service gave the attention port (title and badge), in order. */
   unreadCounts: number[];
+  links: RecordingLinks;
   settings: SettingsStore;
   dataDir: string;
   settingsDir: string;
@@ -84,11 +98,13 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
   const dialogs = new QueuedDialogs();
   const notifications: { group: string; title: string; body: string }[] = [];
   const unreadCounts: number[] = [];
+  const links = new RecordingLinks();
   const service = await AppService.create({
     dialogs,
     settings,
     notifications: { notify: (n) => notifications.push(n) },
     attention: { setUnread: (n) => unreadCounts.push(n) },
+    links,
     secrets: options.secrets ?? noSecretStorage,
     relayLauncher: forkRelayLauncher(RELAY_CHILD_ENTRY),
     pki: new PkiWorkerClient(PKI_WORKER_ENTRY),
@@ -102,7 +118,7 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
   });
   const events: AppEvent[] = [];
   service.on((e) => events.push(e));
-  return { service, dialogs, events, notifications, unreadCounts, settings, dataDir, settingsDir };
+  return { service, dialogs, events, notifications, unreadCounts, links, settings, dataDir, settingsDir };
 }
 
 /** Polls until the condition holds; generous default, no timing assertions. */

@@ -85,6 +85,7 @@ const VALID: Record<Method, unknown> = {
     overwrite: false,
   },
   updateSettings: { theme: 'dark' },
+  openExternal: { url: 'https://example.org/a?b=c#d' },
 };
 
 /** Arguments a compromised renderer might send; each must be refused before the service. */
@@ -109,7 +110,8 @@ const INVALID: Record<Method, unknown[]> = {
     { host: '', port: 1 },
   ],
   disconnect: [[]],
-  send: [{ text: '' }, { text: '   ' }, { text: 'x'.repeat(16 * 1024 + 1) }, { text: 1 }, 'hello'],
+  // Over MAX_MESSAGE_CHARS but within the request bound reaches the service (MessageTooLong there).
+  send: [{ text: '' }, { text: '   ' }, { text: 'x'.repeat(4 * 16 * 1024 + 1) }, { text: 1 }, 'hello'],
   setVerified: [
     { name: 'bob', fingerprint: 'AB'.repeat(32), verified: true },
     { name: '../bob', fingerprint: FP, verified: true },
@@ -173,6 +175,19 @@ const INVALID: Record<Method, unknown[]> = {
     },
   ],
   updateSettings: [{ theme: 'neon' }, { notifications: 'on' }, { other: 1 }],
+  openExternal: [
+    { url: 'javascript:alert(1)' },
+    { url: 'file:///etc/passwd' },
+    { url: 'data:text/html,<script>1</script>' },
+    { url: 'app://securechat/index.html' },
+    { url: 'mailto:a@example.org' },
+    { url: 'https://' },
+    { url: 'not a url' },
+    { url: `https://example.org/${'a'.repeat(2048)}` },
+    { url: 'https://example.org', target: '_blank' },
+    { url: 42 },
+    'https://example.org',
+  ],
 };
 
 const trustedEvent = {} as IpcMainInvokeEvent;

@@ -1,0 +1,43 @@
+/**
+ * Limits the renderer and the main process must agree on, with no runtime imports (the renderer
+ * and the main-side contract both import this module).
+ *
+ * Shared code: no Node built-ins, no DOM, no electron.
+ */
+
+/**
+ * The most text one chat message holds, counted as the chat engine counts it: UTF-16 code units
+ * (JavaScript's `text.length`), not UTF-8 bytes. The protocol's `LIMITS.textChars`
+ * (src-main/core/protocol/schemas.ts) and the engine's `MAX_TEXT_CHARS` are the same number; a
+ * unit test (renderer-linkify.test.ts) keeps them equal.
+ */
+export const MAX_MESSAGE_CHARS = 16 * 1024;
+
+/** How many characters `text` is over the message limit (0 when it fits). */
+export function charactersOverLimit(text: string): number {
+  return Math.max(0, text.length - MAX_MESSAGE_CHARS);
+}
+
+/** The reason shown (and returned by the main process) for a message over the limit. */
+export function tooLongReason(over: number): string {
+  return `This message is ${over} character${over === 1 ? '' : 's'} too long (limit ${MAX_MESSAGE_CHARS}).`;
+}
+
+/** The longest URL the app hands to the system browser. */
+export const MAX_EXTERNAL_URL_CHARS = 2048;
+
+/**
+ * Whether `url` may be opened in the system browser: an absolute http: or https: URL with a host,
+ * at most MAX_EXTERNAL_URL_CHARS long. The contract's schema and the main process's link opener
+ * (src-main/app/external-links.ts) both use it.
+ */
+export function isOpenableUrl(url: string): boolean {
+  if (url.length === 0 || url.length > MAX_EXTERNAL_URL_CHARS) return false;
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return false;
+  }
+  return (parsed.protocol === 'http:' || parsed.protocol === 'https:') && parsed.hostname.length > 0;
+}
