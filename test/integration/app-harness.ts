@@ -13,7 +13,12 @@ import Conf from 'conf';
 import { defaultEngineFactory } from '../../src-main/app/engine-factory.js';
 import { forkRelayLauncher, noSecretStorage } from '../../src-main/app/node-ports.js';
 import { PKI_WORKER_FILE, PkiWorkerClient } from '../../src-main/app/pki-client.js';
-import type { DialogPort, SecretStoragePort, SettingsStore } from '../../src-main/app/ports.js';
+import type {
+  DialogPort,
+  RelayLauncher,
+  SecretStoragePort,
+  SettingsStore,
+} from '../../src-main/app/ports.js';
 import { AppService } from '../../src-main/app/service.js';
 import type { AppEvent } from '../../src-shared/ipc-contract.js';
 
@@ -68,6 +73,10 @@ export interface TestAppOptions {
   /** Reuse folders (to restart "the same installation"). */
   dataDir?: string;
   settingsDir?: string;
+  /** Another relay launcher (a test that kills the relay wraps the forked one to know its process). */
+  relayLauncher?: RelayLauncher;
+  /** The engine's reconnect backoff (default: 100 ms to 1 s). */
+  backoff?: { initialMs: number; maxMs: number; jitter?: number };
 }
 
 export async function createTestApp(options: TestAppOptions = {}): Promise<TestApp> {
@@ -86,10 +95,10 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
     settings,
     notifications: { notify: (n) => notifications.push(n) },
     secrets: options.secrets ?? noSecretStorage,
-    relayLauncher: forkRelayLauncher(RELAY_CHILD_ENTRY),
+    relayLauncher: options.relayLauncher ?? forkRelayLauncher(RELAY_CHILD_ENTRY),
     pki: new PkiWorkerClient(PKI_WORKER_ENTRY),
     engineFactory: defaultEngineFactory({
-      backoff: { initialMs: 100, maxMs: 1_000 },
+      backoff: options.backoff ?? { initialMs: 100, maxMs: 1_000 },
       keyEstablishmentTimeoutMs: 8_000,
     }),
     dataDir,
