@@ -97,11 +97,19 @@ export interface FingerprintWarning {
   at: number;
 }
 
+/**
+ * Why the connection is where it is, when the app knows it as a fact (not only as words):
+ * 'relay-silent' = the relay sent nothing for too long and the client gave up on the link;
+ * 'removed' = this member was removed from the group (terminal: no reconnect).
+ */
+export type ConnectionCause = 'relay-silent' | 'removed';
+
 export interface ConnectionView {
   state: ConnectionState;
   reason?: string;
   retryInMs?: number;
   address?: { host: string; port: number };
+  cause?: ConnectionCause;
 }
 
 export type ChatLine =

@@ -7,7 +7,7 @@ import type { LocalIdentity } from '../core/pki/local-identity.js';
 import type { ChatEngineApi, EngineEvent, RelayAddress } from '../client/engine-types.js';
 import type { ChatLine, ConnectionView, KeyView } from '../../src-shared/model.js';
 import { charactersOverLimit, MAX_MESSAGE_CHARS, tooLongReason } from '../../src-shared/limits.js';
-import { connectionStateView, keyView, memberViews } from './engine-views.js';
+import { connectionCause, connectionStateView, keyView, memberViews } from './engine-views.js';
 import { AppFailure, toAppError } from './errors.js';
 import type { EventHub } from './event-hub.js';
 import type { MemberList } from './member-list.js';
@@ -75,6 +75,8 @@ export class ChatSession {
   #connection: ConnectionView = { state: 'Disconnected' };
   #loggedIn = false;
   #reportedUnreachable = false;
+  /** The relay said this member was removed from the group (this connect): the window says "Removed". */
+  #removed = false;
   #key: KeyView | undefined;
   /** The last roster seen, per identity (group/name): a newer one says who joined or was removed. */
   #roster: { owner: string; version: number; members: string[]; removed: string[] } | undefined;
@@ -125,6 +127,7 @@ export class ChatSession {
     hub.emit({ type: 'settings', settings: settings.view() });
     this.#loggedIn = false;
     this.#reportedUnreachable = false;
+    this.#removed = false;
     this.#key = undefined;
     members.reset();
     let engine: ChatEngineApi;
@@ -163,7 +166,11 @@ export class ChatSession {
         this.#key = undefined;
         this.#deps.members.clear();
         const address = this.#connection.address;
-        this.#setConnection({ state: 'Disconnected', ...(address ? { address } : {}) });
+        this.#setConnection({
+          state: 'Disconnected',
+          ...(address ? { address } : {}),
+          ...(this.#removed ? { cause: 'removed' as const } : {}),
+        });
         this.#deps.timeline.addSystem('disconnected', 'You left the chat.');
       }
     }
@@ -289,6 +296,10 @@ export class ChatSession {
           // Terminal: the engine stops here and does not reconnect (the relay would refuse it).
           // The relay's words (with the organiser's reason) go in the details.
           const text = 'You were removed from this group.';
+          this.#removed = true;
+          // The engine may have shown its terminal state before this error: mark that view too.
+          if (['Failed', 'Disconnected'].includes(this.#connection.state))
+            this.#setConnection({ ...this.#connection, cause: 'removed' });
           hub.emit({ type: 'error', error: { code: 'Removed', message: text, details: [event.message] } });
           timeline.addSystem('removed', text);
           break;
@@ -332,11 +343,14 @@ export class ChatSession {
   #onState(event: Extract<EngineEvent, { event: 'state' }>): void {
     const address = this.#connection.address;
     const reason = describeConnectionReason(event.reason, address);
+    const state = connectionStateView(event.state);
+    const cause = connectionCause(event.reason, this.#removed && ['Failed', 'Disconnected'].includes(state));
     this.#setConnection({
-      state: connectionStateView(event.state),
+      state,
       ...(reason !== undefined ? { reason } : {}),
       ...(event.retryInMs !== undefined ? { retryInMs: event.retryInMs } : {}),
       ...(address ? { address } : {}),
+      ...(cause !== undefined ? { cause } : {}),
     });
     // Logged in to the relay (certificates next): say so once per connect.
     if (['CertExchange', 'KeyEstablishment', 'Chatting'].includes(event.state) && !this.#loggedIn) {

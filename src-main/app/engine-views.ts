@@ -4,7 +4,7 @@
  * this file follows.
  */
 import type { EngineState, GroupKeyInfo, Member } from '../client/types.js';
-import type { ConnectionState, KeyView, MemberView } from '../../src-shared/model.js';
+import type { ConnectionCause, ConnectionState, KeyView, MemberView } from '../../src-shared/model.js';
 
 const CONNECTION_STATE: Record<EngineState, ConnectionState> = {
   Initialization: 'Initialization',
@@ -20,6 +20,19 @@ const CONNECTION_STATE: Record<EngineState, ConnectionState> = {
 
 export function connectionStateView(state: EngineState): ConnectionState {
   return CONNECTION_STATE[state];
+}
+
+/**
+ * The engine's own words for a relay that went silent (engine-state.ts, the heartbeat timer):
+ * "Relay not responding: nothing received for N s". The engine carries no code for it, so this
+ * is the one place that reads the text; the window gets the typed cause.
+ */
+const RELAY_SILENT = 'Relay not responding';
+
+export function connectionCause(reason: string | undefined, removed: boolean): ConnectionCause | undefined {
+  if (removed) return 'removed';
+  if (reason?.startsWith(RELAY_SILENT)) return 'relay-silent';
+  return undefined;
 }
 
 export function memberViews(members: readonly Member[]): MemberView[] {

@@ -171,7 +171,9 @@ test('each member imports their bundle and sees their identity and fingerprint',
     );
     await expect(page.getByTestId('identity-ca-advice')).toContainText('organiser hands out');
   }
-  await expect(alice.page.getByTestId('stepper')).toHaveAttribute('data-state', 'Disconnected');
+  const indicator = alice.page.getByTestId('connection-indicator');
+  await expect(indicator).toHaveAttribute('data-state', 'Disconnected');
+  await expect(indicator.getByRole('status')).toHaveText('Offline');
   await screenshot(alice.page, '03-identity-imported');
 });
 
@@ -195,7 +197,7 @@ test('bob starts the bundled relay from his window: address and member count sho
   await screenshot(bob.page, '04-relay-running');
 });
 
-test('all three connect: the stepper reaches Chatting, fingerprints and one safety number', async () => {
+test('all three connect: the header says Online, fingerprints and one safety number', async () => {
   for (const name of ['alice', 'bob', 'carol']) {
     const { page } = member(name);
     await page.getByTestId('connect-host').fill('127.0.0.1');
@@ -205,7 +207,8 @@ test('all three connect: the stepper reaches Chatting, fingerprints and one safe
   const numbers: string[] = [];
   for (const name of ['alice', 'bob', 'carol']) {
     const { page } = member(name);
-    await expect(page.getByTestId('stepper')).toHaveAttribute('data-state', 'Chatting');
+    await expect(page.getByTestId('connection-indicator')).toHaveAttribute('data-state', 'Chatting');
+    await expect(page.getByTestId('connection-words')).toHaveText('Online');
     await expect(page.getByTestId('member')).toHaveCount(3);
     await expect(page.getByTestId('safety-number')).toBeVisible();
     for (const other of ['alice', 'bob', 'carol']) {
@@ -298,7 +301,8 @@ test('carol leaves: alice and bob see her go and keep the key; "Renew keys" move
   const epochBefore = await epochOf(alice);
   const rekeysBefore = await alice.page.locator('[data-testid="system-line"][data-event="rekey"]').count();
   await carol.page.getByTestId('disconnect').click();
-  await expect(carol.page.getByTestId('stepper')).toHaveAttribute('data-state', 'Disconnected');
+  await expect(carol.page.getByTestId('connection-indicator')).toHaveAttribute('data-state', 'Disconnected');
+  await expect(carol.page.getByTestId('connection-words')).toHaveText('Offline');
   for (const m of [alice, bob]) {
     await expect(m.page.locator('[data-testid="system-line"][data-event="left"]').last()).toContainText(
       'carol left the chat',
@@ -383,13 +387,15 @@ test('a reload restores the window from the service; keyboard users start at the
   const held = () => carol.app.service.snapshot().timeline.filter((l) => l.kind === 'system').length;
   await carol.page.reload();
   await expect(carol.page.getByTestId('identity-name')).toHaveText('carol');
-  await expect(carol.page.getByTestId('stepper')).toHaveAttribute('data-state', 'Chatting');
+  await expect(carol.page.getByTestId('connection-indicator')).toHaveAttribute('data-state', 'Chatting');
   await expect.poll(async () => (await carol.page.getByTestId('system-line').count()) === held()).toBe(true);
   expect(held()).toBeGreaterThan(0);
   await carol.page.keyboard.press('Tab');
   const skip = carol.page.getByRole('link', { name: 'Skip to the message box' });
   await expect(skip).toBeFocused();
   await expect.poll(async () => (await skip.boundingBox())?.y ?? -1).toBeGreaterThanOrEqual(0);
+  await carol.page.keyboard.press('Tab');
+  await expect(carol.page.getByRole('button', { name: 'Details' })).toBeFocused();
   await carol.page.keyboard.press('Tab');
   await expect(carol.page.getByTestId('theme-toggle')).toBeFocused();
 });

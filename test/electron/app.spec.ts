@@ -123,7 +123,7 @@ test('alice starts the bundled relay (utility process) and everyone connects', a
   await win.getByTestId('connect').click();
   unwrap(await bob.service.connect({ host: '127.0.0.1', port: relayPort }));
   unwrap(await carol.service.connect({ host: '127.0.0.1', port: relayPort }));
-  await expect(win.getByTestId('stepper')).toHaveAttribute('data-state', 'Chatting');
+  await expect(win.getByTestId('connection-indicator')).toHaveAttribute('data-state', 'Chatting');
   await expect(win.getByTestId('member')).toHaveCount(3);
   await until(() => bob.service.snapshot().key?.members.length === 3, 'bob keyed with three');
   await expect

@@ -16,6 +16,7 @@ import { PKI_WORKER_FILE, PkiWorkerClient } from '../../src-main/app/pki-client.
 import type {
   DialogPort,
   ExternalLinkPort,
+  RelayLauncher,
   SecretStoragePort,
   SettingsStore,
 } from '../../src-main/app/ports.js';
@@ -84,6 +85,10 @@ export interface TestAppOptions {
   /** Reuse folders (to restart "the same installation"). */
   dataDir?: string;
   settingsDir?: string;
+  /** Another relay launcher (a test that kills the relay wraps the forked one to know its process). */
+  relayLauncher?: RelayLauncher;
+  /** The engine's reconnect backoff (default: 100 ms to 1 s). */
+  backoff?: { initialMs: number; maxMs: number; jitter?: number };
 }
 
 export async function createTestApp(options: TestAppOptions = {}): Promise<TestApp> {
@@ -106,10 +111,10 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
     attention: { setUnread: (n) => unreadCounts.push(n) },
     links,
     secrets: options.secrets ?? noSecretStorage,
-    relayLauncher: forkRelayLauncher(RELAY_CHILD_ENTRY),
+    relayLauncher: options.relayLauncher ?? forkRelayLauncher(RELAY_CHILD_ENTRY),
     pki: new PkiWorkerClient(PKI_WORKER_ENTRY),
     engineFactory: defaultEngineFactory({
-      backoff: { initialMs: 100, maxMs: 1_000 },
+      backoff: options.backoff ?? { initialMs: 100, maxMs: 1_000 },
       keyEstablishmentTimeoutMs: 8_000,
     }),
     dataDir,

@@ -91,5 +91,7 @@ describe('app: roster changes', { timeout: 120_000 }, () => {
     // Removed is final: no retry is scheduled, and the window shows no reconnect.
     expect(carol.service.snapshot().connection.retryInMs).toBeUndefined();
     expect(carol.service.snapshot().connection.state).toBe('Failed');
+    // The header says "Removed": the view carries the typed cause, not only the words.
+    expect(carol.service.snapshot().connection.cause).toBe('removed');
   });
 });

@@ -5,6 +5,7 @@
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { describeConnectionReason } from '../../src-main/app/chat-session.js';
+import { connectionCause } from '../../src-main/app/engine-views.js';
 import { EventHub } from '../../src-main/app/event-hub.js';
 import { FileChoices } from '../../src-main/app/file-choices.js';
 import { MemberList } from '../../src-main/app/member-list.js';
@@ -183,5 +184,15 @@ describe('connection reasons in plain words', () => {
     );
     expect(describeConnectionReason('Removed: you were removed', at)).toBe('Removed: you were removed');
     expect(describeConnectionReason(undefined, at)).toBeUndefined();
+  });
+});
+
+describe('connection cause (typed, for the header indicator)', () => {
+  it('names a relay that went silent from the engine words, and a removal over any reason', () => {
+    expect(connectionCause('Relay not responding: nothing received for 45 s', false)).toBe('relay-silent');
+    expect(connectionCause('connect ECONNREFUSED 127.0.0.1:4000', false)).toBeUndefined();
+    expect(connectionCause(undefined, false)).toBeUndefined();
+    expect(connectionCause(undefined, true)).toBe('removed');
+    expect(connectionCause('Relay not responding: nothing received for 45 s', true)).toBe('removed');
   });
 });

@@ -36,6 +36,8 @@ export class AppState {
   app = $state<AppInfo | undefined>(undefined);
   identity = $state<IdentityState>({ status: 'none' });
   connection = $state<ConnectionView>({ state: 'Disconnected' });
+  /** When the current connection view arrived (ms since the epoch): the retry countdown starts there. */
+  connectionAt = $state(Date.now());
   members = $state<MemberEntry[]>([]);
   key = $state<KeyView | undefined>(undefined);
   timeline = $state<ChatLine[]>([]);
@@ -75,6 +77,7 @@ export class AppState {
     this.app = s.app;
     this.identity = s.identity;
     this.connection = s.connection;
+    this.connectionAt = Date.now();
     this.members = s.members;
     this.key = s.key;
     this.timeline = s.timeline;
@@ -89,6 +92,7 @@ export class AppState {
       case 'state': {
         const { type: _t, ...view } = event;
         this.connection = view;
+        this.connectionAt = Date.now();
         break;
       }
       case 'members':
