@@ -75,7 +75,7 @@ test.beforeAll(async () => {
   }
   alice = await open('alice', apps.alice as TestApp);
   bob = await open('bob', apps.bob as TestApp);
-  await expect(alice.page.getByTestId('stepper')).toHaveAttribute('data-state', 'Chatting');
+  await expect(alice.page.getByTestId('connection-indicator')).toHaveAttribute('data-state', 'Chatting');
 });
 
 test.afterAll(async () => {
