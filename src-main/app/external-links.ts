@@ -17,7 +17,9 @@ export async function openExternalLink(port: ExternalLinkPort, url: string): Pro
     );
   }
   try {
-    await port.openExternal(url);
+    // The parsed form, not the string as typed: what the browser gets is what was checked
+    // (spaces, tabs and line breaks encoded or dropped, the host lowercased).
+    await port.openExternal(new URL(url).href);
   } catch (err) {
     throw new AppFailure(
       'Internal',

@@ -147,6 +147,12 @@ describe('external links (main side)', () => {
     expect(opened).toEqual(['https://example.org/a?b=c#d', 'http://127.0.0.1:8080/']);
   });
 
+  it('hands the browser the URL as parsed, not as typed', async () => {
+    const { opened, port } = recorder();
+    await openExternalLink(port, 'https://EXAMPLE.org/a b\tc');
+    expect(opened).toEqual(['https://example.org/a%20bc']);
+  });
+
   it('re-validates: anything else is refused with LinkRefused and never reaches the port', async () => {
     const { opened, port } = recorder();
     for (const url of [
