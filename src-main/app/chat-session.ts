@@ -344,7 +344,7 @@ export class ChatSession {
     const address = this.#connection.address;
     const reason = describeConnectionReason(event.reason, address);
     const state = connectionStateView(event.state);
-    const cause = connectionCause(event.reason, this.#removed && ['Failed', 'Disconnected'].includes(state));
+    const cause = connectionCause(event.cause, this.#removed && ['Failed', 'Disconnected'].includes(state));
     this.#setConnection({
       state,
       ...(reason !== undefined ? { reason } : {}),

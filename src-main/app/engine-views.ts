@@ -3,6 +3,7 @@
  * (src-shared/model.ts). The one place that knows both: either side may change its shape and only
  * this file follows.
  */
+import type { ConnectionCause as EngineConnectionCause } from '../client/engine-machine.js';
 import type { EngineState, GroupKeyInfo, Member } from '../client/types.js';
 import type { ConnectionCause, ConnectionState, KeyView, MemberView } from '../../src-shared/model.js';
 
@@ -22,17 +23,13 @@ export function connectionStateView(state: EngineState): ConnectionState {
   return CONNECTION_STATE[state];
 }
 
-/**
- * The engine's own words for a relay that went silent (engine-state.ts, the heartbeat timer):
- * "Relay not responding: nothing received for N s". The engine carries no code for it, so this
- * is the one place that reads the text; the window gets the typed cause.
- */
-const RELAY_SILENT = 'Relay not responding';
-
-export function connectionCause(reason: string | undefined, removed: boolean): ConnectionCause | undefined {
+/** The window's typed cause: a removal outranks whatever the engine's state event says. */
+export function connectionCause(
+  engineCause: EngineConnectionCause | undefined,
+  removed: boolean,
+): ConnectionCause | undefined {
   if (removed) return 'removed';
-  if (reason?.startsWith(RELAY_SILENT)) return 'relay-silent';
-  return undefined;
+  return engineCause;
 }
 
 export function memberViews(members: readonly Member[]): MemberView[] {

@@ -79,7 +79,15 @@ export interface EngineMachine {
   /** requestRekey() was asked under this epoch: the fallback runs a round if it is still current. */
   rekeyFrom: number | undefined | null;
   epoch: number | undefined;
+  /**
+   * Why this machine last closed the link itself, as a code (the reason is words for people): the
+   * Reconnecting that follows carries it, so the app never has to read the words.
+   */
+  closedFor: ConnectionCause | undefined;
 }
+
+/** A typed cause a shown state may carry: the relay went silent (heartbeats). */
+export type ConnectionCause = 'relay-silent';
 
 export type EngineEvent =
   | { type: 'start' }
@@ -110,7 +118,7 @@ export type EngineEffect =
   | { kind: 'close'; reason: string }
   | { kind: 'arm'; timer: TimerName; ms: number; repeat: boolean }
   | { kind: 'cancel'; timer: TimerName }
-  | { kind: 'show'; state: EngineState; reason?: string; retryInMs?: number }
+  | { kind: 'show'; state: EngineState; reason?: string; retryInMs?: number; cause?: ConnectionCause }
   /** Logged in: SYNC with the relay's log (and resend what it never acknowledged). */
   | { kind: 'sync' }
   /** The connection is gone: forget what belonged to it, put unwritten messages back. */
@@ -149,6 +157,7 @@ export const INITIAL_ENGINE: EngineMachine = {
   goodbye: undefined,
   rekeyFrom: null,
   epoch: undefined,
+  closedFor: undefined,
 };
 
 /** Queued messages may be signed and written now. */

@@ -15,6 +15,7 @@ import { livenessTickMs, livenessVerdict } from '../core/link/liveness.js';
 import {
   canSend,
   isOnline,
+  type ConnectionCause,
   type EngineConfig,
   type EngineEffect,
   type EngineEvent,
@@ -62,7 +63,7 @@ class Step {
     this.set({ timers: this.m.timers.filter((t) => t !== timer) });
   }
 
-  show(state: EngineState, reason?: string, retryInMs?: number): void {
+  show(state: EngineState, reason?: string, retryInMs?: number, cause?: ConnectionCause): void {
     // While leaving, late frames must not make the state look like a fresh session.
     if (this.m.link.phase === 'leaving' && state !== 'Disconnecting') return;
     const { shown } = this.m;
@@ -73,6 +74,7 @@ class Step {
       state,
       ...(reason !== undefined ? { reason } : {}),
       ...(retryInMs !== undefined ? { retryInMs } : {}),
+      ...(cause !== undefined ? { cause } : {}),
     });
   }
 
@@ -202,6 +204,7 @@ function onTimer(config: EngineConfig, m: EngineMachine, timer: TimerName, at: n
       const verdict = livenessVerdict(config.liveness, l, at);
       if (verdict.kind === 'peer-gone') {
         s.cancel('heartbeat');
+        s.set({ closedFor: 'relay-silent' });
         s.push({
           kind: 'close',
           reason: `Relay not responding: nothing received for ${Math.round(verdict.silentMs / 1000)} s`,
@@ -342,7 +345,7 @@ function viaLink(config: EngineConfig, m: EngineMachine, event: LinkEvent): Engi
 function translate(s: Step, e: LinkEffect): void {
   switch (e.kind) {
     case 'open':
-      s.set({ session: { stage: 'login' }, authExtended: false });
+      s.set({ session: { stage: 'login' }, authExtended: false, closedFor: undefined });
       s.push(e);
       return;
     case 'close':
@@ -371,7 +374,7 @@ function translate(s: Step, e: LinkEffect): void {
       s.push(e);
       return;
     case 'show':
-      s.show(e.state, e.reason, e.retryInMs);
+      s.show(e.state, e.reason, e.retryInMs, e.state === 'Reconnecting' ? s.m.closedFor : undefined);
       return;
   }
 }

@@ -3,10 +3,12 @@
  * the desktop app's service render exactly these events; nothing here exposes key material.
  */
 import type { EngineProblem, EngineState, GroupKeyInfo, Member } from './types.js';
+import type { ConnectionCause } from './engine-machine.js';
 import type { RosterView } from './roster-tracker.js';
 
 export type EngineEvent =
-  | { event: 'state'; state: EngineState; reason?: string; retryInMs?: number }
+  /** `cause`: a code for why, where the engine has one (the reason is words for people). */
+  | { event: 'state'; state: EngineState; reason?: string; retryInMs?: number; cause?: ConnectionCause }
   | { event: 'members'; members: Member[] }
   | ({ event: 'key' } & GroupKeyInfo)
   /** A message from another member, shown once: `offset` is where the relay's log holds it. */

@@ -297,6 +297,7 @@ export class ChatEngine implements ChatEngineApi, EngineHost {
           state: effect.state,
           ...(effect.reason !== undefined ? { reason: effect.reason } : {}),
           ...(effect.retryInMs !== undefined ? { retryInMs: effect.retryInMs } : {}),
+          ...(effect.cause !== undefined ? { cause: effect.cause } : {}),
         });
         return;
       case 'sync':

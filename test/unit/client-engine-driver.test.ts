@@ -303,11 +303,18 @@ describe('engine driver over an in-memory transport', () => {
     expect(states().at(-1)).toMatchObject({
       reason: 'Relay not responding: nothing received for 15 s',
       retryInMs: 250,
+      cause: 'relay-silent', // a code for the app, which never reads the words
     });
     clock.advance(250);
     expect(relay.links).toHaveLength(2);
     const second = await logIn(relay, engine);
     expect(second).not.toBe(first);
+    // The code belonged to that close only.
+    expect(
+      states()
+        .filter((s) => s.state !== 'Reconnecting')
+        .every((s) => s.cause === undefined),
+    ).toBe(true);
 
     // Stopped while online: DISCONNECT is written, the link ended, no timer left.
     await engine.stop('bye');

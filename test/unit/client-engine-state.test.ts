@@ -266,6 +266,15 @@ describe('engine state machine: heartbeat', () => {
     expect(h.m.link.phase).toBe('waiting');
     expect(h.m.timers).toEqual(['retry']);
     expect(h.clock.monotonic() - silentFrom).toBeGreaterThanOrEqual(15_000);
+    // The Reconnecting it shows carries the code; a later close by the relay does not.
+    const shows = () => h.effects.filter((e) => e.kind === 'show' && e.state === 'Reconnecting');
+    expect(shows().at(-1)).toMatchObject({ kind: 'show', cause: 'relay-silent' });
+    h.take();
+    h.advance(10_000); // the retry opens a new link
+    h.dispatch({ type: 'logged-in', at: h.clock.monotonic() });
+    h.dispatch({ type: 'closed', reason: 'connection closed by the relay', random: 0 });
+    expect(shows()).toHaveLength(1);
+    expect(shows()[0]).not.toHaveProperty('cause');
   });
 });
 
