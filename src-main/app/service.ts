@@ -13,6 +13,7 @@
  * - session-state.ts: the identity's durable state store for each engine session;
  * - relay-control.ts: the relay the app runs itself;
  * - group-files.ts: "create group"; external-links.ts: a message's link in the system browser;
+ * - window-attention.ts: unread counts (title, badge) and one notification per group;
  * - file-choices.ts: dialog paths behind one-use tokens; event-hub.ts: the window's events.
  */
 import type {
@@ -37,8 +38,7 @@ import type { AppServicePorts } from './ports.js';
 import { RelayControl } from './relay-control.js';
 import { Settings } from './settings.js';
 import { Timeline } from './timeline.js';
-import { NotificationDigest } from './notification-digest.js';
-import { UnreadCounter } from './unread.js';
+import { WindowAttention } from './window-attention.js';
 
 export { describeConnectionReason } from './chat-session.js';
 
@@ -54,8 +54,7 @@ export class AppService implements ServiceApi {
   readonly #members: MemberList;
   readonly #chat: ChatSession;
   readonly #relay: RelayControl;
-  readonly #unread: UnreadCounter;
-  readonly #digest = new NotificationDigest();
+  readonly #attention: WindowAttention;
 
   private constructor(ports: AppServicePorts) {
     this.#ports = ports;
@@ -78,7 +77,11 @@ export class AppService implements ServiceApi {
       memberState,
       onGroupChanged: () => members.forgetChanges(),
     });
-    const unread = (this.#unread = new UnreadCounter(ports.attention ?? { setUnread: () => undefined }));
+    const attention = (this.#attention = new WindowAttention({
+      notifications: ports.notifications,
+      ...(ports.attention ? { attention: ports.attention } : {}),
+      settings,
+    }));
     this.#chat = new ChatSession({
       ports,
       settings,
@@ -87,10 +90,7 @@ export class AppService implements ServiceApi {
       members,
       timeline,
       selfName,
-      onIncoming: (from, text, group) => {
-        unread.arrived();
-        this.#notifyIncoming(from, text, group);
-      },
+      onIncoming: (from, text, group) => attention.incoming(from, text, group),
     });
     this.#relay = new RelayControl({ ports, settings, hub, choices });
   }
@@ -110,27 +110,12 @@ export class AppService implements ServiceApi {
 
   /** For the shell: the window gained or lost focus (unread counts reset on focus). */
   windowFocus(focused: boolean): void {
-    this.#unread.focus(focused);
-    // In front: read. Just left: what comes next is what the notification sums up.
-    this.#digest.reset();
-  }
-
-  /** One notification per group, updated while the window is not in front (notification-digest.ts). */
-  #notifyIncoming(from: string, text: string, group: { id: string; name: string }): void {
-    const settings = this.#settings.view();
-    if (!settings.notifications) return;
-    // In front, each message stands alone (the shell shows none then anyway).
-    if (this.#unread.focused) this.#digest.reset();
-    try {
-      this.#ports.notifications.notify(this.#digest.add(group, from, text, settings.notificationPreviews));
-    } catch {
-      // Notifications are a courtesy; a failure must not touch the chat.
-    }
+    this.#attention.focus(focused);
   }
 
   /** Messages that arrived while the window was not in front. */
   get unreadCount(): number {
-    return this.#unread.count;
+    return this.#attention.unread;
   }
 
   /** For the shell's menu: asks the window to open one of its dialogs. */
