@@ -1,10 +1,10 @@
 /**
  * Where the Electron runtime is, found the way electron-vite finds it (ELECTRON_EXEC_PATH, else
- * node_modules/electron/path.txt naming a binary under dist/, as `require('electron')` reads it),
- * but without `require('electron')`'s side effect of starting a download. `npm start`
- * asks first so that a machine without the runtime gets one line saying so instead of
- * electron-vite's "Electron uninstall" stack trace; the real-Electron e2e suite asks to decide
- * whether it runs or says it skipped.
+ * node_modules/electron/path.txt naming a binary under dist/, which is also what the electron
+ * package's own entry reads), without loading that package: loading it starts a download when the
+ * binary is missing. `npm start` asks first so that a machine without the runtime gets one line
+ * saying so instead of electron-vite's "Electron uninstall" stack trace; the real-Electron e2e
+ * suite asks to decide whether it runs or says it skipped. Plain Node: nothing here imports it.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';

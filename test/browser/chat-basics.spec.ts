@@ -7,85 +7,24 @@
  * stays whole in the box with the reason shown and Send disabled.
  * Screenshots of each step: test-results/browser/basics-*.png.
  */
-import { chromium, expect, test, type Browser, type BrowserContext, type Page } from '@playwright/test';
+import { expect, test } from '@playwright/test';
 import { MAX_MESSAGE_CHARS } from '../../src-shared/limits.js';
-import { makeTestGroup, TEST_PASSWORD, type TestGroup } from '../helpers/group.js';
-import {
-  createTestApp,
-  importBundle,
-  startRelay,
-  unwrap,
-  until,
-  type TestApp,
-} from '../integration/app-harness.js';
-import {
-  assertBuilt,
-  bridgePage,
-  chromiumPath,
-  CHROMIUM_ARGS,
-  screenshot,
-  serveRenderer,
-} from './support.js';
+import { screenshot } from './support.js';
+import { startTwoMembers, type Member, type TwoMembers } from './two-members.js';
 
-interface Member {
-  app: TestApp;
-  context: BrowserContext;
-  page: Page;
-  unbridge: () => void;
-}
-
-let browser: Browser;
-let server: Awaited<ReturnType<typeof serveRenderer>>;
-let group: TestGroup;
+let members: TwoMembers;
 let alice: Member;
 let bob: Member;
-const consoleErrors: string[] = [];
 
 test.describe.configure({ mode: 'serial' });
 
-async function open(name: string, app: TestApp): Promise<Member> {
-  const context = await browser.newContext({ viewport: { width: 1360, height: 860 }, colorScheme: 'light' });
-  const page = await context.newPage();
-  page.on('console', (msg) => {
-    if (msg.type() === 'error') consoleErrors.push(`${name}: ${msg.text()}`);
-  });
-  page.on('pageerror', (err) => consoleErrors.push(`${name}: ${err.message}`));
-  const unbridge = await bridgePage(page, app.service);
-  await page.goto(server.url);
-  return { app, context, page, unbridge };
-}
-
 test.beforeAll(async () => {
-  assertBuilt();
-  browser = await chromium.launch({ executablePath: chromiumPath(), headless: true, args: CHROMIUM_ARGS });
-  server = await serveRenderer();
-  group = makeTestGroup(['alice', 'bob']);
-  const apps: Record<string, TestApp> = {};
-  for (const name of ['alice', 'bob']) {
-    const app = await createTestApp();
-    unwrap(await importBundle(app, group.bundles[name] as string, TEST_PASSWORD));
-    apps[name] = app;
-  }
-  const relay = unwrap(await startRelay(apps.bob as TestApp, group.relayBundle, TEST_PASSWORD));
-  for (const app of Object.values(apps)) {
-    unwrap(await app.service.connect({ host: '127.0.0.1', port: relay.port as number }));
-  }
-  for (const app of Object.values(apps)) {
-    await until(() => app.service.snapshot().connection.state === 'Chatting', 'both chatting');
-  }
-  alice = await open('alice', apps.alice as TestApp);
-  bob = await open('bob', apps.bob as TestApp);
-  await expect(alice.page.getByTestId('connection-indicator')).toHaveAttribute('data-state', 'Chatting');
+  members = await startTwoMembers();
+  ({ alice, bob } = members);
 });
 
 test.afterAll(async () => {
-  for (const m of [alice, bob]) {
-    if (!m) continue;
-    m.unbridge();
-    await m.app.service.dispose().catch(() => undefined);
-  }
-  await browser?.close();
-  await server?.close();
+  await members?.close();
 });
 
 test('a link in a message is an anchor; it opens only after confirming, and the window stays put', async () => {
@@ -165,7 +104,7 @@ test('right-to-left messages and the composer carry dir="auto"', async () => {
 test('a paste over the limit stays whole, says why, and Send is disabled until it fits', async () => {
   const { page, context } = alice;
   await context.grantPermissions(['clipboard-read', 'clipboard-write'], {
-    origin: new URL(server.url).origin,
+    origin: new URL(members.url).origin,
   });
   const over = 120;
   const long = `${'Lorem ipsum dolor sit amet. '.repeat(Math.ceil((MAX_MESSAGE_CHARS + over) / 28))}`.slice(
@@ -208,5 +147,5 @@ test('a paste over the limit stays whole, says why, and Send is disabled until i
 });
 
 test('no errors in the page console (CSP violations included)', () => {
-  expect(consoleErrors).toEqual([]);
+  expect(members.consoleErrors).toEqual([]);
 });
