@@ -45,6 +45,9 @@ export const CHANNELS = {
   createGroup: 'scx:group:create',
   updateSettings: 'scx:settings:update',
   openExternal: 'scx:shell:open-external',
+  historyPage: 'scx:history:page',
+  searchHistory: 'scx:history:search',
+  latestLines: 'scx:timeline:latest',
 } as const;
 
 export type Method = keyof typeof CHANNELS;
@@ -99,6 +102,12 @@ export interface Requests {
   };
   /** Opens an http(s) link from a message in the system browser (the window asked first). */
   openExternal: { url: string };
+  /** Stored messages before the one with local id `beforeId` (default: the newest), oldest first. */
+  historyPage: { beforeId?: number | undefined; limit?: number | undefined };
+  /** The newest stored messages that contain `text` (case-insensitive). */
+  searchHistory: { text: string; limit?: number | undefined };
+  /** The newest lines of the timeline (back to the latest after reading older history). */
+  latestLines: undefined;
 }
 
 export type Args<M extends Method> = Requests[M];
@@ -162,6 +171,10 @@ export interface Responses {
   createGroup: CreatedGroup;
   updateSettings: SettingsView;
   openExternal: null;
+  /** `more`: older messages remain. */
+  historyPage: { lines: ChatLine[]; more: boolean };
+  searchHistory: { lines: ChatLine[] };
+  latestLines: ChatLine[];
 }
 
 export function ok<T>(value: T): Result<T> {
@@ -188,6 +201,8 @@ export type AppEvent =
   | { type: 'key'; key: KeyView }
   /** A new or updated chat line (incoming message, own queued→sent, system line). */
   | { type: 'line'; line: ChatLine }
+  /** The timeline starts over (another identity, its stored history put in): the newest lines. */
+  | { type: 'timeline'; lines: ChatLine[] }
   | { type: 'relay'; relay: RelayView }
   | { type: 'identity'; identity: IdentityState }
   | { type: 'settings'; settings: SettingsView }

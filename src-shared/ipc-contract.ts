@@ -13,7 +13,14 @@
  */
 import { z } from 'zod';
 import { CHANNELS, type AppError, type Args, type Method, type Requests } from './ipc-channels.js';
-import { isOpenableUrl, MAX_EXTERNAL_URL_CHARS, MAX_MESSAGE_CHARS } from './limits.js';
+import {
+  HISTORY_PAGE_LINES,
+  isOpenableUrl,
+  MAX_EXTERNAL_URL_CHARS,
+  MAX_MESSAGE_CHARS,
+  MAX_SEARCH_CHARS,
+  SEARCH_RESULTS_MAX,
+} from './limits.js';
 
 export * from './ipc-channels.js';
 export { MAX_MESSAGE_CHARS } from './limits.js';
@@ -131,6 +138,29 @@ export const CONTRACT = {
   },
   /** Opens a message's link in the system browser, after the window asked for confirmation. */
   openExternal: { channel: CHANNELS.openExternal, args: z.strictObject({ url: ExternalUrlSchema }) },
+  historyPage: {
+    channel: CHANNELS.historyPage,
+    args: z.strictObject({
+      beforeId: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER).optional(),
+      limit: z
+        .number()
+        .int()
+        .min(1)
+        .max(2 * HISTORY_PAGE_LINES)
+        .optional(),
+    }),
+  },
+  searchHistory: {
+    channel: CHANNELS.searchHistory,
+    args: z.strictObject({
+      text: z
+        .string()
+        .max(MAX_SEARCH_CHARS, `a search holds at most ${MAX_SEARCH_CHARS} characters`)
+        .refine((t) => t.trim().length > 0, 'the search is empty'),
+      limit: z.number().int().min(1).max(SEARCH_RESULTS_MAX).optional(),
+    }),
+  },
+  latestLines: { channel: CHANNELS.latestLines, args: NoArgs },
 } as const satisfies Record<Method, { channel: string; args: z.ZodType }>;
 
 /** Each schema's output must be exactly the request type of ipc-channels.ts (no missing, extra or looser fields). */

@@ -41,3 +41,16 @@ export function isOpenableUrl(url: string): boolean {
   }
   return (parsed.protocol === 'http:' || parsed.protocol === 'https:') && parsed.hostname.length > 0;
 }
+
+/**
+ * The timeline's bounds. The window starts with the newest `TIMELINE_START_LINES` lines (the
+ * snapshot), asks the local history for `HISTORY_PAGE_LINES` older ones at a time as the user
+ * scrolls up, and never holds more than `MAX_RENDERED_LINES`: past it, the lines furthest from
+ * what the user is reading are let go (the history serves them again).
+ */
+export const TIMELINE_START_LINES = 200;
+export const HISTORY_PAGE_LINES = 100;
+export const MAX_RENDERED_LINES = 600;
+/** A history search returns at most this many messages (the newest matches), and its text at most this long. */
+export const SEARCH_RESULTS_MAX = 100;
+export const MAX_SEARCH_CHARS = 200;

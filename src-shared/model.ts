@@ -122,6 +122,8 @@ export type ChatLine =
       seq: number;
       sentAt: number;
       receivedAt: number;
+      /** Its place in the local history (older pages are asked for before the oldest one shown). */
+      historyId?: number;
     }
   | {
       kind: 'own';
@@ -136,11 +138,23 @@ export type ChatLine =
       epoch?: number;
       seq?: number;
       sentAt: number;
+      /** Its place in the local history, once written (stored as it is written). */
+      historyId?: number;
     }
   | {
       kind: 'system';
       id: string;
-      event: 'joined' | 'left' | 'rekey' | 'connected' | 'disconnected' | 'warning' | 'roster' | 'removed';
+      /** away: the divider above the messages caught up from the relay after being offline. */
+      event:
+        | 'joined'
+        | 'left'
+        | 'rekey'
+        | 'connected'
+        | 'disconnected'
+        | 'warning'
+        | 'roster'
+        | 'removed'
+        | 'away';
       text: string;
       name?: string;
       epoch?: number;

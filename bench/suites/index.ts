@@ -1,4 +1,5 @@
 import type { BenchSuite } from '../harness.js';
+import { appHistorySuite } from './app-history.js';
 import { clientSuite } from './client.js';
 import { clusterRawSuite } from './cluster-raw.js';
 import { cryptoSuite } from './crypto.js';
@@ -13,6 +14,7 @@ export const SUITES: BenchSuite[] = [
   relaySuite,
   relayLogSuite,
   historySuite,
+  appHistorySuite,
   clientSuite,
   durableSuite,
   clusterRawSuite,

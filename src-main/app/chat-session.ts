@@ -6,10 +6,25 @@
 import type { LocalIdentity } from '../core/pki/local-identity.js';
 import type { ChatEngineApi, EngineEvent, RelayAddress } from '../client/engine-types.js';
 import type { ChatLine, ConnectionView, KeyView } from '../../src-shared/model.js';
-import { charactersOverLimit, MAX_MESSAGE_CHARS, tooLongReason } from '../../src-shared/limits.js';
-import { connectionCause, connectionStateView, keyView, memberViews } from './engine-views.js';
+import {
+  charactersOverLimit,
+  MAX_MESSAGE_CHARS,
+  TIMELINE_START_LINES,
+  tooLongReason,
+} from '../../src-shared/limits.js';
+import { AwaitingAcks } from './awaiting-acks.js';
+import {
+  connectionCause,
+  connectionStateView,
+  describeConnectionReason,
+  keyView,
+  memberViews,
+  rosterChangeText,
+} from './engine-views.js';
 import { AppFailure, toAppError } from './errors.js';
 import type { EventHub } from './event-hub.js';
+import { historyLineId } from './history-lines.js';
+import { ownerOf, type HistoryReader } from './history-reader.js';
 import type { MemberList } from './member-list.js';
 import type { AppMemberState } from './member-state.js';
 import type { AppServicePorts } from './ports.js';
@@ -18,22 +33,7 @@ import type { Settings } from './settings.js';
 import type { Timeline } from './timeline.js';
 
 /** How many stored messages the window starts with (the store's pages serve the rest). */
-export const RESTORED_LINES = 200;
-
-/** Turns an engine reason ("connect ECONNREFUSED 127.0.0.1:4000") into plain words. */
-export function describeConnectionReason(
-  reason: string | undefined,
-  address?: { host: string; port: number },
-): string | undefined {
-  if (reason === undefined) return undefined;
-  const where = address ? `${address.host}:${address.port}` : 'the relay';
-  if (/ECONNREFUSED/i.test(reason)) return `Relay unreachable: nothing is listening at ${where}.`;
-  if (/ENOTFOUND|EAI_AGAIN/i.test(reason)) return `Relay unreachable: the host name of ${where} is unknown.`;
-  if (/ETIMEDOUT|EHOSTUNREACH|ENETUNREACH/i.test(reason))
-    return `Relay unreachable: ${where} does not answer.`;
-  if (/ECONNRESET|EPIPE|socket hang up/i.test(reason)) return `The relay at ${where} closed the connection.`;
-  return reason;
-}
+export const RESTORED_LINES = TIMELINE_START_LINES;
 
 export interface ChatSessionDeps {
   ports: Pick<AppServicePorts, 'engineFactory'>;
@@ -42,28 +42,11 @@ export interface ChatSessionDeps {
   memberState: AppMemberState;
   members: MemberList;
   timeline: Timeline;
+  history: HistoryReader;
   /** The name of the identity in use (own lines carry it). */
   selfName: () => string | undefined;
   /** A message from another member was shown (live, not restored from the history). */
   onIncoming?: (from: string, text: string, group: { id: string; name: string }) => void;
-}
-
-/** Own messages awaiting the relay's ack that are tracked; beyond it the oldest stay "sending". */
-const MAX_AWAITING_ACK = 4096;
-
-const ackKey = (epoch: number, seq: number): string => `${epoch}:${seq}`;
-
-/** A Map that forgets its oldest entry past `max`. */
-class BoundedMap<K, V> extends Map<K, V> {
-  constructor(private readonly max: number) {
-    super();
-  }
-
-  override set(key: K, value: V): this {
-    super.set(key, value);
-    if (this.size > this.max) this.delete(this.keys().next().value as K);
-    return this;
-  }
 }
 
 export class ChatSession {
@@ -84,7 +67,10 @@ export class ChatSession {
   /** The group of the identity connected, as notifications name it. */
   #group = { id: '', name: '' };
   /** Own lines written but not yet STORED, by epoch/seq (the ack names those, not the line). */
-  readonly #awaitingAck = new BoundedMap<string, string>(MAX_AWAITING_ACK);
+  readonly #awaitingAck = new AwaitingAcks();
+  /** The timeline held messages when this link came up: what is caught up goes below "while you were away". */
+  #hadHistory = false;
+  #awayShown = false;
 
   constructor(deps: ChatSessionDeps) {
     this.#deps = deps;
@@ -110,19 +96,18 @@ export class ChatSession {
     this.assertNotConnected('connecting again');
     await this.stop();
     const state = SessionState.open(this.#deps.memberState, identity, hub);
-    this.#owner = `${identity.groupId}/${identity.name}`;
+    this.#owner = ownerOf(identity);
     this.#group = { id: identity.groupId, name: identity.ca.name };
-    // The first connect of a run: the window shows what was said before, at once.
-    if (!this.#deps.timeline.hasMessages()) {
-      try {
-        for (const line of state.recentLines(RESTORED_LINES)) this.#deps.timeline.push(line);
-      } catch (err) {
-        state.close();
-        const error = toAppError(err);
-        hub.emit({ type: 'error', error });
-        throw new AppFailure(error.code, error.message, error.details);
-      }
+    try {
+      this.#restoreTimeline(this.#owner, () => state.recentLines(RESTORED_LINES));
+    } catch (err) {
+      state.close();
+      const error = toAppError(err);
+      hub.emit({ type: 'error', error });
+      throw new AppFailure(error.code, error.message, error.details);
     }
+    this.#hadHistory = this.#deps.timeline.hasMessages();
+    this.#awayShown = false;
     settings.set('relayAddress', address);
     hub.emit({ type: 'settings', settings: settings.view() });
     this.#loggedIn = false;
@@ -143,6 +128,35 @@ export class ChatSession {
     this.#setConnection({ state: connectionStateView(engine.state), address });
     engine.start();
     return this.#connection;
+  }
+
+  /** The store of the running engine, if it is `owner`'s (history-reader.ts reads through it). */
+  sessionFor(owner: string): SessionState | undefined {
+    return this.#state !== undefined && this.#owner === owner ? this.#state : undefined;
+  }
+
+  /**
+   * The identity is open (import, unlock, start): the window shows its stored history at once,
+   * before any connect. A store that cannot be read is reported by the connect that needs it.
+   */
+  showStoredHistory(identity: LocalIdentity): void {
+    try {
+      this.#restoreTimeline(ownerOf(identity), () => this.#deps.history.recent(identity, RESTORED_LINES));
+    } catch {
+      // Reported at connect (StorageFailed), where the engine cannot run without its store.
+    }
+  }
+
+  /**
+   * Another identity's timeline starts over with this one's stored history; the same identity's
+   * keeps what this run has shown, and gets the stored history only if it shows no message yet.
+   */
+  #restoreTimeline(owner: string, read: () => ChatLine[]): void {
+    const { timeline } = this.#deps;
+    if (timeline.owner !== owner) return timeline.reset(owner, read());
+    if (timeline.hasMessages()) return;
+    const stored = read();
+    if (stored.length > 0) timeline.reset(owner, [...stored, ...timeline.recent()]);
   }
 
   async disconnect(): Promise<void> {
@@ -237,9 +251,15 @@ export class ChatSession {
         break;
       }
       case 'message': {
+        const historyId = this.#state?.historyId(event.from, event.epoch, event.seq);
+        if (event.backlog && this.#hadHistory && !this.#awayShown) {
+          this.#awayShown = true;
+          timeline.addSystem('away', 'While you were away');
+        }
         const line: ChatLine = {
           kind: 'message',
-          id: timeline.nextId('m'),
+          id: historyId !== undefined ? historyLineId(historyId) : timeline.nextId('m'),
+          ...(historyId !== undefined ? { historyId } : {}),
           from: event.from,
           text: event.text,
           epoch: event.epoch,
@@ -256,7 +276,7 @@ export class ChatSession {
         const existing = timeline.find(id);
         // Written is not yet safe: "sent" waits for the relay's STORED (the 'sent' event below).
         if (event.status === 'sent' && event.epoch !== undefined && event.seq !== undefined)
-          this.#awaitingAck.set(ackKey(event.epoch, event.seq), id);
+          this.#awaitingAck.wrote(event.epoch, event.seq, id);
         timeline.upsert({
           kind: 'own',
           id,
@@ -284,11 +304,13 @@ export class ChatSession {
         break;
       case 'sent': {
         // Durable at the relay: now it reaches the members who are away.
-        const key = ackKey(event.epoch, event.seq);
-        const id = this.#awaitingAck.get(key);
-        this.#awaitingAck.delete(key);
+        const id = this.#awaitingAck.stored(event.epoch, event.seq);
         const line = id === undefined ? undefined : timeline.find(id);
-        if (line?.kind === 'own') timeline.upsert({ ...line, status: 'sent' });
+        if (line?.kind === 'own') {
+          // Stored locally a moment after it was written: by now its history id is known.
+          const historyId = line.historyId ?? this.#state?.historyId(engine.name, event.epoch, event.seq);
+          timeline.upsert({ ...line, status: 'sent', ...(historyId !== undefined ? { historyId } : {}) });
+        }
         break;
       }
       case 'error': {
@@ -327,20 +349,15 @@ export class ChatSession {
       members: event.members,
       removed: event.removed,
     };
-    if (!previous) return;
-    const added = event.members.filter((m) => !previous.members.includes(m));
-    const gone = event.removed.filter((m) => !previous.removed.includes(m));
-    const parts = [
-      ...(added.length > 0 ? [`${added.join(', ')} added`] : []),
-      ...(gone.length > 0 ? [`${gone.join(', ')} removed`] : []),
-    ];
-    this.#deps.timeline.addSystem(
-      'roster',
-      `The group changed (roster v${event.version}): ${parts.length > 0 ? parts.join('; ') : 'certificates renewed'}.`,
-    );
+    if (previous) this.#deps.timeline.addSystem('roster', rosterChangeText(previous, event));
   }
 
   #onState(event: Extract<EngineEvent, { event: 'state' }>): void {
+    if (event.state === 'Reconnecting') {
+      // What is caught up after this outage gets its own "while you were away".
+      this.#awayShown = false;
+      this.#hadHistory = this.#deps.timeline.hasMessages();
+    }
     const address = this.#connection.address;
     const reason = describeConnectionReason(event.reason, address);
     const state = connectionStateView(event.state);

@@ -44,3 +44,32 @@ export function keyView(key: GroupKeyInfo): KeyView {
     contributors: [...key.contributors],
   };
 }
+
+/** Turns an engine reason ("connect ECONNREFUSED 127.0.0.1:4000") into plain words. */
+export function describeConnectionReason(
+  reason: string | undefined,
+  address?: { host: string; port: number },
+): string | undefined {
+  if (reason === undefined) return undefined;
+  const where = address ? `${address.host}:${address.port}` : 'the relay';
+  if (/ECONNREFUSED/i.test(reason)) return `Relay unreachable: nothing is listening at ${where}.`;
+  if (/ENOTFOUND|EAI_AGAIN/i.test(reason)) return `Relay unreachable: the host name of ${where} is unknown.`;
+  if (/ETIMEDOUT|EHOSTUNREACH|ENETUNREACH/i.test(reason))
+    return `Relay unreachable: ${where} does not answer.`;
+  if (/ECONNRESET|EPIPE|socket hang up/i.test(reason)) return `The relay at ${where} closed the connection.`;
+  return reason;
+}
+
+/** The system line for a newer roster: who was added, who was removed (or only renewed). */
+export function rosterChangeText(
+  previous: { members: readonly string[]; removed: readonly string[] },
+  next: { version: number; members: readonly string[]; removed: readonly string[] },
+): string {
+  const added = next.members.filter((m) => !previous.members.includes(m));
+  const gone = next.removed.filter((m) => !previous.removed.includes(m));
+  const parts = [
+    ...(added.length > 0 ? [`${added.join(', ')} added`] : []),
+    ...(gone.length > 0 ? [`${gone.join(', ')} removed`] : []),
+  ];
+  return `The group changed (roster v${next.version}): ${parts.length > 0 ? parts.join('; ') : 'certificates renewed'}.`;
+}

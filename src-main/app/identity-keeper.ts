@@ -42,6 +42,8 @@ export interface IdentityKeeperDeps {
   memberState: AppMemberState;
   /** A bundle of another group is kept: the session's certificate-change memory does not apply. */
   onGroupChanged: () => void;
+  /** The identity is open (import, unlock, start with the keystore): its history can be shown. */
+  onOpened?: (identity: LocalIdentity) => void;
 }
 
 export class IdentityKeeper {
@@ -204,6 +206,7 @@ export class IdentityKeeper {
     this.#identity = identity;
     const view = identityView(identity, storage);
     this.#setState({ status: 'ready', identity: view });
+    this.#deps.onOpened?.(identity);
     return view;
   }
 }

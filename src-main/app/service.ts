@@ -11,6 +11,7 @@
  * - chat-session.ts: the chat engine and what the window sees of it (with member-list.ts, the
  *   members and their verification, and timeline.ts, the chat lines);
  * - session-state.ts: the identity's durable state store for each engine session;
+ * - history-reader.ts: the stored history the window pages through and searches;
  * - relay-control.ts: the relay the app runs itself;
  * - group-files.ts: "create group"; external-links.ts: a message's link in the system browser;
  * - window-attention.ts: unread counts (title, badge) and one notification per group;
@@ -30,6 +31,7 @@ import { toResult } from './errors.js';
 import { EventHub } from './event-hub.js';
 import { openExternalLink } from './external-links.js';
 import { FileChoices } from './file-choices.js';
+import { HistoryReader } from './history-reader.js';
 import { createGroupFiles } from './group-files.js';
 import { IdentityKeeper } from './identity-keeper.js';
 import { MemberList } from './member-list.js';
@@ -40,7 +42,7 @@ import { Settings } from './settings.js';
 import { Timeline } from './timeline.js';
 import { WindowAttention } from './window-attention.js';
 
-export { describeConnectionReason } from './chat-session.js';
+export { describeConnectionReason } from './engine-views.js';
 
 export class AppService implements ServiceApi {
   readonly #ports: AppServicePorts;
@@ -51,6 +53,7 @@ export class AppService implements ServiceApi {
   readonly #memberState: AppMemberState;
   readonly #identity: IdentityKeeper;
   readonly #timeline: Timeline;
+  readonly #history: HistoryReader;
   readonly #members: MemberList;
   readonly #chat: ChatSession;
   readonly #relay: RelayControl;
@@ -68,6 +71,10 @@ export class AppService implements ServiceApi {
     }));
     const selfName = (): string | undefined => this.#identity.current?.name;
     const timeline = (this.#timeline = new Timeline(hub));
+    const history = (this.#history = new HistoryReader({
+      memberState,
+      openSession: (owner) => this.#chat.sessionFor(owner),
+    }));
     const members = (this.#members = new MemberList({ settings, hub, timeline, selfName }));
     this.#identity = new IdentityKeeper({
       ports,
@@ -76,6 +83,7 @@ export class AppService implements ServiceApi {
       choices,
       memberState,
       onGroupChanged: () => members.forgetChanges(),
+      onOpened: (identity) => this.#chat.showStoredHistory(identity),
     });
     const attention = (this.#attention = new WindowAttention({
       notifications: ports.notifications,
@@ -89,6 +97,7 @@ export class AppService implements ServiceApi {
       memberState,
       members,
       timeline,
+      history,
       selfName,
       onIncoming: (from, text, group) => attention.incoming(from, text, group),
     });
@@ -140,7 +149,7 @@ export class AppService implements ServiceApi {
       connection: this.#chat.connection,
       members: this.#members.entries,
       ...(key ? { key } : {}),
-      timeline: this.#timeline.lines(),
+      timeline: this.#timeline.recent(),
       warnings: [...this.#members.warnings],
       relay: this.#relay.view,
       settings: this.#settings.view(),
@@ -218,6 +227,20 @@ export class AppService implements ServiceApi {
       this.#chat.rekey();
       return null;
     });
+  }
+
+  // ---- history -----------------------------------------------------------------------------
+
+  async historyPage(arg: Args<'historyPage'>): Promise<Result<Responses['historyPage']>> {
+    return toResult(() => this.#history.older(this.#identity.require(), arg.beforeId, arg.limit));
+  }
+
+  async searchHistory(arg: Args<'searchHistory'>): Promise<Result<Responses['searchHistory']>> {
+    return toResult(() => ({ lines: this.#history.search(this.#identity.require(), arg.text, arg.limit) }));
+  }
+
+  async latestLines(): Promise<Result<Responses['latestLines']>> {
+    return toResult(() => this.#timeline.recent());
   }
 
   // ---- members & verification --------------------------------------------------------------

@@ -1,23 +1,32 @@
 /**
- * The chat timeline the window shows: incoming and own messages and system lines, in memory only
- * (the newest 5,000). Each change is a `line` event.
+ * The chat timeline the window shows: incoming and own messages and system lines, in memory only.
+ * It holds the newest MAX_TIMELINE lines of this run; older messages are read from the identity's
+ * history (history-reader.ts) as the window scrolls up. Each change is a `line` event; a new
+ * start (another identity, the stored history put in) is a `timeline` event with the newest lines.
  */
 import type { ChatLine } from '../../src-shared/model.js';
+import { TIMELINE_START_LINES } from '../../src-shared/limits.js';
 import type { EventHub } from './event-hub.js';
 
-const MAX_TIMELINE = 5_000;
+export const MAX_TIMELINE = 1_000;
 
 export type SystemEvent = Extract<ChatLine, { kind: 'system' }>['event'];
 
 export class Timeline {
   #lines: ChatLine[] = [];
   #lineSeq = 0;
+  /** Whose lines these are (`<group id>/<name>`); another identity starts a new timeline. */
+  #owner: string | undefined;
 
   constructor(private readonly hub: EventHub) {}
 
-  /** A copy of the lines, oldest first. */
-  lines(): ChatLine[] {
-    return [...this.#lines];
+  get owner(): string | undefined {
+    return this.#owner;
+  }
+
+  /** The newest lines, oldest first: what a window that opens now starts with. */
+  recent(limit = TIMELINE_START_LINES): ChatLine[] {
+    return this.#lines.slice(-limit);
   }
 
   /** Whether any message (incoming or own) is shown: the stored history is put in only before. */
@@ -32,6 +41,13 @@ export class Timeline {
   nextId(prefix: string): string {
     this.#lineSeq += 1;
     return `${prefix}-${this.#lineSeq}`;
+  }
+
+  /** Starts over for `owner` with `lines` (oldest first), and tells the window. */
+  reset(owner: string, lines: readonly ChatLine[]): void {
+    this.#owner = owner;
+    this.#lines = lines.slice(-MAX_TIMELINE);
+    this.hub.emit({ type: 'timeline', lines: this.recent() });
   }
 
   push(line: ChatLine): void {

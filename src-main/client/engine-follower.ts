@@ -6,7 +6,7 @@ export function createFollower(
   history: LogHistory,
   host: Pick<EngineHost, 'emit' | 'emitError'> & { name: string },
 ): LogFollower {
-  return new LogFollower({
+  const follower: LogFollower = new LogFollower({
     history,
     self: host.name,
     shown: (m) => {
@@ -19,6 +19,7 @@ export function createFollower(
         seq: m.seq,
         ...(m.offset !== undefined ? { offset: m.offset } : {}),
         sentAt: m.sentAt,
+        ...(m.offset !== undefined && follower.replayed(m.offset) ? { backlog: true as const } : {}),
       });
     },
     sent: (epoch, seq, offset) => host.emit({ event: 'sent', epoch, seq, offset }),
@@ -30,4 +31,5 @@ export function createFollower(
       ),
     problem: (err) => host.emitError('StateStoreFailed', `the history could not be written: ${String(err)}`),
   });
+  return follower;
 }

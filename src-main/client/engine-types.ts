@@ -21,6 +21,8 @@ export type EngineEvent =
       offset?: number;
       /** Sender's clock, ms since the Unix epoch. */
       sentAt: number;
+      /** Caught up from the relay's log (sent while this member was away), not received live. */
+      backlog?: true;
     }
   /** One of our messages is durable in the relay's log (STORED): it reaches members who are away. */
   | { event: 'sent'; epoch: number; seq: number; offset: number }

@@ -214,6 +214,11 @@ export class LogFollower {
     return at !== undefined && (this.replaying || at <= this.replayedThrough);
   }
 
+  /** Whether the frame at `offset` came in the replay of what was missed (before LIVE), not live. */
+  replayed(offset: number): boolean {
+    return this.replaying || offset <= this.replayedThrough;
+  }
+
   /**
    * A replayed message under a key this member never held (sent while it was away, to the members
    * online then): skipped without a line each; counted and reported once when the replay ends.

@@ -4,14 +4,19 @@
  * connection failures. Real classes over in-memory settings; events recorded from the real hub.
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { describeConnectionReason } from '../../src-main/app/chat-session.js';
-import { connectionCause } from '../../src-main/app/engine-views.js';
+import { AwaitingAcks, MAX_AWAITING_ACK } from '../../src-main/app/awaiting-acks.js';
+import {
+  connectionCause,
+  describeConnectionReason,
+  rosterChangeText,
+} from '../../src-main/app/engine-views.js';
 import { EventHub } from '../../src-main/app/event-hub.js';
 import { FileChoices } from '../../src-main/app/file-choices.js';
 import { MemberList } from '../../src-main/app/member-list.js';
 import type { SettingsStore } from '../../src-main/app/ports.js';
 import { Settings } from '../../src-main/app/settings.js';
-import { Timeline } from '../../src-main/app/timeline.js';
+import { MAX_TIMELINE, Timeline } from '../../src-main/app/timeline.js';
+import { TIMELINE_START_LINES } from '../../src-shared/limits.js';
 import type { AppEvent } from '../../src-shared/ipc-contract.js';
 
 const FP_A = 'aa'.repeat(32);
@@ -57,23 +62,46 @@ describe('event hub', () => {
 });
 
 describe('timeline', () => {
-  it('keeps the newest 5,000 lines, emits each, and replaces an own line by id (queued → sent)', () => {
+  it('keeps the newest lines of the run, emits each, and replaces an own line by id (queued → sent)', () => {
     const { timeline, events } = setup();
-    for (let i = 0; i < 5_003; i += 1) timeline.addSystem('warning', `line ${i}`);
-    const lines = timeline.lines();
-    expect(lines).toHaveLength(5_000);
+    for (let i = 0; i < MAX_TIMELINE + 3; i += 1) timeline.addSystem('warning', `line ${i}`);
+    const lines = timeline.recent(Number.MAX_SAFE_INTEGER);
+    expect(lines).toHaveLength(MAX_TIMELINE);
     expect(lines[0]).toMatchObject({ text: 'line 3' });
-    expect(events.filter((e) => e.type === 'line')).toHaveLength(5_003);
+    expect(events.filter((e) => e.type === 'line')).toHaveLength(MAX_TIMELINE + 3);
+    // A window that opens starts with the newest TIMELINE_START_LINES.
+    expect(timeline.recent()).toHaveLength(TIMELINE_START_LINES);
+    expect(timeline.recent().at(-1)).toMatchObject({ text: `line ${MAX_TIMELINE + 2}` });
 
     const own = { kind: 'own', id: 'own-1', from: 'alice', text: 'hi', sentAt: 1 } as const;
     timeline.upsert({ ...own, status: 'queued' });
     timeline.upsert({ ...own, status: 'sent', epoch: 1, seq: 1 });
-    const ownLines = timeline.lines().filter((l) => l.kind === 'own');
+    const ownLines = timeline.recent().filter((l) => l.kind === 'own');
     expect(ownLines).toEqual([{ ...own, status: 'sent', epoch: 1, seq: 1 }]);
     expect(timeline.find('own-1')).toMatchObject({ status: 'sent' });
-    // lines() is a copy.
-    timeline.lines().splice(0);
-    expect(timeline.lines()).toHaveLength(5_000);
+    // recent() is a copy.
+    timeline.recent().splice(0);
+    expect(timeline.recent()).toHaveLength(TIMELINE_START_LINES);
+  });
+
+  it('starts over for another identity: one timeline event with the newest lines', () => {
+    const { timeline, events } = setup();
+    timeline.addSystem('warning', 'of the old identity');
+    const stored = {
+      kind: 'message',
+      id: 'h-1',
+      from: 'bob',
+      text: 'kept',
+      epoch: 1,
+      seq: 1,
+      sentAt: 1,
+      receivedAt: 2,
+      historyId: 1,
+    } as const;
+    timeline.reset('group/alice', [stored]);
+    expect(timeline.owner).toBe('group/alice');
+    expect(timeline.recent()).toEqual([stored]);
+    expect(events.at(-1)).toEqual({ type: 'timeline', lines: [stored] });
   });
 });
 
@@ -111,7 +139,7 @@ describe('member list and verification', () => {
       expect.objectContaining({ name: 'bob', previousFingerprint: FP_B, currentFingerprint: FP_B2 }),
     ]);
     expect(
-      timeline.lines().some((l) => l.kind === 'system' && l.event === 'warning' && l.name === 'bob'),
+      timeline.recent().some((l) => l.kind === 'system' && l.event === 'warning' && l.name === 'bob'),
     ).toBe(true);
     expect(members.entries[0]).toMatchObject({
       name: 'bob',
@@ -184,6 +212,31 @@ describe('connection reasons in plain words', () => {
     );
     expect(describeConnectionReason('Removed: you were removed', at)).toBe('Removed: you were removed');
     expect(describeConnectionReason(undefined, at)).toBeUndefined();
+  });
+});
+
+describe('roster changes in words', () => {
+  it('names who was added and who was removed, or says only certificates changed', () => {
+    const before = { members: ['alice', 'bob', 'carol'], removed: [] };
+    expect(
+      rosterChangeText(before, { version: 3, members: ['alice', 'bob', 'dave'], removed: ['carol'] }),
+    ).toBe('The group changed (roster v3): dave added; carol removed.');
+    expect(rosterChangeText(before, { version: 4, ...before })).toBe(
+      'The group changed (roster v4): certificates renewed.',
+    );
+  });
+});
+
+describe('own lines awaiting the relay’s ack', () => {
+  it('gives each stored epoch/seq its line once, and forgets the oldest past its bound', () => {
+    const acks = new AwaitingAcks();
+    acks.wrote(1, 1, 'own-a');
+    acks.wrote(1, 2, 'own-b');
+    expect(acks.stored(1, 2)).toBe('own-b');
+    expect(acks.stored(1, 2)).toBeUndefined();
+    for (let seq = 3; seq < 3 + MAX_AWAITING_ACK; seq++) acks.wrote(1, seq, `own-${seq}`);
+    expect(acks.stored(1, 1)).toBeUndefined();
+    expect(acks.stored(1, 3)).toBe('own-3');
   });
 });
 

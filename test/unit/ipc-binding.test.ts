@@ -86,6 +86,9 @@ const VALID: Record<Method, unknown> = {
   },
   updateSettings: { theme: 'dark' },
   openExternal: { url: 'https://example.org/a?b=c#d' },
+  historyPage: { beforeId: 120, limit: 100 },
+  searchHistory: { text: 'budget', limit: 20 },
+  latestLines: undefined,
 };
 
 /** Arguments a compromised renderer might send; each must be refused before the service. */
@@ -188,6 +191,16 @@ const INVALID: Record<Method, unknown[]> = {
     { url: 42 },
     'https://example.org',
   ],
+  historyPage: [
+    { beforeId: 0 },
+    { beforeId: 1.5 },
+    { beforeId: '12' },
+    { limit: 0 },
+    { limit: 201 },
+    { beforeId: 3, extra: true },
+  ],
+  searchHistory: [{ text: '' }, { text: '  ' }, { text: 'x'.repeat(201) }, { text: 'a', limit: 101 }, 'a'],
+  latestLines: [{ all: true }],
 };
 
 const trustedEvent = {} as IpcMainInvokeEvent;

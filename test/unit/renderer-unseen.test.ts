@@ -94,6 +94,31 @@ describe('unseen divider', () => {
     expect(stepUnseen(state, [], false)).toEqual(startUnseen([]));
   });
 
+  it('older pages put in above and lines let go at the top are never new', () => {
+    const shown = many('other', 4);
+    let lines = [...shown];
+    let state = startUnseen(lines);
+    // An older page (the history, scrolling up) arrives while scrolled up: nothing is new.
+    lines = [...many('other', 3), ...lines];
+    state = stepUnseen(state, lines, false);
+    expect(unseenView(state, lines)).toEqual({ index: -1, count: 0, unseen: 0 });
+    // A new message, then the window lets its oldest lines go: the divider and its count stay.
+    const fresh = make('other');
+    lines = [...lines, fresh];
+    state = stepUnseen(state, lines, false);
+    lines = lines.slice(5);
+    state = stepUnseen(state, lines, false);
+    expect(unseenView(state, lines)).toEqual({ index: lines.indexOf(fresh), count: 1, unseen: 1 });
+  });
+
+  it('a window that no longer holds the newest line it knew (a reset) starts over', () => {
+    const old = many('other', 3);
+    const lines = [...old, make('other')];
+    const state = stepUnseen(startUnseen(old), lines, false);
+    const other = many('other', 5);
+    expect(stepUnseen(state, other, false)).toEqual(startUnseen(other));
+  });
+
   it('says how many', () => {
     expect(newMessagesText(1)).toBe('1 new message');
     expect(newMessagesText(3)).toBe('3 new messages');

@@ -141,6 +141,7 @@ export class MessageHistory {
   private readonly before;
   private readonly countAll;
   private readonly exists;
+  private readonly idByIdentity;
   private readonly after;
   private readonly getPosition;
   private readonly putPosition;
@@ -165,6 +166,9 @@ export class MessageHistory {
     this.before = db.prepare(`SELECT ${COLUMNS} FROM history WHERE id < ? ORDER BY id DESC LIMIT ?`);
     this.countAll = db.prepare('SELECT count(*) AS n FROM history');
     this.exists = db.prepare('SELECT 1 FROM history WHERE sender = ? AND epoch = ? AND seq = ?').pluck();
+    this.idByIdentity = db
+      .prepare('SELECT id FROM history WHERE sender = ? AND epoch = ? AND seq = ?')
+      .pluck();
     this.after = db.prepare(`SELECT ${COLUMNS} FROM history WHERE id > ? ORDER BY id ASC LIMIT ?`);
     this.getPosition = db.prepare('SELECT value FROM meta WHERE key = ?');
     this.putPosition = db.prepare(
@@ -239,6 +243,11 @@ export class MessageHistory {
   /** Whether (from, epoch, seq) is held: a frame that carries it again is a duplicate. */
   has(from: string, epoch: number, seq: number): boolean {
     return this.guard('read', () => this.exists.get(from, epoch, seq) !== undefined);
+  }
+
+  /** The local id of (from, epoch, seq), if held: where a page of the history starts or ends. */
+  idOf(from: string, epoch: number, seq: number): number | undefined {
+    return this.guard('read', () => this.idByIdentity.get(from, epoch, seq) as number | undefined);
   }
 
   /** Entries after `afterId` (0 = from the oldest), oldest first: for reading the whole history. */

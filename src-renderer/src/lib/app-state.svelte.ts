@@ -20,7 +20,18 @@ import type {
   RelayView,
   SettingsView,
 } from '../../../src-shared/model.js';
+import { HISTORY_PAGE_LINES } from '../../../src-shared/limits.js';
 import { Announcer } from './announcer.svelte.js';
+import {
+  applyLine,
+  oldestHistoryId,
+  prependOlder,
+  startWindow,
+  type TimelineWindow,
+} from './timeline-window.js';
+
+/** Messages shown around a search result: it sits in the middle of them. */
+const CONTEXT_LINES = 50;
 
 export interface Toast {
   id: number;
@@ -40,7 +51,12 @@ export class AppState {
   connectionAt = $state(Date.now());
   members = $state<MemberEntry[]>([]);
   key = $state<KeyView | undefined>(undefined);
-  timeline = $state<ChatLine[]>([]);
+  /** The bounded part of the chat the window holds (timeline-window.ts). */
+  window = $state<TimelineWindow>(startWindow([]));
+  /** An older page is being read from the history. */
+  loadingOlder = $state(false);
+  /** The line to bring into view and mark (a search result shown in its place). */
+  focusLineId = $state<string | undefined>(undefined);
   warnings = $state<FingerprintWarning[]>([]);
   relay = $state<RelayView>({ status: 'stopped', memberCount: 0, members: [] });
   settings = $state<SettingsView>({ theme: 'system', notifications: true, notificationPreviews: false });
@@ -56,6 +72,10 @@ export class AppState {
 
   get selfName(): string | undefined {
     return this.identity.status === 'ready' ? this.identity.identity.name : undefined;
+  }
+
+  get timeline(): readonly ChatLine[] {
+    return this.window.lines;
   }
 
   get connected(): boolean {
@@ -80,7 +100,7 @@ export class AppState {
     this.connectionAt = Date.now();
     this.members = s.members;
     this.key = s.key;
-    this.timeline = s.timeline;
+    this.window = startWindow(s.timeline, this.window);
     this.warnings = s.warnings;
     this.relay = s.relay;
     this.settings = s.settings;
@@ -108,14 +128,15 @@ export class AppState {
         this.key = event.key;
         break;
       case 'line': {
-        const index = this.timeline.findIndex((l) => l.id === event.line.id);
-        if (index >= 0) this.timeline[index] = event.line;
-        else {
-          this.timeline.push(event.line);
-          if (event.line.kind === 'message') this.announcer.message(event.line.from, event.line.text);
-        }
+        const { window, added } = applyLine(this.window, event.line);
+        this.window = window;
+        if (added && event.line.kind === 'message') this.announcer.message(event.line.from, event.line.text);
         break;
       }
+      case 'timeline':
+        this.window = startWindow(event.lines, this.window);
+        this.focusLineId = undefined;
+        break;
       case 'relay':
         this.relay = event.relay;
         break;
@@ -136,6 +157,49 @@ export class AppState {
         this.menu = { action: event.action, at: Date.now() };
         break;
     }
+  }
+
+  /** Scrolled to the top: the next older page from the history goes in above. */
+  async loadOlder(): Promise<void> {
+    const from = this.window;
+    if (this.loadingOlder || !from.older || !this.api) return;
+    this.loadingOlder = true;
+    try {
+      const beforeId = oldestHistoryId(from);
+      const result = await this.call(
+        (api) =>
+          api.historyPage({ ...(beforeId !== undefined ? { beforeId } : {}), limit: HISTORY_PAGE_LINES }),
+        { quiet: true },
+      );
+      // The window started over meanwhile (another identity, back to the latest): this page is not its.
+      if (this.window.generation !== from.generation) return;
+      this.window = result.ok
+        ? prependOlder(this.window, result.value.lines, result.value.more)
+        : { ...this.window, older: false };
+    } finally {
+      this.loadingOlder = false;
+    }
+  }
+
+  /** Back to the newest lines after reading older history (the window is detached from them). */
+  async showLatest(): Promise<void> {
+    const result = await this.call((api) => api.latestLines());
+    if (!result.ok) return;
+    this.window = startWindow(result.value, this.window);
+    this.focusLineId = undefined;
+  }
+
+  /** A search result in its place: the messages around it, it marked in the middle. */
+  async showInContext(historyId: number): Promise<void> {
+    const half = CONTEXT_LINES / 2;
+    const result = await this.call((api) =>
+      api.historyPage({ beforeId: historyId + half + 1, limit: CONTEXT_LINES }),
+    );
+    if (!result.ok) return;
+    const around = startWindow(result.value.lines, this.window);
+    // Newer lines than these exist (unless the page reached the newest): "Jump to latest" brings them.
+    this.window = { ...around, older: result.value.more, detached: true };
+    this.focusLineId = result.value.lines.find((l) => l.kind !== 'system' && l.historyId === historyId)?.id;
   }
 
   toast(kind: Toast['kind'], title: string, message: string): void {

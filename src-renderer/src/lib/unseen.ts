@@ -12,7 +12,8 @@
  * - A seen divider goes when the user sends a message, or when a newer message from someone
  *   else arrives while the view is at the bottom.
  * System lines (joined, rekey, connection...) never place, move or clear the divider and are
- * not counted. Lines that were already there when the timeline opened are never "new".
+ * not counted. Lines that were already there when the timeline opened are never "new", nor are
+ * older pages put in above (the history as the user scrolls up) or lines let go at either end.
  */
 
 /** What the rule needs to know about a line: its id and whose it is. */
@@ -22,8 +23,8 @@ export interface UnseenLine {
 }
 
 export interface UnseenState {
-  /** How many lines (from the start of the timeline) have already been taken into account. */
-  readonly known: number;
+  /** The newest line already taken into account (undefined: none yet); the lines after it are new. */
+  readonly known: string | undefined;
   /** The line the divider sits above, or undefined for no divider. */
   readonly dividerId: string | undefined;
   /** Whether the user has been at the bottom since the divider appeared (true when there is none). */
@@ -32,18 +33,20 @@ export interface UnseenState {
 
 /** The state for a timeline that opens with `lines`: all of them old, no divider. */
 export function startUnseen(lines: readonly UnseenLine[]): UnseenState {
-  return { known: lines.length, dividerId: undefined, seen: true };
+  return { known: lines.at(-1)?.id, dividerId: undefined, seen: true };
 }
 
 /**
  * The state after `lines` (the whole timeline, oldest first) with the view at the bottom or not.
- * Lines past `prev.known` are the new batch; a shorter timeline (a reset) starts over.
+ * The lines after `prev.known` are the new batch; a timeline without that line (a reset, or the
+ * window let it go) starts over.
  */
 export function stepUnseen(prev: UnseenState, lines: readonly UnseenLine[], atBottom: boolean): UnseenState {
-  if (lines.length < prev.known) return startUnseen(lines);
+  const from = prev.known === undefined ? 0 : lines.findIndex((l) => l.id === prev.known) + 1;
+  if (from === 0 && prev.known !== undefined) return startUnseen(lines);
   let dividerId = prev.dividerId;
   let seen = prev.seen || atBottom;
-  for (let i = prev.known; i < lines.length; i++) {
+  for (let i = from; i < lines.length; i++) {
     const line = lines[i] as UnseenLine;
     if (line.sort === 'own') {
       if (seen) dividerId = undefined;
@@ -54,7 +57,7 @@ export function stepUnseen(prev: UnseenState, lines: readonly UnseenLine[], atBo
   }
   if (dividerId !== undefined && !lines.some((l) => l.id === dividerId)) dividerId = undefined;
   if (dividerId === undefined) seen = true;
-  return { known: lines.length, dividerId, seen };
+  return { known: lines.at(-1)?.id, dividerId, seen };
 }
 
 export interface UnseenView {
