@@ -8,6 +8,7 @@
  * Shared code: no Node built-ins, no DOM, no electron.
  */
 import type {
+  AddedMember,
   AppSnapshot,
   ChatLine,
   ConnectionView,
@@ -19,7 +20,9 @@ import type {
   IdentityView,
   KeyView,
   MemberEntry,
+  OrganiserView,
   RelayView,
+  RemovedMember,
   SettingsView,
 } from './model.js';
 
@@ -48,6 +51,10 @@ export const CHANNELS = {
   historyPage: 'scx:history:page',
   searchHistory: 'scx:history:search',
   latestLines: 'scx:timeline:latest',
+  openGroupCa: 'scx:organiser:open-ca',
+  closeGroupCa: 'scx:organiser:close-ca',
+  addMember: 'scx:organiser:add-member',
+  removeMember: 'scx:organiser:remove-member',
 } as const;
 
 export type Method = keyof typeof CHANNELS;
@@ -70,7 +77,7 @@ export type Theme = 'system' | 'light' | 'dark';
 export interface Requests {
   getSnapshot: undefined;
   /** Opens the native open-file dialog for a .p12; resolves to null when cancelled. */
-  chooseBundle: { purpose: 'identity' | 'relay' };
+  chooseBundle: { purpose: 'identity' | 'relay' | 'ca' };
   /** Opens the native choose-folder dialog (where a new group is written); null when cancelled. */
   chooseFolder: undefined;
   importIdentity: { token: string; password: string };
@@ -108,6 +115,13 @@ export interface Requests {
   searchHistory: { text: string; limit?: number | undefined };
   /** The newest lines of the timeline (back to the latest after reading older history). */
   latestLines: undefined;
+  /** The organiser opens the group's CA bundle (ca.p12): checked, then its key is let go. */
+  openGroupCa: { token: string; password: string };
+  closeGroupCa: undefined;
+  /** Issues `name` a bundle (written beside ca.p12) and publishes the roster listing it. */
+  addMember: { name: string; password: string; caPassword: string };
+  /** Publishes the roster without `name`: the relay drops and refuses them. */
+  removeMember: { name: string; reason: string; caPassword: string };
 }
 
 export type Args<M extends Method> = Requests[M];
@@ -142,6 +156,12 @@ export type ErrorCode =
   | 'LinkRefused'
   /** The group's roster no longer lists this member: the app stops reconnecting. */
   | 'Removed'
+  /** The chosen CA bundle is not this group's CA (or not a CA bundle at all). */
+  | 'NotGroupCa'
+  /** An organiser tool was used before the group's CA bundle was opened. */
+  | 'NoGroupCa'
+  /** The roster change was refused (details[0] = its RosterError code): e.g. a name already listed. */
+  | 'RosterRefused'
   /** A message or handshake problem reported by the chat engine (details[0] = its code). */
   | 'ChatError'
   | 'Internal';
@@ -175,6 +195,10 @@ export interface Responses {
   historyPage: { lines: ChatLine[]; more: boolean };
   searchHistory: { lines: ChatLine[] };
   latestLines: ChatLine[];
+  openGroupCa: OrganiserView;
+  closeGroupCa: null;
+  addMember: AddedMember;
+  removeMember: RemovedMember;
 }
 
 export function ok<T>(value: T): Result<T> {
@@ -191,7 +215,7 @@ export function fail(code: ErrorCode, message: string, details?: string[]): { ok
 
 /** Menu items that the renderer answers by opening a dialog of its own. */
 export type MenuAction =
-  'import-identity' | 'create-group' | 'start-relay' | 'connect' | 'about' | 'settings';
+  'import-identity' | 'create-group' | 'open-group-ca' | 'start-relay' | 'connect' | 'about' | 'settings';
 
 export type AppEvent =
   | ({ type: 'state' } & ConnectionView)
@@ -207,7 +231,9 @@ export type AppEvent =
   | { type: 'identity'; identity: IdentityState }
   | { type: 'settings'; settings: SettingsView }
   | { type: 'error'; error: AppError }
-  | { type: 'menu'; action: MenuAction };
+  | { type: 'menu'; action: MenuAction }
+  /** The organiser's view changed (roster, who is online), or the CA bundle was closed (null). */
+  | { type: 'organiser'; organiser: OrganiserView | null };
 
 export type AppEventListener = (event: AppEvent) => void;
 

@@ -18,7 +18,9 @@ import {
   isOpenableUrl,
   MAX_EXTERNAL_URL_CHARS,
   MAX_MESSAGE_CHARS,
+  MAX_REMOVAL_REASON_CHARS,
   MAX_SEARCH_CHARS,
+  MIN_BUNDLE_PASSWORD_CHARS,
   SEARCH_RESULTS_MAX,
 } from './limits.js';
 
@@ -64,7 +66,7 @@ export const CONTRACT = {
   /** Opens the native open-file dialog for a .p12; resolves to null when cancelled. */
   chooseBundle: {
     channel: CHANNELS.chooseBundle,
-    args: z.strictObject({ purpose: z.enum(['identity', 'relay']) }),
+    args: z.strictObject({ purpose: z.enum(['identity', 'relay', 'ca']) }),
   },
   /** Opens the native choose-folder dialog (where a new group is written); null when cancelled. */
   chooseFolder: { channel: CHANNELS.chooseFolder, args: NoArgs },
@@ -161,6 +163,33 @@ export const CONTRACT = {
     }),
   },
   latestLines: { channel: CHANNELS.latestLines, args: NoArgs },
+  openGroupCa: {
+    channel: CHANNELS.openGroupCa,
+    args: z.strictObject({ token: TokenSchema, password: PasswordSchema }),
+  },
+  closeGroupCa: { channel: CHANNELS.closeGroupCa, args: NoArgs },
+  addMember: {
+    channel: CHANNELS.addMember,
+    args: z.strictObject({
+      name: IdentityNameSchema,
+      password: PasswordSchema.refine(
+        (p) => [...p].length >= MIN_BUNDLE_PASSWORD_CHARS,
+        `the new bundle's password needs at least ${MIN_BUNDLE_PASSWORD_CHARS} characters`,
+      ),
+      caPassword: PasswordSchema,
+    }),
+  },
+  removeMember: {
+    channel: CHANNELS.removeMember,
+    args: z.strictObject({
+      name: IdentityNameSchema,
+      reason: z
+        .string()
+        .max(MAX_REMOVAL_REASON_CHARS, `a reason holds at most ${MAX_REMOVAL_REASON_CHARS} characters`)
+        .refine((r) => !/\p{Cc}/u.test(r), 'a reason is one line'),
+      caPassword: PasswordSchema,
+    }),
+  },
 } as const satisfies Record<Method, { channel: string; args: z.ZodType }>;
 
 /** Each schema's output must be exactly the request type of ipc-channels.ts (no missing, extra or looser fields). */

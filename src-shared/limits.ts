@@ -54,3 +54,9 @@ export const MAX_RENDERED_LINES = 600;
 /** A history search returns at most this many messages (the newest matches), and its text at most this long. */
 export const SEARCH_RESULTS_MAX = 100;
 export const MAX_SEARCH_CHARS = 200;
+
+/** A removal's reason, as the roster keeps it (LIMITS.reasonChars of the protocol; a test keeps them equal). */
+export const MAX_REMOVAL_REASON_CHARS = 200;
+
+/** The shortest password for a bundle the organiser issues (the CLI's MIN_NEW_PASSWORD_CHARS). */
+export const MIN_BUNDLE_PASSWORD_CHARS = 8;

@@ -193,6 +193,52 @@ export interface AppInfo {
 }
 
 /** Everything the renderer needs to draw itself after a (re)load. */
+/** One roster entry as the organiser sees it: online now, or when this app last saw it online. */
+export interface RosterMemberView {
+  name: string;
+  fingerprint: string;
+  online: boolean;
+  /** ms since the Unix epoch; absent: never seen online by this app. */
+  lastSeen?: number;
+}
+
+export interface RemovedMemberView {
+  name: string;
+  /** ms since the Unix epoch. */
+  removedAt: number;
+  reason: string;
+}
+
+/**
+ * The organiser's view of the group (issue 12, item 3), shown once the group's CA bundle is open:
+ * the roster beside who is online. The CA's key is not kept: each change asks for its password.
+ */
+export interface OrganiserView {
+  groupName: string;
+  /** The CA bundle's file name (the path stays in the main process). */
+  caFile: string;
+  rosterVersion: number;
+  members: RosterMemberView[];
+  relays: string[];
+  removed: RemovedMemberView[];
+}
+
+export interface AddedMember {
+  name: string;
+  fingerprint: string;
+  /** Where the new bundle was written (beside the CA bundle). */
+  bundlePath: string;
+  rosterVersion: number;
+  /** The roster reached the relay now (false: it goes at the next connect). */
+  published: boolean;
+}
+
+export interface RemovedMember {
+  name: string;
+  rosterVersion: number;
+  published: boolean;
+}
+
 export interface AppSnapshot {
   app: AppInfo;
   identity: IdentityState;
@@ -203,6 +249,8 @@ export interface AppSnapshot {
   warnings: FingerprintWarning[];
   relay: RelayView;
   settings: SettingsView;
+  /** Present while the group's CA bundle is open in this app (the organiser's tools). */
+  organiser?: OrganiserView;
 }
 
 export interface FileChoice {

@@ -4,7 +4,7 @@
  * the members (member-list.ts), the key, and the timeline's lines (timeline.ts).
  */
 import type { LocalIdentity } from '../core/pki/local-identity.js';
-import type { ChatEngineApi, EngineEvent, RelayAddress } from '../client/engine-types.js';
+import type { ChatEngineApi, EngineEvent, RelayAddress, RosterOffer } from '../client/engine-types.js';
 import type { ChatLine, ConnectionView, KeyView } from '../../src-shared/model.js';
 import {
   charactersOverLimit,
@@ -128,6 +128,16 @@ export class ChatSession {
     this.#setConnection({ state: connectionStateView(engine.state), address });
     engine.start();
     return this.#connection;
+  }
+
+  /** A roster the organiser signed here, for the running engine (undefined: none runs). */
+  offerRoster(bytes: Buffer): RosterOffer | undefined {
+    return this.#engine?.offerRoster(bytes);
+  }
+
+  /** Logged in to the relay: what the engine sends reaches it now. */
+  get linkUp(): boolean {
+    return ['CertExchange', 'KeyEstablishment', 'Chatting'].includes(this.#connection.state);
   }
 
   /** The store of the running engine, if it is `owner`'s (history-reader.ts reads through it). */

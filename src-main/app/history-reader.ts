@@ -42,6 +42,14 @@ export class HistoryReader {
     return this.#read(identity, (state) => state.search(text, limit));
   }
 
+  /**
+   * `read` over the identity's store: the running engine's, or one opened for it and closed again
+   * (the organiser's tools read and keep the roster the same way).
+   */
+  withState<T>(identity: LocalIdentity, read: (state: SessionState) => T): T {
+    return this.#read(identity, read);
+  }
+
   #read<T>(identity: LocalIdentity, read: (state: SessionState) => T): T {
     const open = this.#deps.openSession(ownerOf(identity));
     if (open) return read(open);

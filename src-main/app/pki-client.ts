@@ -14,10 +14,19 @@ import { z } from 'zod';
 import type { LoadedBundle } from '../core/pki/bundle.js';
 import { Certificate } from '../core/pki/certificate.js';
 import { PkiError } from '../core/pki/errors.js';
-import type { NewGroupFiles, NewGroupOptions, PkiPort } from './ports.js';
+import { RosterError } from '../core/roster/errors.js';
+import type {
+  NewGroupFiles,
+  NewGroupOptions,
+  PkiPort,
+  RosterChangeOptions,
+  RosterChangeResult,
+} from './ports.js';
 import {
   isPkiErrorCode,
+  isRosterErrorCode,
   transferableCopy,
+  type ChangeRosterRequest,
   type CreateGroupRequest,
   type ReadBundleRequest,
 } from './pki-protocol.js';
@@ -33,6 +42,7 @@ export class PkiWorkerError extends Error {
 const Bytes = z.instanceof(Uint8Array);
 const ErrorSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('pki'), code: z.string(), message: z.string().max(4096) }),
+  z.object({ kind: z.literal('roster'), code: z.string(), message: z.string().max(4096) }),
   z.object({ kind: z.literal('other'), message: z.string().max(4096) }),
 ]);
 const ResponseSchema = z.union([
@@ -49,6 +59,16 @@ const GroupDataSchema = z.object({
   files: z.array(z.object({ name: z.string().max(128), bytes: Bytes })).max(200),
 });
 
+const RosterChangeDataSchema = z.object({
+  roster: Bytes,
+  version: z.number().int().min(1),
+  bundle: Bytes.nullable(),
+  fingerprintHex: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/)
+    .nullable(),
+});
+
 interface Pending {
   resolve(value: unknown): void;
   reject(err: Error): void;
@@ -59,7 +79,8 @@ export interface PkiWorkerOptions {
   idleMs?: number;
 }
 
-type Request = Omit<ReadBundleRequest, 'id'> | Omit<CreateGroupRequest, 'id'>;
+type Request =
+  Omit<ReadBundleRequest, 'id'> | Omit<CreateGroupRequest, 'id'> | Omit<ChangeRosterRequest, 'id'>;
 
 export class PkiWorkerClient implements PkiPort {
   readonly #entryPath: string;
@@ -88,6 +109,14 @@ export class PkiWorkerClient implements PkiPort {
     return { certificate, ca, privateKeyPem: value.privateKeyPem };
   }
 
+  async readCertificate(data: Uint8Array, password: string): Promise<Certificate> {
+    const bytes = transferableCopy(data);
+    const raw = await this.#call({ op: 'readBundle', bytes, password, withKey: false }, [
+      bytes.buffer as ArrayBuffer,
+    ]);
+    return Certificate.fromDer(BundleDataSchema.parse(raw).certificateDer);
+  }
+
   async createGroup(options: NewGroupOptions): Promise<NewGroupFiles> {
     const raw = await this.#call({
       op: 'createGroup',
@@ -98,6 +127,29 @@ export class PkiWorkerClient implements PkiPort {
       kdfIterations: options.kdfIterations,
     });
     return GroupDataSchema.parse(raw);
+  }
+
+  async changeRoster(options: RosterChangeOptions): Promise<RosterChangeResult> {
+    const caBytes = transferableCopy(options.caBundle);
+    const raw = await this.#call(
+      {
+        op: 'changeRoster',
+        caBytes,
+        caPassword: options.caPassword,
+        groupId: options.groupId,
+        roster: transferableCopy(options.roster),
+        change: options.change,
+      },
+      [caBytes.buffer as ArrayBuffer],
+    );
+    const value = RosterChangeDataSchema.parse(raw);
+    return {
+      roster: Buffer.from(value.roster),
+      version: value.version,
+      ...(value.bundle && value.fingerprintHex
+        ? { added: { bundle: value.bundle, fingerprintHex: value.fingerprintHex } }
+        : {}),
+    };
   }
 
   async close(): Promise<void> {
@@ -156,6 +208,8 @@ export class PkiWorkerClient implements PkiPort {
       pending.resolve(response.value);
     } else if (response.error.kind === 'pki' && isPkiErrorCode(response.error.code)) {
       pending.reject(new PkiError(response.error.code, response.error.message));
+    } else if (response.error.kind === 'roster' && isRosterErrorCode(response.error.code)) {
+      pending.reject(new RosterError(response.error.code, response.error.message));
     } else {
       pending.reject(new Error(response.error.message));
     }

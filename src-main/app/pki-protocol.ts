@@ -4,6 +4,7 @@
  * rebuilt on the other side so callers keep their typed errors.
  */
 import type { PkiErrorCode } from '../core/pki/errors.js';
+import type { RosterErrorCode } from '../core/roster/errors.js';
 
 export interface ReadBundleRequest {
   id: number;
@@ -11,6 +12,8 @@ export interface ReadBundleRequest {
   /** The .p12 file; its buffer is transferred to the worker, which zeroes it after reading. */
   bytes: Uint8Array;
   password: string;
+  /** false: the certificates only; the private key stays in the worker (the CA check). */
+  withKey?: boolean;
 }
 
 export interface CreateGroupRequest {
@@ -23,13 +26,40 @@ export interface CreateGroupRequest {
   kdfIterations: number;
 }
 
-export type PkiRequest = ReadBundleRequest | CreateGroupRequest;
+/** One roster change, signed with the CA key inside the worker (the organiser's tools). */
+export type RosterChangeSpec =
+  | { kind: 'add-member'; name: string; password: string; kdfIterations: number }
+  | { kind: 'remove-member'; name: string; reason: string };
+
+export interface ChangeRosterRequest {
+  id: number;
+  op: 'changeRoster';
+  /** ca.p12; transferred, zeroed by the worker. */
+  caBytes: Uint8Array;
+  caPassword: string;
+  /** The group's fingerprint: a CA bundle of another group is refused (UnexpectedCa). */
+  groupId: string;
+  /** The newest roster known (signed envelope), the base of the change. */
+  roster: Uint8Array;
+  change: RosterChangeSpec;
+}
+
+export type PkiRequest = ReadBundleRequest | CreateGroupRequest | ChangeRosterRequest;
+
+/** The next roster (signed), and for an added member the new bundle. */
+export interface RosterChangeData {
+  roster: Uint8Array;
+  version: number;
+  bundle: Uint8Array | null;
+  fingerprintHex: string | null;
+}
 
 /** What readBundle returns, as plain data. */
 export interface BundleData {
   certificateDer: Uint8Array;
   /** null: the holder is the CA itself (the organiser's ca.p12). */
   caDer: Uint8Array | null;
+  /** Empty when the request said withKey: false. */
   privateKeyPem: string;
 }
 
@@ -43,10 +73,13 @@ export interface GroupData {
 }
 
 export type WorkerError =
-  { kind: 'pki'; code: PkiErrorCode; message: string } | { kind: 'other'; message: string };
+  | { kind: 'pki'; code: PkiErrorCode; message: string }
+  | { kind: 'roster'; code: RosterErrorCode; message: string }
+  | { kind: 'other'; message: string };
 
 export type PkiResponse =
-  { id: number; ok: true; value: BundleData | GroupData } | { id: number; ok: false; error: WorkerError };
+  | { id: number; ok: true; value: BundleData | GroupData | RosterChangeData }
+  | { id: number; ok: false; error: WorkerError };
 
 /** Every PkiErrorCode, so a code from the worker is checked before a PkiError is rebuilt. */
 export const PKI_ERROR_CODES = [
@@ -82,4 +115,28 @@ export function transferableCopy(bytes: Uint8Array): Uint8Array {
   const copy = new Uint8Array(bytes.byteLength);
   copy.set(bytes);
   return copy;
+}
+
+/** Every RosterErrorCode, checked like PKI_ERROR_CODES. */
+export const ROSTER_ERROR_CODES = [
+  'RosterEncoding',
+  'RosterSignature',
+  'RosterForeignGroup',
+  'RosterSchema',
+  'RosterCertificate',
+  'RosterDuplicate',
+  'RosterRemovedMember',
+  'RosterLimit',
+  'RosterRollback',
+  'RosterConflict',
+  'RosterUnknownMember',
+] as const satisfies readonly RosterErrorCode[];
+
+const allRosterCodesListed: Exclude<RosterErrorCode, (typeof ROSTER_ERROR_CODES)[number]> extends never
+  ? true
+  : never = true;
+void allRosterCodesListed;
+
+export function isRosterErrorCode(code: unknown): code is RosterErrorCode {
+  return typeof code === 'string' && (ROSTER_ERROR_CODES as readonly string[]).includes(code);
 }

@@ -1,7 +1,8 @@
 /**
  * Worker-thread entry for the app's CPU-heavy PKI work: opening a PKCS#12 bundle (node-forge
  * derives its keys in JavaScript, ~1 s at the default 200,000 PBKDF2 iterations) and creating a
- * group (RSA keys, several bundles and the CA-signed roster). Run by pki-client.ts with
+ * group (RSA keys, several bundles and the CA-signed roster), and the organiser's roster changes
+ * (pki-roster-change.ts). Run by pki-client.ts with
  * node:worker_threads, so the main process's event loop (IPC, the chat engine's sockets, the
  * bundled relay's supervision) keeps running meanwhile.
  *
@@ -13,7 +14,8 @@ import { readBundle, writeBundle } from '../core/pki/bundle.js';
 import type { Certificate } from '../core/pki/certificate.js';
 import { PkiError } from '../core/pki/errors.js';
 import { createGroupCa, issueCertificate } from '../core/pki/issue.js';
-import { ROSTER_FILE, buildRoster, signRoster } from '../core/roster/index.js';
+import { ROSTER_FILE, RosterError, buildRoster, signRoster } from '../core/roster/index.js';
+import { changeRosterOp } from './pki-roster-change.js';
 import {
   transferableCopy,
   type BundleData,
@@ -24,12 +26,12 @@ import {
   type WorkerError,
 } from './pki-protocol.js';
 
-function readBundleOp(bytes: Uint8Array, password: string): BundleData {
+function readBundleOp(bytes: Uint8Array, password: string, withKey: boolean): BundleData {
   try {
     const loaded = readBundle(bytes, password);
     const certificateDer = transferableCopy(loaded.certificate.der);
     const caDer = loaded.ca === loaded.certificate ? null : transferableCopy(loaded.ca.der);
-    return { certificateDer, caDer, privateKeyPem: loaded.privateKeyPem };
+    return { certificateDer, caDer, privateKeyPem: withKey ? loaded.privateKeyPem : '' };
   } finally {
     bytes.fill(0);
   }
@@ -73,6 +75,7 @@ function createGroupOp(request: CreateGroupRequest): GroupData {
 
 function toWorkerError(err: unknown): WorkerError {
   if (err instanceof PkiError) return { kind: 'pki', code: err.code, message: err.message };
+  if (err instanceof RosterError) return { kind: 'roster', code: err.code, message: err.message };
   return { kind: 'other', message: err instanceof Error ? err.message : String(err) };
 }
 
@@ -80,7 +83,7 @@ function handle(request: PkiRequest): { response: PkiResponse; transfer: ArrayBu
   try {
     switch (request.op) {
       case 'readBundle': {
-        const value = readBundleOp(request.bytes, request.password);
+        const value = readBundleOp(request.bytes, request.password, request.withKey !== false);
         const transfer = [value.certificateDer, ...(value.caDer ? [value.caDer] : [])].map(
           (b) => b.buffer as ArrayBuffer,
         );
@@ -92,6 +95,13 @@ function handle(request: PkiRequest): { response: PkiResponse; transfer: ArrayBu
           response: { id: request.id, ok: true, value },
           transfer: value.files.map((f) => f.bytes.buffer as ArrayBuffer),
         };
+      }
+      case 'changeRoster': {
+        const value = changeRosterOp(request);
+        const transfer = [value.roster, ...(value.bundle ? [value.bundle] : [])].map(
+          (b) => b.buffer as ArrayBuffer,
+        );
+        return { response: { id: request.id, ok: true, value }, transfer };
       }
       default:
         return {

@@ -4,6 +4,8 @@
  * implementations in node-ports.ts.
  */
 import type { LoadedBundle } from '../core/pki/bundle.js';
+import type { Certificate } from '../core/pki/certificate.js';
+import type { RosterChangeSpec } from './pki-protocol.js';
 import type { LocalIdentity } from '../core/pki/local-identity.js';
 import type { ChatEngineApi, RelayAddress } from '../client/engine-types.js';
 import type { LogHistory } from '../client/log-follower.js';
@@ -13,7 +15,7 @@ import type { RosterStore } from '../client/roster-tracker.js';
 /** Native dialogs. Paths never come from the renderer: only from here. */
 export interface DialogPort {
   /** Resolves to the chosen .p12 path, or null when cancelled. */
-  openBundle(purpose: 'identity' | 'relay'): Promise<string | null>;
+  openBundle(purpose: 'identity' | 'relay' | 'ca'): Promise<string | null>;
   /** Resolves to the chosen folder, or null when cancelled. */
   chooseFolder(): Promise<string | null>;
 }
@@ -94,6 +96,25 @@ export interface NewGroupFiles {
   files: { name: string; bytes: Uint8Array }[];
 }
 
+export interface RosterChangeOptions {
+  /** ca.p12 as read from disk (a copy is transferred to the worker and zeroed there). */
+  caBundle: Uint8Array;
+  caPassword: string;
+  /** The group CA's fingerprint: another group's CA bundle is refused. */
+  groupId: string;
+  /** The newest roster known (CA-signed envelope). */
+  roster: Uint8Array;
+  change: RosterChangeSpec;
+}
+
+export interface RosterChangeResult {
+  /** The next roster, signed by the CA. */
+  roster: Buffer;
+  version: number;
+  /** For add-member: the new member's bundle (under the password given) and fingerprint. */
+  added?: { bundle: Uint8Array; fingerprintHex: string };
+}
+
 /**
  * The CPU-heavy PKI work (opening a bundle, creating a group), off the main thread: a worker
  * thread in the app and in tests (pki-client.ts). Failures reject with the core's PkiError.
@@ -101,11 +122,19 @@ export interface NewGroupFiles {
 export interface PkiPort {
   /** readBundle of core/pki/bundle.ts: the holder's certificate, the CA and the private key. */
   readBundle(data: Uint8Array, password: string): Promise<LoadedBundle>;
+  /** The bundle's own certificate, opened with its password; the private key never leaves the worker. */
+  readCertificate(data: Uint8Array, password: string): Promise<Certificate>;
   /**
    * A new CA, a bundle per member and one for the relay, all under the one password, and roster
    * v1 listing them, signed by the CA.
    */
   createGroup(options: NewGroupOptions): Promise<NewGroupFiles>;
+  /**
+   * Opens the group's CA bundle, applies one change to the roster and signs the next version (and
+   * for a new member issues its bundle). Rejects with PkiError (e.g. WrongPassword, UnexpectedCa)
+   * or RosterError (e.g. RosterDuplicate).
+   */
+  changeRoster(options: RosterChangeOptions): Promise<RosterChangeResult>;
   /** Stops the worker (app quit); later calls start a new one. */
   close(): Promise<void>;
 }

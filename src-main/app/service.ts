@@ -13,6 +13,7 @@
  * - session-state.ts: the identity's durable state store for each engine session;
  * - history-reader.ts: the stored history the window pages through and searches;
  * - relay-control.ts: the relay the app runs itself;
+ * - organiser.ts: the organiser's tools (the CA bundle, add and remove members, the roster);
  * - group-files.ts: "create group"; external-links.ts: a message's link in the system browser;
  * - window-attention.ts: unread counts (title, badge) and one notification per group;
  * - file-choices.ts: dialog paths behind one-use tokens; event-hub.ts: the window's events.
@@ -25,7 +26,7 @@ import type {
   Result,
   ServiceApi,
 } from '../../src-shared/ipc-contract.js';
-import type { AppSnapshot } from '../../src-shared/model.js';
+import type { AppSnapshot, OrganiserView } from '../../src-shared/model.js';
 import { ChatSession } from './chat-session.js';
 import { toResult } from './errors.js';
 import { EventHub } from './event-hub.js';
@@ -35,6 +36,7 @@ import { HistoryReader } from './history-reader.js';
 import { createGroupFiles } from './group-files.js';
 import { IdentityKeeper } from './identity-keeper.js';
 import { MemberList } from './member-list.js';
+import { Organiser } from './organiser.js';
 import { AppMemberState } from './member-state.js';
 import type { AppServicePorts } from './ports.js';
 import { RelayControl } from './relay-control.js';
@@ -58,6 +60,7 @@ export class AppService implements ServiceApi {
   readonly #chat: ChatSession;
   readonly #relay: RelayControl;
   readonly #attention: WindowAttention;
+  readonly #organiser: Organiser;
 
   private constructor(ports: AppServicePorts) {
     this.#ports = ports;
@@ -102,6 +105,23 @@ export class AppService implements ServiceApi {
       onIncoming: (from, text, group) => attention.incoming(from, text, group),
     });
     this.#relay = new RelayControl({ ports, settings, hub, choices });
+    const organiser = (this.#organiser = new Organiser({
+      ports,
+      settings,
+      hub,
+      choices,
+      stores: history,
+      identity: () => this.#identity.require(),
+      offerRoster: (bytes) => this.#chat.offerRoster(bytes),
+      linkUp: () => this.#chat.linkUp,
+    }));
+    // The organiser's view follows who is online, the roster and the identity.
+    hub.on((event) => {
+      if (event.type === 'members') organiser.membersOnline(event.members.map((m) => m.name));
+      else if (event.type === 'identity') organiser.refresh();
+      else if (event.type === 'line' && event.line.kind === 'system' && event.line.event === 'roster')
+        organiser.refresh();
+    });
   }
 
   /** Creates the service and reopens the kept identity (without a prompt when the keystore can). */
@@ -140,6 +160,7 @@ export class AppService implements ServiceApi {
 
   snapshot(): AppSnapshot {
     const key = this.#chat.key;
+    const organiser = this.#organiserView();
     return {
       app: {
         ...this.#ports.appInfo,
@@ -153,7 +174,17 @@ export class AppService implements ServiceApi {
       warnings: [...this.#members.warnings],
       relay: this.#relay.view,
       settings: this.#settings.view(),
+      ...(organiser ? { organiser } : {}),
     };
+  }
+
+  /** The organiser's view, if the CA bundle is open; a roster that cannot be read shows none. */
+  #organiserView(): OrganiserView | undefined {
+    try {
+      return this.#organiser.view();
+    } catch {
+      return undefined;
+    }
   }
 
   async updateSettings(arg: Args<'updateSettings'>): Promise<Result<Responses['updateSettings']>> {
@@ -271,6 +302,27 @@ export class AppService implements ServiceApi {
       const { folderToken, ...options } = arg;
       return createGroupFiles(this.#ports, this.#choices.resolve(folderToken, 'folder'), options);
     });
+  }
+
+  // ---- organiser tools ---------------------------------------------------------------------
+
+  async openGroupCa(arg: Args<'openGroupCa'>): Promise<Result<Responses['openGroupCa']>> {
+    return toResult(() => this.#organiser.open(arg));
+  }
+
+  async closeGroupCa(): Promise<Result<null>> {
+    return toResult(() => {
+      this.#organiser.close();
+      return null;
+    });
+  }
+
+  async addMember(arg: Args<'addMember'>): Promise<Result<Responses['addMember']>> {
+    return toResult(() => this.#organiser.addMember(arg));
+  }
+
+  async removeMember(arg: Args<'removeMember'>): Promise<Result<Responses['removeMember']>> {
+    return toResult(() => this.#organiser.removeMember(arg));
   }
 
   async openExternal(arg: Args<'openExternal'>): Promise<Result<null>> {

@@ -76,6 +76,16 @@ export class SessionState {
     }
   }
 
+  /** The highest roster this identity holds (the CA-signed envelope), if any. */
+  loadRoster(): Buffer | undefined {
+    return this.#store.loadRoster();
+  }
+
+  /** Keeps a newer roster (never lowers the one held): the next connect hands it to the relay. */
+  saveRoster(bytes: Buffer, version: number): void {
+    this.#store.saveRoster(bytes, version);
+  }
+
   /** After the engine has stopped (it saves nothing more). Never throws. */
   close(): void {
     try {

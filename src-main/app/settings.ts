@@ -49,6 +49,8 @@ const SCHEMAS = {
    * imported, so switching back reopens the same store.
    */
   stateKeys: z.record(z.string().regex(/^[0-9a-f]{64}\/[A-Za-z0-9._-]{1,64}$/), z.string().min(1).max(8192)),
+  /** When this app last saw each member online: `<group id>/<name>` → ms (the organiser's view). */
+  lastSeen: z.record(z.string().regex(/^[0-9a-f]{64}\/[A-Za-z0-9._-]{1,64}$/), z.number().int().min(0)),
 } as const;
 
 type Key = keyof typeof SCHEMAS;

@@ -8,6 +8,7 @@ import { Certificate } from '../core/pki/certificate.js';
 import type { BodyOf } from '../core/protocol/schemas.js';
 import { enoughOnline, type EngineParts, type Session } from './engine-core.js';
 import type { HeldFrames } from './engine-held.js';
+import type { RosterOffer } from './engine-types.js';
 import type { SendPipeline } from './engine-send.js';
 import type { GroupFacts } from './engine-machine.js';
 import type { Roster } from '../core/roster/index.js';
@@ -71,6 +72,41 @@ export class GroupView {
     }
     const view = rosters.toReport();
     if (view) host.emit({ event: 'roster', ...view });
+  }
+
+  /**
+   * A roster signed by the organiser here (the app's organiser tools), taken as one from the relay
+   * would be: kept if newer, then handed to the relay at once if the link is up (otherwise at the
+   * next login, where the relay's older one is answered with it).
+   */
+  offerRoster(session: Session | undefined, bytes: Buffer): RosterOffer {
+    const { rosters, host } = this.p;
+    const receipt = rosters.receive(bytes);
+    switch (receipt.kind) {
+      case 'newer': {
+        this.hooks.useRoster(receipt.roster);
+        if (session) this.uploadRoster(session);
+        const view = rosters.toReport();
+        if (view) host.emit({ event: 'roster', ...view });
+        return { accepted: true, version: receipt.roster.version };
+      }
+      case 'same':
+        return { accepted: true, version: receipt.roster.version };
+      case 'older':
+        return {
+          accepted: false,
+          version: receipt.held.version,
+          code: 'RosterOlder',
+          message: `roster v${receipt.incoming.version} is older than the one held (v${receipt.held.version})`,
+        };
+      case 'refused':
+        return {
+          accepted: false,
+          version: rosters.held?.version ?? 0,
+          code: receipt.code,
+          message: receipt.message,
+        };
+    }
   }
 
   /** Sends the held roster to the relay, as it is (its validity is the CA's signature). */

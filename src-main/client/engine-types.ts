@@ -47,6 +47,10 @@ export interface RelayAddress {
   port: number;
 }
 
+/** What became of an offered roster; `version`: the one held afterwards. */
+export type RosterOffer =
+  { accepted: true; version: number } | { accepted: false; version: number; code: string; message: string };
+
 export interface ChatEngineApi {
   readonly name: string;
   readonly state: EngineState;
@@ -58,6 +62,11 @@ export interface ChatEngineApi {
   send(text: string): string;
   /** Starts a new epoch with the current members. */
   requestRekey(): void;
+  /**
+   * A roster the organiser signed on this machine (a CA-signed envelope): kept and used if it is
+   * newer than the one held, and handed to the relay now (or at the next login).
+   */
+  offerRoster(bytes: Buffer): RosterOffer;
   /** Sends DISCONNECT, closes the connection and stops reconnecting. */
   stop(reason?: string): Promise<void>;
   on(listener: (event: EngineEvent) => void): () => void;

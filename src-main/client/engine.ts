@@ -34,7 +34,7 @@ import {
   type TimerName,
 } from './engine-machine.js';
 import { stepEngine } from './engine-state.js';
-import type { ChatEngineApi, EngineEvent } from './engine-types.js';
+import type { ChatEngineApi, EngineEvent, RosterOffer } from './engine-types.js';
 import { EpochKeyring } from './epoch-keyring.js';
 import { ClientError } from './errors.js';
 import { KeyEstablishment, type EstablishedKey } from './key-establishment.js';
@@ -215,6 +215,10 @@ export class ChatEngine implements ChatEngineApi, EngineHost {
     for (const m of roster.members) this.parts.directory.trust(m.certificate);
     this.parts.handshake.setRoster(roster);
     if (this.m.link.phase === 'online') this.group.changed();
+  }
+
+  offerRoster(bytes: Buffer): RosterOffer {
+    return this.group.offerRoster(this.session, bytes);
   }
 
   requestRekey(): void {

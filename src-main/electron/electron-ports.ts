@@ -29,11 +29,15 @@ export function dialogPort(
   dialog: Pick<Dialog, 'showOpenDialog'>,
   getWindow: () => BrowserWindow | undefined,
 ): DialogPort {
+  const BUNDLE_DIALOG_TITLES = {
+    identity: 'Choose your certificate bundle',
+    relay: 'Choose the relay’s certificate bundle',
+    ca: 'Choose the group’s CA bundle (ca.p12)',
+  } as const;
   return {
     async openBundle(purpose) {
       const options = {
-        title:
-          purpose === 'relay' ? 'Choose the relay’s certificate bundle' : 'Choose your certificate bundle',
+        title: BUNDLE_DIALOG_TITLES[purpose],
         buttonLabel: 'Choose',
         filters: [
           { name: 'Certificate bundles', extensions: ['p12', 'pfx'] },

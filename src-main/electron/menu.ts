@@ -47,6 +47,11 @@ export function buildMenuTemplate(actions: MenuActions, platform: string): MenuI
           accelerator: 'CmdOrCtrl+Shift+N',
           click: () => actions.open('create-group'),
         },
+        {
+          id: 'open-group-ca',
+          label: 'Open Group CA Bundle…',
+          click: () => actions.open('open-group-ca'),
+        },
         ...(isMac
           ? []
           : ([

@@ -89,6 +89,10 @@ const VALID: Record<Method, unknown> = {
   historyPage: { beforeId: 120, limit: 100 },
   searchHistory: { text: 'budget', limit: 20 },
   latestLines: undefined,
+  openGroupCa: { token: 'a'.repeat(24), password: 'organiser secret' },
+  closeGroupCa: undefined,
+  addMember: { name: 'dave', password: 'dave’s new password', caPassword: 'organiser secret' },
+  removeMember: { name: 'carol', reason: 'lost laptop', caPassword: 'organiser secret' },
 };
 
 /** Arguments a compromised renderer might send; each must be refused before the service. */
@@ -201,6 +205,24 @@ const INVALID: Record<Method, unknown[]> = {
   ],
   searchHistory: [{ text: '' }, { text: '  ' }, { text: 'x'.repeat(201) }, { text: 'a', limit: 101 }, 'a'],
   latestLines: [{ all: true }],
+  openGroupCa: [
+    { token: '../ca.p12', password: 'x' },
+    { token: 'a'.repeat(24) },
+    { path: '/etc/ca.p12', password: 'x' },
+  ],
+  closeGroupCa: [{ now: true }],
+  addMember: [
+    { name: '../dave', password: 'long enough password', caPassword: 'x' },
+    { name: 'dave', password: 'short', caPassword: 'x' },
+    { name: 'dave', password: 'long enough password', caPassword: '' },
+    { name: 'dave', password: 'long enough password', caPassword: 'x', folder: '/tmp' },
+  ],
+  removeMember: [
+    { name: 'carol', reason: 'x'.repeat(201), caPassword: 'x' },
+    { name: 'carol', reason: 'two\nlines', caPassword: 'x' },
+    { name: 'carol', caPassword: 'x' },
+    { name: 'car ol', reason: '', caPassword: 'x' },
+  ],
 };
 
 const trustedEvent = {} as IpcMainInvokeEvent;

@@ -165,12 +165,14 @@ describe('application menu', () => {
       expect(labels).toEqual(expect.arrayContaining(['&File', '&Relay', '&Connection', '&Help']));
       click(template, 'import-identity');
       click(template, 'create-group');
+      click(template, 'open-group-ca');
       click(template, 'start-relay');
       click(template, 'connect');
       click(template, 'about');
       expect((actions.open as ReturnType<typeof vi.fn>).mock.calls.map((c) => c[0])).toEqual([
         'import-identity',
         'create-group',
+        'open-group-ca',
         'start-relay',
         'connect',
         'about',

@@ -17,6 +17,7 @@ import type {
   IdentityState,
   KeyView,
   MemberEntry,
+  OrganiserView,
   RelayView,
   SettingsView,
 } from '../../../src-shared/model.js';
@@ -61,6 +62,8 @@ export class AppState {
   relay = $state<RelayView>({ status: 'stopped', memberCount: 0, members: [] });
   settings = $state<SettingsView>({ theme: 'system', notifications: true, notificationPreviews: false });
   toasts = $state<Toast[]>([]);
+  /** The organiser's view while the group's CA bundle is open (organiser.ts in main). */
+  organiser = $state<OrganiserView | undefined>(undefined);
   /** The last menu action from the app menu, for App.svelte to open the matching dialog. */
   menu = $state<{ action: MenuAction; at: number } | undefined>(undefined);
   readonly announcer = new Announcer();
@@ -104,6 +107,7 @@ export class AppState {
     this.warnings = s.warnings;
     this.relay = s.relay;
     this.settings = s.settings;
+    this.organiser = s.organiser;
     this.loaded = true;
   }
 
@@ -155,6 +159,9 @@ export class AppState {
         break;
       case 'menu':
         this.menu = { action: event.action, at: Date.now() };
+        break;
+      case 'organiser':
+        this.organiser = event.organiser ?? undefined;
         break;
     }
   }

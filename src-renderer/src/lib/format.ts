@@ -28,3 +28,15 @@ export function hueOf(name: string): number {
   for (let i = 0; i < name.length; i++) h = (h * 31 + name.charCodeAt(i)) % 360;
   return h;
 }
+
+/** A member's presence in words for the organiser's roster: online, when last seen, or never. */
+export function presenceWords(online: boolean, lastSeen: number | undefined, now: number): string {
+  if (online) return 'Online';
+  if (lastSeen === undefined) return 'Not seen yet';
+  const minutes = Math.floor(Math.max(0, now - lastSeen) / 60_000);
+  if (minutes < 1) return 'Last seen just now';
+  if (minutes < 60) return `Last seen ${minutes} min ago`;
+  const hours = Math.floor(minutes / 60);
+  if (hours < 24) return `Last seen ${hours} h ago`;
+  return `Last seen ${formatDate(lastSeen)}`;
+}

@@ -12,7 +12,7 @@
  *   history and the live timeline name it differently (an own message just written).
  */
 import type { ChatLine } from '../../../src-shared/model.js';
-import { MAX_RENDERED_LINES } from '../../../src-shared/limits.js';
+import { MAX_RENDERED_LINES, TIMELINE_START_LINES } from '../../../src-shared/limits.js';
 
 export interface TimelineWindow {
   readonly lines: readonly ChatLine[];
@@ -37,11 +37,16 @@ function indexOfLine(lines: readonly ChatLine[], line: ChatLine): number {
   return key === undefined ? -1 : lines.findIndex((l) => messageKey(l) === key);
 }
 
-/** A window over `lines` (the newest of the chat, oldest first). */
+/**
+ * A window over `lines` (the newest of the chat, oldest first). The main process starts with the
+ * newest TIMELINE_START_LINES stored messages: fewer than that means the history holds nothing
+ * older, and the window says so at once instead of offering "Show earlier messages".
+ */
 export function startWindow(lines: readonly ChatLine[], previous?: TimelineWindow): TimelineWindow {
+  const messages = lines.filter((l) => l.kind !== 'system').length;
   return {
     lines: lines.slice(-MAX_RENDERED_LINES),
-    older: true,
+    older: messages >= TIMELINE_START_LINES,
     detached: false,
     generation: (previous?.generation ?? 0) + 1,
   };
