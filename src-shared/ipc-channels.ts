@@ -16,6 +16,7 @@ import type {
   ErrorView,
   FileChoice,
   FingerprintWarning,
+  GroupSummary,
   IdentityState,
   IdentityView,
   KeyView,
@@ -51,6 +52,7 @@ export const CHANNELS = {
   historyPage: 'scx:history:page',
   searchHistory: 'scx:history:search',
   latestLines: 'scx:timeline:latest',
+  switchGroup: 'scx:groups:switch',
   openGroupCa: 'scx:organiser:open-ca',
   closeGroupCa: 'scx:organiser:close-ca',
   addMember: 'scx:organiser:add-member',
@@ -115,6 +117,8 @@ export interface Requests {
   searchHistory: { text: string; limit?: number | undefined };
   /** The newest lines of the timeline (back to the latest after reading older history). */
   latestLines: undefined;
+  /** Shows another group (one of the snapshot's `groups`). */
+  switchGroup: { id: string };
   /** The organiser opens the group's CA bundle (ca.p12): checked, then its key is let go. */
   openGroupCa: { token: string; password: string };
   closeGroupCa: undefined;
@@ -195,6 +199,7 @@ export interface Responses {
   historyPage: { lines: ChatLine[]; more: boolean };
   searchHistory: { lines: ChatLine[] };
   latestLines: ChatLine[];
+  switchGroup: AppSnapshot;
   openGroupCa: OrganiserView;
   closeGroupCa: null;
   addMember: AddedMember;
@@ -232,6 +237,8 @@ export type AppEvent =
   | { type: 'settings'; settings: SettingsView }
   | { type: 'error'; error: AppError }
   | { type: 'menu'; action: MenuAction }
+  /** The groups' summaries changed (connection, unread, added or removed). */
+  | { type: 'groups'; groups: GroupSummary[]; activeGroup?: string }
   /** The organiser's view changed (roster, who is online), or the CA bundle was closed (null). */
   | { type: 'organiser'; organiser: OrganiserView | null };
 

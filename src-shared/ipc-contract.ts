@@ -34,6 +34,10 @@ export { MAX_MESSAGE_CHARS } from './limits.js';
 /** Certificate CNs and routing names (same rule as src-main/core/pki/identity-name.ts). */
 export const IdentityNameSchema = z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'not a valid identity name');
 export const FingerprintSchema = z.string().regex(/^[0-9a-f]{64}$/, 'not a SHA-256 fingerprint (64 hex)');
+/** A group in this app: `<group id>/<identity name>`. */
+export const GroupKeySchema = z
+  .string()
+  .regex(/^[0-9a-f]{64}\/[A-Za-z0-9._-]{1,64}$/, 'not a group of this app');
 export const PasswordSchema = z.string().min(1, 'the password is empty').max(1024);
 export const TokenSchema = z.string().regex(/^[A-Za-z0-9_-]{16,64}$/, 'not a file choice token');
 /** A host name, IPv4 or IPv6 literal; no scheme, no path. */
@@ -163,6 +167,10 @@ export const CONTRACT = {
     }),
   },
   latestLines: { channel: CHANNELS.latestLines, args: NoArgs },
+  switchGroup: {
+    channel: CHANNELS.switchGroup,
+    args: z.strictObject({ id: GroupKeySchema }),
+  },
   openGroupCa: {
     channel: CHANNELS.openGroupCa,
     args: z.strictObject({ token: TokenSchema, password: PasswordSchema }),

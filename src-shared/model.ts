@@ -239,8 +239,24 @@ export interface RemovedMember {
   published: boolean;
 }
 
+/** One group in the sidebar: its identity, connection and unread count. */
+export interface GroupSummary {
+  /** `<group id>/<name>`: the identity (one per group). */
+  id: string;
+  groupName: string;
+  member: string;
+  status: 'ready' | 'locked';
+  connection: ConnectionState;
+  cause?: ConnectionCause;
+  unread: number;
+}
+
 export interface AppSnapshot {
   app: AppInfo;
+  /** Every group this app holds, in the order they were added. */
+  groups: GroupSummary[];
+  /** The group the window shows (absent: none yet). The fields below are this group's. */
+  activeGroup?: string;
   identity: IdentityState;
   connection: ConnectionView;
   members: MemberEntry[];

@@ -29,15 +29,25 @@ import type { MemberList } from './member-list.js';
 import type { AppMemberState } from './member-state.js';
 import type { AppServicePorts } from './ports.js';
 import { SessionState } from './session-state.js';
-import type { Settings } from './settings.js';
 import type { Timeline } from './timeline.js';
 
 /** How many stored messages the window starts with (the store's pages serve the rest). */
 export const RESTORED_LINES = TIMELINE_START_LINES;
 
+/** MessageTooLong (the reason in words, details = [limit, length]) for a message over the limit. */
+export function checkMessageLength(text: string): void {
+  const over = charactersOverLimit(text);
+  if (over > 0)
+    throw new AppFailure('MessageTooLong', tooLongReason(over), [
+      String(MAX_MESSAGE_CHARS),
+      String(text.length),
+    ]);
+}
+
 export interface ChatSessionDeps {
   ports: Pick<AppServicePorts, 'engineFactory'>;
-  settings: Settings;
+  /** Remembers the relay this group connected to (the connect panel starts with it next time). */
+  rememberAddress: (address: RelayAddress) => void;
   hub: EventHub;
   memberState: AppMemberState;
   members: MemberList;
@@ -92,7 +102,7 @@ export class ChatSession {
   }
 
   async connect(identity: LocalIdentity, address: RelayAddress): Promise<ConnectionView> {
-    const { ports, settings, hub, members } = this.#deps;
+    const { ports, hub, members } = this.#deps;
     this.assertNotConnected('connecting again');
     await this.stop();
     const state = SessionState.open(this.#deps.memberState, identity, hub);
@@ -108,8 +118,7 @@ export class ChatSession {
     }
     this.#hadHistory = this.#deps.timeline.hasMessages();
     this.#awayShown = false;
-    settings.set('relayAddress', address);
-    hub.emit({ type: 'settings', settings: settings.view() });
+    this.#deps.rememberAddress(address);
     this.#loggedIn = false;
     this.#reportedUnreachable = false;
     this.#removed = false;
@@ -207,12 +216,7 @@ export class ChatSession {
   }
 
   send(text: string): string {
-    const over = charactersOverLimit(text);
-    if (over > 0)
-      throw new AppFailure('MessageTooLong', tooLongReason(over), [
-        String(MAX_MESSAGE_CHARS),
-        String(text.length),
-      ]);
+    checkMessageLength(text);
     if (!this.#engine) throw new AppFailure('NotConnected', 'Connect to a relay before sending.');
     return this.#engine.send(text);
   }

@@ -1,8 +1,9 @@
 /**
- * The member's identity: importing a certificate bundle, keeping it (the password-protected .p12
- * in the data folder, its password in the OS keystore when there is one), reopening it at start
- * or with the password (unlock), and removing it. Each opening also unlocks the identity's state
- * store key (member-state.ts): the only moments the bundle password is at hand.
+ * One group's identity: keeping an imported certificate bundle (the password-protected .p12 in
+ * the data folder, its password in the OS keystore when there is one), reopening it at start or
+ * with the password (unlock), and removing it. The app holds one per group (group-session.ts);
+ * its record is one entry of the kept identities (kept-identities.ts). Each opening also unlocks
+ * the identity's state store key (member-state.ts): the only moments the bundle password is at hand.
  */
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -10,15 +11,13 @@ import { join } from 'node:path';
 import type { LocalIdentity } from '../core/pki/local-identity.js';
 import type { Args } from '../../src-shared/ipc-contract.js';
 import type { IdentityState, IdentityView } from '../../src-shared/model.js';
-import { openBundle, readBundleFile } from './bundle-files.js';
+import { openBundle } from './bundle-files.js';
 import { AppFailure, toAppError } from './errors.js';
 import type { EventHub } from './event-hub.js';
-import type { FileChoices } from './file-choices.js';
 import type { AppMemberState } from './member-state.js';
 import type { AppServicePorts } from './ports.js';
-import type { KeptIdentity, Settings } from './settings.js';
-
-const KEPT_BUNDLE_FILE = 'identity.p12';
+import { bundleFileOf, ownerKey, type KeptIdentities } from './kept-identities.js';
+import type { KeptIdentity } from './settings.js';
 
 function identityView(identity: LocalIdentity, storage: IdentityView['storage']): IdentityView {
   const cert = identity.certificate;
@@ -36,12 +35,11 @@ function identityView(identity: LocalIdentity, storage: IdentityView['storage'])
 
 export interface IdentityKeeperDeps {
   ports: Pick<AppServicePorts, 'dataDir' | 'secrets' | 'pki'>;
-  settings: Settings;
   hub: EventHub;
-  choices: FileChoices;
+  kept: KeptIdentities;
+  /** `<group id>/<name>`: the identity this keeper holds. */
+  owner: string;
   memberState: AppMemberState;
-  /** A bundle of another group is kept: the session's certificate-change memory does not apply. */
-  onGroupChanged: () => void;
   /** The identity is open (import, unlock, start with the keystore): its history can be shown. */
   onOpened?: (identity: LocalIdentity) => void;
 }
@@ -82,12 +80,12 @@ export class IdentityKeeper {
 
   /** At start: reopens the kept identity without a prompt when the keystore holds its password. */
   async restore(): Promise<void> {
-    const { ports, settings } = this.#deps;
-    const kept = settings.get('identity');
+    const { ports, kept: keptIdentities, owner } = this.#deps;
+    const kept = keptIdentities.get(owner);
     if (!kept) return;
     const file = join(ports.dataDir, kept.file);
     if (!existsSync(file)) {
-      settings.delete('identity');
+      keptIdentities.remove(owner);
       return;
     }
     if (kept.encryptedPassword !== undefined && this.secretsAvailable()) {
@@ -112,35 +110,29 @@ export class IdentityKeeper {
     this.#setState({ status: 'locked', name: kept.name, fingerprint: kept.fingerprint });
   }
 
-  /**
-   * Imports the chosen bundle. `assertCanChange` throws while connected; it runs again once the
-   * bundle is open, since a connect may have started while the worker was busy.
-   */
-  async import(arg: Args<'importIdentity'>, assertCanChange: () => void): Promise<IdentityView> {
-    const { ports, choices } = this.#deps;
-    assertCanChange();
-    const data = await readBundleFile(choices.resolve(arg.token, 'bundle'));
-    try {
-      const identity = await openBundle(ports.pki, data, arg.password, 'member');
-      assertCanChange();
-      const storage = await this.#keep(identity, data, arg.password);
-      await this.#unlockState(identity, arg.password);
-      choices.forget(arg.token);
-      return this.#setIdentity(identity, storage);
-    } finally {
-      data.fill(0);
-    }
+  /** A bundle of this identity, opened by the caller (import): kept, and the identity opened. */
+  async adopt(identity: LocalIdentity, data: Buffer, password: string): Promise<IdentityView> {
+    if (ownerKey({ groupId: identity.groupId, name: identity.name }) !== this.#deps.owner)
+      throw new AppFailure('Internal', 'Something went wrong: this bundle belongs to another group.');
+    const storage = await this.#keep(identity, data, password);
+    await this.#unlockState(identity, password);
+    return this.#setIdentity(identity, storage);
   }
 
   /** Opens the kept bundle with its password (no keystore, or the keystore could not). */
   async unlock(arg: Args<'unlockIdentity'>): Promise<IdentityView> {
-    const { ports, settings } = this.#deps;
-    const kept = settings.get('identity');
+    const { ports, kept: keptIdentities, owner } = this.#deps;
+    const kept = keptIdentities.get(owner);
     if (!kept)
       throw new AppFailure('NoIdentity', 'No certificate bundle is kept on this computer. Import one.');
     const data = await readFile(join(ports.dataDir, kept.file));
     try {
       const identity = await openBundle(ports.pki, data, arg.password, 'member');
+      if (ownerKey({ groupId: identity.groupId, name: identity.name }) !== owner)
+        throw new AppFailure(
+          'NotABundle',
+          'The kept bundle is not this identity’s any more. Import it again.',
+        );
       const storage = await this.#keep(identity, data, arg.password);
       await this.#unlockState(identity, arg.password);
       return this.#setIdentity(identity, storage);
@@ -151,28 +143,23 @@ export class IdentityKeeper {
 
   /** Forgets the identity: its state store and kept key first, then the bundle (engine stopped before). */
   async remove(): Promise<void> {
-    const { ports, settings, memberState } = this.#deps;
-    const kept = settings.get('identity');
+    const { ports, kept: keptIdentities, owner, memberState } = this.#deps;
+    const kept = keptIdentities.get(owner);
     // The state first: if its folder cannot be deleted, the identity stays and the user can retry.
     if (kept) await memberState.remove({ groupId: kept.groupId, member: kept.name });
-    memberState.lock();
     if (kept) await rm(join(ports.dataDir, kept.file), { force: true });
-    settings.delete('identity');
+    keptIdentities.remove(owner);
     this.#identity = undefined;
     this.#setState({ status: 'none' });
   }
 
   /** Keeps the password-protected bundle in the data folder, and the password in the keystore if it can. */
   async #keep(identity: LocalIdentity, data: Buffer, password: string): Promise<IdentityView['storage']> {
-    const { ports, settings } = this.#deps;
-    const previous = settings.get('identity');
-    if (previous && previous.groupId !== identity.groupId) {
-      // Verified marks belong to one group's certificates.
-      settings.delete('verified');
-      this.#deps.onGroupChanged();
-    }
+    const { ports, kept: keptIdentities, owner } = this.#deps;
+    const previous = keptIdentities.get(owner);
+    const file = previous?.file ?? bundleFileOf(owner);
     await mkdir(ports.dataDir, { recursive: true, mode: 0o700 });
-    await writeFile(join(ports.dataDir, KEPT_BUNDLE_FILE), data, { mode: 0o600 });
+    await writeFile(join(ports.dataDir, file), data, { mode: 0o600 });
     let encryptedPassword: string | undefined;
     if (this.secretsAvailable()) {
       try {
@@ -181,14 +168,18 @@ export class IdentityKeeper {
         encryptedPassword = undefined;
       }
     }
+    // The group's preferences (marks, relay) stay; the wrapped password is the new one or none.
+    const { encryptedPassword: _previousPassword, ...preferences } = previous ?? {};
     const kept: KeptIdentity = {
+      ...preferences,
       name: identity.name,
       fingerprint: identity.certificate.fingerprintHex,
       groupId: identity.groupId,
-      file: KEPT_BUNDLE_FILE,
+      groupName: identity.ca.name,
+      file,
       ...(encryptedPassword !== undefined ? { encryptedPassword } : {}),
     };
-    settings.set('identity', kept);
+    keptIdentities.put(kept);
     return encryptedPassword !== undefined ? 'safeStorage' : 'password';
   }
 

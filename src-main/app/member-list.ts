@@ -1,5 +1,5 @@
 /**
- * The members the window shows, with verification: marks (`name → fingerprint`, in the settings)
+ * The members the window shows, with verification: marks (`name → fingerprint`, kept per group)
  * and, for the session, which verified members came back with another certificate. A verified
  * member who presents another certificate loses the mark and raises a `fingerprint-changed`
  * warning until the user verifies the new fingerprint.
@@ -9,15 +9,20 @@ import type { Args } from '../../src-shared/ipc-contract.js';
 import type { FingerprintWarning, MemberEntry, MemberView } from '../../src-shared/model.js';
 import { AppFailure } from './errors.js';
 import type { EventHub } from './event-hub.js';
-import type { Settings } from './settings.js';
 import type { Timeline } from './timeline.js';
 
 function withoutKey(record: Record<string, string>, key: string): Record<string, string> {
   return Object.fromEntries(Object.entries(record).filter(([k]) => k !== key));
 }
 
+/** The group's verified marks (name → fingerprint), kept with its identity (kept-identities.ts). */
+export interface VerifiedMarks {
+  get(): Record<string, string>;
+  set(marks: Record<string, string>): void;
+}
+
 export interface MemberListDeps {
-  settings: Settings;
+  marks: VerifiedMarks;
   hub: EventHub;
   timeline: Timeline;
   /** The name of the identity in use (never flagged as changed). */
@@ -63,13 +68,8 @@ export class MemberList {
     this.#deps.hub.emit({ type: 'members', members: [] });
   }
 
-  /** Another group's identity: its marks (already deleted from the settings) and warnings do not apply. */
-  forgetChanges(): void {
-    this.#changed.clear();
-  }
-
   setVerified(arg: Args<'setVerified'>): MemberEntry[] {
-    const { settings } = this.#deps;
+    const { marks: kept } = this.#deps;
     const member = this.#raw.find((m) => m.name === arg.name);
     if (arg.verified) {
       if (!member) throw new AppFailure('InvalidArgument', `${arg.name} is not in the chat right now.`);
@@ -79,9 +79,9 @@ export class MemberList {
           `${arg.name}’s certificate changed while you were comparing. Compare the new fingerprint.`,
         );
     }
-    const marks = withoutKey(settings.verifiedMarks(), arg.name);
+    const marks = withoutKey(kept.get(), arg.name);
     if (arg.verified) marks[arg.name] = arg.fingerprint;
-    settings.set('verified', marks);
+    kept.set(marks);
     if (arg.verified) {
       this.#changed.delete(arg.name);
       this.#warnings = this.#warnings.filter((w) => w.name !== arg.name);
@@ -91,8 +91,8 @@ export class MemberList {
   }
 
   #refresh(detectChanges: boolean): void {
-    const { settings, hub, timeline } = this.#deps;
-    let marks = settings.verifiedMarks();
+    const { marks: kept, hub, timeline } = this.#deps;
+    let marks = kept.get();
     const self = this.#deps.selfName();
     let marksChanged = false;
     for (const member of this.#raw) {
@@ -122,7 +122,7 @@ export class MemberList {
         );
       }
     }
-    if (marksChanged) settings.set('verified', marks);
+    if (marksChanged) kept.set(marks);
     this.#entries = this.#raw.map((m) => {
       const previous = this.#changed.get(m.name);
       const changed = previous !== undefined && previous !== m.fingerprint;

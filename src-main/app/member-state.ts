@@ -69,7 +69,8 @@ function asStateError(err: unknown, doing: string): StateStoreError {
 
 export class AppMemberState {
   readonly #deps: MemberStateDeps;
-  #unlocked: { id: string; source: KeySource } | undefined;
+  /** The key source of each identity unlocked in this run, by `<group id>/<name>`. */
+  readonly #unlocked = new Map<string, KeySource>();
 
   constructor(deps: MemberStateDeps) {
     this.#deps = deps;
@@ -85,7 +86,7 @@ export class AppMemberState {
    * Never throws: the identity is usable without its store; a failure is reported by open().
    */
   async unlock(owner: MemberStoreOwner, password: string): Promise<void> {
-    this.lock();
+    this.lock(owner);
     const id = stateKeyId(owner);
     let source: KeySource;
     try {
@@ -97,23 +98,28 @@ export class AppMemberState {
     } catch (err) {
       source = { kind: 'failed', error: asStateError(err, 'cannot prepare the state key') };
     }
-    this.#unlocked = { id, source };
+    this.#unlocked.set(id, source);
   }
 
-  /** Zeroes the password-derived key held since unlock (identity removed or replaced, app quit). */
-  lock(): void {
-    const source = this.#unlocked?.source;
-    if (source?.kind === 'password') source.key.fill(0);
-    this.#unlocked = undefined;
+  /**
+   * Zeroes the password-derived key held since unlock: of `owner` (its identity removed or
+   * imported again), or of every identity (app quit).
+   */
+  lock(owner?: MemberStoreOwner): void {
+    const ids = owner ? [stateKeyId(owner)] : [...this.#unlocked.keys()];
+    for (const id of ids) {
+      const source = this.#unlocked.get(id);
+      if (source?.kind === 'password') source.key.fill(0);
+      this.#unlocked.delete(id);
+    }
   }
 
   /** Opens (or creates) the unlocked identity's store; throws StateStoreError. */
   open(owner: MemberStoreOwner): MemberStateStore {
-    const unlocked = this.#unlocked;
-    if (!unlocked || unlocked.id !== stateKeyId(owner)) {
+    const source = this.#unlocked.get(stateKeyId(owner));
+    if (!source) {
       throw new StateStoreError('StateKeyUnavailable', `the state store of ${owner.member} is not unlocked`);
     }
-    const { source } = unlocked;
     if (source.kind === 'failed') throw source.error;
     const dir = this.dirOf(owner);
     const dbPath = join(dir, STATE_DB_FILE);
@@ -131,7 +137,7 @@ export class AppMemberState {
 
   /** Deletes an identity's store folder and its kept key (the identity is removed). */
   async remove(owner: MemberStoreOwner): Promise<void> {
-    if (this.#unlocked?.id === stateKeyId(owner)) this.lock();
+    this.lock(owner);
     const dir = this.dirOf(owner);
     try {
       await rm(dir, { recursive: true, force: true });

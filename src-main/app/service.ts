@@ -6,8 +6,10 @@
  * window go to the listeners registered with on(). Opening bundles and creating groups run in the
  * PKI worker thread (ports.pki), never on this event loop.
  *
- * This class is the IPC-facing facade; the work is done by:
- * - identity-keeper.ts: bundle import, keeping, unlock and removal of the identity;
+ * This class is the IPC-facing facade over the groups the app holds (group-session.ts, one per
+ * kept identity; the window shows one, the active group, and a sidebar lists them all). The work
+ * is done by:
+ * - identity-keeper.ts, kept-identities.ts: keeping, unlock and removal of each identity;
  * - chat-session.ts: the chat engine and what the window sees of it (with member-list.ts, the
  *   members and their verification, and timeline.ts, the chat lines);
  * - session-state.ts: the identity's durable state store for each engine session;
@@ -27,21 +29,21 @@ import type {
   ServiceApi,
 } from '../../src-shared/ipc-contract.js';
 import type { AppSnapshot, OrganiserView } from '../../src-shared/model.js';
-import { ChatSession } from './chat-session.js';
-import { toResult } from './errors.js';
+import { openBundle, readBundleFile } from './bundle-files.js';
+import { checkMessageLength } from './chat-session.js';
+import { AppFailure, toResult } from './errors.js';
 import { EventHub } from './event-hub.js';
 import { openExternalLink } from './external-links.js';
 import { FileChoices } from './file-choices.js';
-import { HistoryReader } from './history-reader.js';
 import { createGroupFiles } from './group-files.js';
-import { IdentityKeeper } from './identity-keeper.js';
-import { MemberList } from './member-list.js';
-import { Organiser } from './organiser.js';
+import { GroupSession } from './group-session.js';
+import { ownerOf } from './history-reader.js';
+import { KeptIdentities, ownerKey } from './kept-identities.js';
 import { AppMemberState } from './member-state.js';
 import type { AppServicePorts } from './ports.js';
 import { RelayControl } from './relay-control.js';
 import { Settings } from './settings.js';
-import { Timeline } from './timeline.js';
+import { UnreadCounts } from './unread.js';
 import { WindowAttention } from './window-attention.js';
 
 export { describeConnectionReason } from './engine-views.js';
@@ -49,86 +51,104 @@ export { describeConnectionReason } from './engine-views.js';
 export class AppService implements ServiceApi {
   readonly #ports: AppServicePorts;
   readonly #settings: Settings;
+  /** The window's events: the active group's, forwarded, and the app's own. */
   readonly #hub = new EventHub();
   readonly #choices = new FileChoices();
-  /** The identity's state stores (member-state.ts); the one open while an engine runs. */
+  /** The identities' state stores (member-state.ts); each open while its group's engine runs. */
   readonly #memberState: AppMemberState;
-  readonly #identity: IdentityKeeper;
-  readonly #timeline: Timeline;
-  readonly #history: HistoryReader;
-  readonly #members: MemberList;
-  readonly #chat: ChatSession;
+  readonly #kept: KeptIdentities;
+  /** One per kept identity, in the order they were added. */
+  readonly #groups = new Map<string, GroupSession>();
+  #active: GroupSession | undefined;
   readonly #relay: RelayControl;
   readonly #attention: WindowAttention;
-  readonly #organiser: Organiser;
+  readonly #unread: UnreadCounts;
+  /** The window is in front (the shell says; true until it says otherwise). */
+  #focused = true;
 
   private constructor(ports: AppServicePorts) {
     this.#ports = ports;
     const settings = (this.#settings = new Settings(ports.settings));
-    const hub = this.#hub;
-    const choices = this.#choices;
-    const memberState = (this.#memberState = new AppMemberState({
-      dataDir: ports.dataDir,
-      settings,
-      secrets: ports.secrets,
-    }));
-    const selfName = (): string | undefined => this.#identity.current?.name;
-    const timeline = (this.#timeline = new Timeline(hub));
-    const history = (this.#history = new HistoryReader({
-      memberState,
-      openSession: (owner) => this.#chat.sessionFor(owner),
-    }));
-    const members = (this.#members = new MemberList({ settings, hub, timeline, selfName }));
-    this.#identity = new IdentityKeeper({
-      ports,
-      settings,
-      hub,
-      choices,
-      memberState,
-      onGroupChanged: () => members.forgetChanges(),
-      onOpened: (identity) => this.#chat.showStoredHistory(identity),
+    this.#memberState = new AppMemberState({ dataDir: ports.dataDir, settings, secrets: ports.secrets });
+    this.#kept = new KeptIdentities(settings);
+    this.#attention = new WindowAttention({ notifications: ports.notifications, settings });
+    this.#unread = new UnreadCounts(ports.attention ?? { setUnread: () => undefined });
+    this.#relay = new RelayControl({ ports, settings, hub: this.#hub, choices: this.#choices });
+  }
+
+  /** Creates the service and reopens the kept identities (without a prompt when the keystore can). */
+  static async create(ports: AppServicePorts): Promise<AppService> {
+    const service = new AppService(ports);
+    service.#kept.migrate();
+    for (const kept of service.#kept.list()) {
+      const group = service.#addGroup(ownerKey(kept));
+      await group.identity.restore();
+      if (!service.#kept.get(group.id)) service.#dropGroup(group);
+    }
+    const saved = service.#settings.get('activeGroup');
+    service.#active = (saved !== undefined ? service.#groups.get(saved) : undefined) ?? service.#first();
+    return service;
+  }
+
+  #addGroup(id: string): GroupSession {
+    const group = new GroupSession(id, {
+      ports: this.#ports,
+      settings: this.#settings,
+      kept: this.#kept,
+      choices: this.#choices,
+      memberState: this.#memberState,
+      onIncoming: (session, from, text) => this.#incoming(session, from, text),
+      onSummaryChanged: () => this.#emitGroups(),
     });
-    const attention = (this.#attention = new WindowAttention({
-      notifications: ports.notifications,
-      ...(ports.attention ? { attention: ports.attention } : {}),
-      settings,
-    }));
-    this.#chat = new ChatSession({
-      ports,
-      settings,
-      hub,
-      memberState,
-      members,
-      timeline,
-      history,
-      selfName,
-      onIncoming: (from, text, group) => attention.incoming(from, text, group),
+    group.hub.on((event) => {
+      if (group === this.#active) this.#hub.emit(event);
     });
-    this.#relay = new RelayControl({ ports, settings, hub, choices });
-    const organiser = (this.#organiser = new Organiser({
-      ports,
-      settings,
-      hub,
-      choices,
-      stores: history,
-      identity: () => this.#identity.require(),
-      offerRoster: (bytes) => this.#chat.offerRoster(bytes),
-      linkUp: () => this.#chat.linkUp,
-    }));
-    // The organiser's view follows who is online, the roster and the identity.
-    hub.on((event) => {
-      if (event.type === 'members') organiser.membersOnline(event.members.map((m) => m.name));
-      else if (event.type === 'identity') organiser.refresh();
-      else if (event.type === 'line' && event.line.kind === 'system' && event.line.event === 'roster')
-        organiser.refresh();
+    this.#groups.set(id, group);
+    return group;
+  }
+
+  #dropGroup(group: GroupSession): void {
+    this.#groups.delete(group.id);
+    group.hub.clear();
+    if (this.#active === group) this.#active = this.#first();
+  }
+
+  #first(): GroupSession | undefined {
+    return this.#groups.values().next().value;
+  }
+
+  /** The group the window shows; NoIdentity when the app holds none. */
+  #group(): GroupSession {
+    if (this.#active) return this.#active;
+    throw new AppFailure('NoIdentity', 'Import your certificate bundle first.');
+  }
+
+  #activate(group: GroupSession): void {
+    this.#active = group;
+    this.#settings.set('activeGroup', group.id);
+    if (this.#focused) this.#markRead(group);
+    this.#emitGroups();
+  }
+
+  #incoming(group: GroupSession, from: string, text: string): void {
+    if (this.#unread.arrived(group.id, this.#focused && group === this.#active)) this.#emitGroups();
+    this.#attention.incoming(from, text, { id: group.id, name: group.groupName });
+  }
+
+  #markRead(group: GroupSession): void {
+    if (this.#unread.read(group.id)) this.#emitGroups();
+  }
+
+  #emitGroups(): void {
+    this.#hub.emit({
+      type: 'groups',
+      groups: this.#summaries(),
+      ...(this.#active ? { activeGroup: this.#active.id } : {}),
     });
   }
 
-  /** Creates the service and reopens the kept identity (without a prompt when the keystore can). */
-  static async create(ports: AppServicePorts): Promise<AppService> {
-    const service = new AppService(ports);
-    await service.#identity.restore();
-    return service;
+  #summaries() {
+    return [...this.#groups.values()].map((g) => g.summary(this.#unread.of(g.id)));
   }
 
   // ---- events ------------------------------------------------------------------------------
@@ -139,12 +159,20 @@ export class AppService implements ServiceApi {
 
   /** For the shell: the window gained or lost focus (unread counts reset on focus). */
   windowFocus(focused: boolean): void {
+    this.#focused = focused;
     this.#attention.focus(focused);
+    if (focused && this.#active) this.#markRead(this.#active);
   }
 
-  /** Messages that arrived while the window was not in front. */
+  /** For the shell: a group's notification was clicked; the window shows that group. */
+  showGroup(id: string): void {
+    const group = this.#groups.get(id);
+    if (group) this.#activate(group);
+  }
+
+  /** Unread messages of every group (the title and badge show it). */
   get unreadCount(): number {
-    return this.#attention.unread;
+    return this.#unread.total;
   }
 
   /** For the shell's menu: asks the window to open one of its dialogs. */
@@ -159,21 +187,24 @@ export class AppService implements ServiceApi {
   }
 
   snapshot(): AppSnapshot {
-    const key = this.#chat.key;
+    const group = this.#active;
+    const key = group?.chat.key;
     const organiser = this.#organiserView();
     return {
       app: {
         ...this.#ports.appInfo,
-        secretStorageAvailable: this.#identity.secretsAvailable(),
+        secretStorageAvailable: this.#secretsAvailable(),
       },
-      identity: this.#identity.state,
-      connection: this.#chat.connection,
-      members: this.#members.entries,
+      groups: this.#summaries(),
+      ...(group ? { activeGroup: group.id } : {}),
+      identity: group?.identity.state ?? { status: 'none' },
+      connection: group?.chat.connection ?? { state: 'Disconnected' },
+      members: group?.members.entries ?? [],
       ...(key ? { key } : {}),
-      timeline: this.#timeline.recent(),
-      warnings: [...this.#members.warnings],
+      timeline: group?.timeline.recent() ?? [],
+      warnings: [...(group?.members.warnings ?? [])],
       relay: this.#relay.view,
-      settings: this.#settings.view(),
+      settings: group?.settingsView() ?? this.#settings.view(),
       ...(organiser ? { organiser } : {}),
     };
   }
@@ -181,9 +212,17 @@ export class AppService implements ServiceApi {
   /** The organiser's view, if the CA bundle is open; a roster that cannot be read shows none. */
   #organiserView(): OrganiserView | undefined {
     try {
-      return this.#organiser.view();
+      return this.#active?.organiser.view();
     } catch {
       return undefined;
+    }
+  }
+
+  #secretsAvailable(): boolean {
+    try {
+      return this.#ports.secrets.isAvailable();
+    } catch {
+      return false;
     }
   }
 
@@ -193,7 +232,7 @@ export class AppService implements ServiceApi {
       if (arg.notifications !== undefined) this.#settings.set('notifications', arg.notifications);
       if (arg.notificationPreviews !== undefined)
         this.#settings.set('notificationPreviews', arg.notificationPreviews);
-      const settings = this.#settings.view();
+      const settings = this.#active?.settingsView() ?? this.#settings.view();
       this.#hub.emit({ type: 'settings', settings });
       return settings;
     });
@@ -215,23 +254,62 @@ export class AppService implements ServiceApi {
     });
   }
 
-  // ---- identity ----------------------------------------------------------------------------
+  // ---- groups & identities ------------------------------------------------------------------
 
+  async switchGroup(arg: Args<'switchGroup'>): Promise<Result<Responses['switchGroup']>> {
+    return toResult(() => {
+      const group = this.#groups.get(arg.id);
+      if (!group) throw new AppFailure('InvalidArgument', 'This group is not in the app (any more).');
+      this.#activate(group);
+      return this.snapshot();
+    });
+  }
+
+  /**
+   * Imports the chosen bundle: another group's is added to the app (and shown), the same
+   * identity's again replaces its bundle (refused while that group is connected).
+   */
   async importIdentity(arg: Args<'importIdentity'>): Promise<Result<Responses['importIdentity']>> {
-    return toResult(
-      () => this.#identity.import(arg, () => this.#chat.assertNotConnected('changing your identity')),
-      'identity',
-    );
+    return toResult(async () => {
+      const data = await readBundleFile(this.#choices.resolve(arg.token, 'bundle'));
+      try {
+        const identity = await openBundle(this.#ports.pki, data, arg.password, 'member');
+        const id = ownerOf(identity);
+        const existing = this.#groups.get(id);
+        existing?.chat.assertNotConnected('importing this identity again');
+        const group = existing ?? this.#addGroup(id);
+        try {
+          const view = await group.identity.adopt(identity, data, arg.password);
+          this.#choices.forget(arg.token);
+          this.#activate(group);
+          // The window starts over with this group's parts (the renderer reloads its snapshot).
+          if (!existing) this.#hub.emit({ type: 'identity', identity: group.identity.state });
+          return view;
+        } catch (err) {
+          if (!existing) this.#dropGroup(group);
+          throw err;
+        }
+      } finally {
+        data.fill(0);
+      }
+    }, 'identity');
   }
 
   async unlockIdentity(arg: Args<'unlockIdentity'>): Promise<Result<Responses['unlockIdentity']>> {
-    return toResult(() => this.#identity.unlock(arg), 'identity');
+    return toResult(() => this.#group().identity.unlock(arg), 'identity');
   }
 
+  /** Removes the shown group's identity and its history; the next group is shown. */
   async removeIdentity(): Promise<Result<null>> {
     return toResult(async () => {
-      await this.#chat.stop('identity removed');
-      await this.#identity.remove();
+      const group = this.#group();
+      await group.chat.stop('identity removed');
+      await group.identity.remove();
+      this.#markRead(group);
+      this.#dropGroup(group);
+      if (this.#active) this.#activate(this.#active);
+      else this.#settings.delete('activeGroup');
+      this.#emitGroups();
       return null;
     });
   }
@@ -239,23 +317,30 @@ export class AppService implements ServiceApi {
   // ---- connection & chat -------------------------------------------------------------------
 
   async connect(arg: Args<'connect'>): Promise<Result<Responses['connect']>> {
-    return toResult(() => this.#chat.connect(this.#identity.require(), { host: arg.host, port: arg.port }));
+    return toResult(() => {
+      const group = this.#group();
+      return group.chat.connect(group.require(), { host: arg.host, port: arg.port });
+    });
   }
 
   async disconnect(): Promise<Result<null>> {
     return toResult(async () => {
-      await this.#chat.disconnect();
+      await this.#group().chat.disconnect();
       return null;
     });
   }
 
   async send(arg: Args<'send'>): Promise<Result<Responses['send']>> {
-    return toResult(() => ({ localId: this.#chat.send(arg.text) }));
+    return toResult(() => {
+      // Too long is said first, whatever else stands in the way.
+      checkMessageLength(arg.text);
+      return { localId: this.#group().chat.send(arg.text) };
+    });
   }
 
   async rekey(): Promise<Result<null>> {
     return toResult(() => {
-      this.#chat.rekey();
+      this.#group().chat.rekey();
       return null;
     });
   }
@@ -263,21 +348,27 @@ export class AppService implements ServiceApi {
   // ---- history -----------------------------------------------------------------------------
 
   async historyPage(arg: Args<'historyPage'>): Promise<Result<Responses['historyPage']>> {
-    return toResult(() => this.#history.older(this.#identity.require(), arg.beforeId, arg.limit));
+    return toResult(() => {
+      const group = this.#group();
+      return group.history.older(group.require(), arg.beforeId, arg.limit);
+    });
   }
 
   async searchHistory(arg: Args<'searchHistory'>): Promise<Result<Responses['searchHistory']>> {
-    return toResult(() => ({ lines: this.#history.search(this.#identity.require(), arg.text, arg.limit) }));
+    return toResult(() => {
+      const group = this.#group();
+      return { lines: group.history.search(group.require(), arg.text, arg.limit) };
+    });
   }
 
   async latestLines(): Promise<Result<Responses['latestLines']>> {
-    return toResult(() => this.#timeline.recent());
+    return toResult(() => this.#group().timeline.recent());
   }
 
   // ---- members & verification --------------------------------------------------------------
 
   async setVerified(arg: Args<'setVerified'>): Promise<Result<Responses['setVerified']>> {
-    return toResult(() => this.#members.setVerified(arg));
+    return toResult(() => this.#group().members.setVerified(arg));
   }
 
   // ---- relay -------------------------------------------------------------------------------
@@ -304,25 +395,25 @@ export class AppService implements ServiceApi {
     });
   }
 
-  // ---- organiser tools ---------------------------------------------------------------------
+  // ---- organiser tools ----------------------------------------------------------------------
 
   async openGroupCa(arg: Args<'openGroupCa'>): Promise<Result<Responses['openGroupCa']>> {
-    return toResult(() => this.#organiser.open(arg));
+    return toResult(() => this.#group().organiser.open(arg));
   }
 
   async closeGroupCa(): Promise<Result<null>> {
     return toResult(() => {
-      this.#organiser.close();
+      this.#group().organiser.close();
       return null;
     });
   }
 
   async addMember(arg: Args<'addMember'>): Promise<Result<Responses['addMember']>> {
-    return toResult(() => this.#organiser.addMember(arg));
+    return toResult(() => this.#group().organiser.addMember(arg));
   }
 
   async removeMember(arg: Args<'removeMember'>): Promise<Result<Responses['removeMember']>> {
-    return toResult(() => this.#organiser.removeMember(arg));
+    return toResult(() => this.#group().organiser.removeMember(arg));
   }
 
   async openExternal(arg: Args<'openExternal'>): Promise<Result<null>> {
@@ -331,9 +422,9 @@ export class AppService implements ServiceApi {
 
   // ---- lifecycle ---------------------------------------------------------------------------
 
-  /** Stops the engine and the relay (app quit). */
+  /** Stops every group's engine and the relay (app quit). */
   async dispose(): Promise<void> {
-    await this.#chat.dispose();
+    for (const group of this.#groups.values()) await group.dispose();
     this.#memberState.lock();
     if (this.#relay.running) await this.stopRelay();
     await this.#ports.pki.close().catch(() => undefined);

@@ -6,6 +6,9 @@ import { z } from 'zod';
 import type { SettingsView, ThemeSetting } from '../../src-shared/model.js';
 import type { SettingsStore } from './ports.js';
 
+/** How many groups (kept identities) one app holds. */
+export const MAX_GROUPS = 32;
+
 const Fingerprint = z.string().regex(/^[0-9a-f]{64}$/);
 const Address = z.strictObject({
   host: z.string().min(1).max(253),
@@ -17,10 +20,16 @@ export const KeptIdentitySchema = z.strictObject({
   fingerprint: Fingerprint,
   /** The group CA's fingerprint: verified marks belong to one group. */
   groupId: Fingerprint,
+  /** The group's name (its CA's), for the sidebar while the identity is locked. */
+  groupName: z.string().min(1).max(128).optional(),
   /** File name of the password-protected .p12 inside the app's data folder. */
   file: z.string().regex(/^[A-Za-z0-9._-]{1,100}$/),
   /** The bundle password encrypted by the OS keystore (base64), when it is available. */
   encryptedPassword: z.string().max(8192).optional(),
+  /** This group's verified marks: member name → the fingerprint the user verified. */
+  verified: z.record(z.string().regex(/^[A-Za-z0-9._-]{1,64}$/), Fingerprint).optional(),
+  /** The relay this group last connected to. */
+  relayAddress: Address.optional(),
 });
 export type KeptIdentity = z.output<typeof KeptIdentitySchema>;
 
@@ -38,7 +47,12 @@ const SCHEMAS = {
   notifications: z.boolean(),
   notificationPreviews: z.boolean(),
   relayAddress: Address,
+  /** Before several groups (one kept identity); read once at start and moved to `identities`. */
   identity: KeptIdentitySchema,
+  /** Every kept identity, one per group (an identity is its group id and its name). */
+  identities: z.array(KeptIdentitySchema).max(MAX_GROUPS),
+  /** The identity the window shows: `<group id>/<name>`. */
+  activeGroup: z.string().regex(/^[0-9a-f]{64}\/[A-Za-z0-9._-]{1,64}$/),
   /** Verified marks: member name → the fingerprint the user verified. */
   verified: z.record(z.string().regex(/^[A-Za-z0-9._-]{1,64}$/), Fingerprint),
   windowBounds: WindowBoundsSchema,
@@ -70,10 +84,6 @@ export class Settings {
 
   delete(key: Key): void {
     this.store.delete(key);
-  }
-
-  verifiedMarks(): Record<string, string> {
-    return { ...(this.get('verified') ?? {}) };
   }
 
   view(): SettingsView {

@@ -1,47 +1,36 @@
 /**
- * What the app does for a message that arrives, outside the timeline: count it as unread while
- * the window is not in front (unread.ts: title and badge) and show or update the group's one
- * notification (notification-digest.ts). The shell reports focus changes; the chat session reports
- * each live message from another member.
+ * The group's one notification for messages that arrive (notification-digest.ts): shown or
+ * updated for each live message from another member, per group. The shell reports focus changes
+ * (in front, each message stands alone, and the shell shows none anyway); the service reports
+ * each live message. Unread counts are unread.ts.
  */
 import { NotificationDigest } from './notification-digest.js';
-import type { AttentionPort, NotificationPort } from './ports.js';
+import type { NotificationPort } from './ports.js';
 import type { Settings } from './settings.js';
-import { UnreadCounter } from './unread.js';
 
 export interface WindowAttentionDeps {
   notifications: NotificationPort;
-  /** Title and badge; absent: counted, shown nowhere. */
-  attention?: AttentionPort;
   settings: Settings;
 }
 
 export class WindowAttention {
-  readonly #unread: UnreadCounter;
   readonly #digest = new NotificationDigest();
+  #focused = true;
 
-  constructor(private readonly deps: WindowAttentionDeps) {
-    this.#unread = new UnreadCounter(deps.attention ?? { setUnread: () => undefined });
-  }
-
-  get unread(): number {
-    return this.#unread.count;
-  }
+  constructor(private readonly deps: WindowAttentionDeps) {}
 
   /** The window gained (true) or lost focus. */
   focus(focused: boolean): void {
-    this.#unread.focus(focused);
+    this.#focused = focused;
     // In front: read. Just left: what comes next is what the notification sums up.
     this.#digest.reset();
   }
 
   /** A live message from another member was shown. */
   incoming(from: string, text: string, group: { id: string; name: string }): void {
-    this.#unread.arrived();
     const settings = this.deps.settings.view();
     if (!settings.notifications) return;
-    // In front, each message stands alone (the shell shows none then anyway).
-    if (this.#unread.focused) this.#digest.reset();
+    if (this.#focused) this.#digest.reset();
     try {
       this.deps.notifications.notify(this.#digest.add(group, from, text, settings.notificationPreviews));
     } catch {

@@ -98,6 +98,8 @@ export function notificationPort(
     isSupported(): boolean;
   },
   getWindow: () => BrowserWindow | undefined,
+  /** A click on a group's notification: the window shows that group. */
+  onClick: (group: string) => void = () => undefined,
 ): NotificationPort {
   // The one notification shown per group: the next one for the group replaces it.
   const shown = new Map<string, ElectronNotification>();
@@ -118,6 +120,7 @@ export function notificationPort(
           if (w.isMinimized()) w.restore();
           w.focus();
         }
+        onClick(group);
       });
       notification.show();
     },

@@ -128,7 +128,7 @@ async function start(): Promise<void> {
   const appService = await AppService.create({
     dialogs: dialogPort(dialog, getWindow),
     settings: settingsStore,
-    notifications: notificationPort(Notification, getWindow),
+    notifications: notificationPort(Notification, getWindow, (group) => service?.showGroup(group)),
     attention: attentionPort(app, getWindow),
     links: externalLinkPort(shell),
     secrets: secretStoragePort(safeStorage, process.platform),

@@ -29,9 +29,9 @@ describe('app service: chat basics', () => {
         },
       });
     }
-    // At the limit the length is fine: what fails is only that nothing is connected.
+    // At the limit the length is fine: what fails is only that this app holds no identity yet.
     const atLimit = await app.service.send({ text: 'x'.repeat(MAX_MESSAGE_CHARS) });
-    expect(atLimit).toMatchObject({ ok: false, error: { code: 'NotConnected' } });
+    expect(atLimit).toMatchObject({ ok: false, error: { code: 'NoIdentity' } });
   });
 
   it('opens exactly the confirmed link through the port; other URLs never reach it', async () => {

@@ -33,6 +33,13 @@ import {
   type TestApp,
 } from './app-harness.js';
 
+/** The app's one kept identity, as the settings hold it (kept-identities.ts). */
+function keptIdentity(app: TestApp): { file: string; verified?: Record<string, string> } {
+  const kept = new Settings(app.settings).get('identities')?.[0];
+  if (!kept) throw new Error('no kept identity');
+  return kept;
+}
+
 const messages = (app: TestApp): Extract<ChatLine, { kind: 'message' }>[] =>
   app.service
     .snapshot()
@@ -113,7 +120,8 @@ describe('app service: identity', () => {
     expect(app.events.some((e) => e.type === 'identity')).toBe(true);
 
     // The kept copy is the password-protected bundle itself; the password is stored nowhere.
-    const kept = readFileSync(join(app.dataDir, 'identity.p12'));
+    const keptFile = join(app.dataDir, keptIdentity(app).file);
+    const kept = readFileSync(keptFile);
     expect(kept.equals(readFileSync(bundleOf(group, 'alice')))).toBe(true);
     const stored = JSON.stringify(readFileSync(join(app.settingsDir, 'settings.json'), 'utf8'));
     expect(stored).not.toContain(TEST_PASSWORD);
@@ -132,7 +140,7 @@ describe('app service: identity', () => {
     expect(unwrap(await again.service.unlockIdentity({ password: TEST_PASSWORD })).name).toBe('alice');
 
     unwrap(await again.service.removeIdentity());
-    expect(existsSync(join(app.dataDir, 'identity.p12'))).toBe(false);
+    expect(existsSync(keptFile)).toBe(false);
     expect(again.service.snapshot().identity).toEqual({ status: 'none' });
   });
 
@@ -149,7 +157,7 @@ describe('app service: identity', () => {
     // A good import, then the kept copy is changed on disk: the next unlock refuses it.
     const view = unwrap(await importBundle(app, bundleOf(group, 'alice'), TEST_PASSWORD));
     expect(view.caFingerprint).toBe(group.ca.certificate.fingerprintHex);
-    const kept = join(app.dataDir, 'identity.p12');
+    const kept = join(app.dataDir, keptIdentity(app).file);
     writeFileSync(kept, withoutMac(readFileSync(kept)));
     const again = await createTestApp({ dataDir: app.dataDir, settingsDir: app.settingsDir });
     const unlock = await again.service.unlockIdentity({ password: TEST_PASSWORD });
@@ -292,7 +300,11 @@ describe('app service: a chat through the bundled relay', () => {
     expect(alice.service.unreadCount).toBe(2);
     // One notification per group, updated while away from the window, without content.
     const me = alice.service.snapshot().identity;
-    const group = me.status === 'ready' ? { id: me.identity.groupId, name: me.identity.issuer } : undefined;
+    // Notifications are grouped per group of this app: `<group id>/<name>`.
+    const group =
+      me.status === 'ready'
+        ? { id: `${me.identity.groupId}/${me.identity.name}`, name: me.identity.issuer }
+        : undefined;
     expect(group?.name).toBeTruthy();
     expect(alice.notifications.slice(-2)).toEqual([
       { group: group?.id, title: group?.name, body: 'A new message from bob' },
@@ -322,7 +334,7 @@ describe('app service: a chat through the bundled relay', () => {
       await alice.service.setVerified({ name: 'bob', fingerprint: bobFp, verified: true }),
     );
     expect(members.find((m) => m.name === 'bob')?.verified).toBe(true);
-    expect(alice.settings.get('verified')).toEqual({ bob: bobFp });
+    expect(keptIdentity(alice).verified).toEqual({ bob: bobFp });
     // The fingerprint must be the one presented now.
     expect(
       await alice.service.setVerified({ name: 'carol', fingerprint: 'ab'.repeat(32), verified: true }),
@@ -341,7 +353,7 @@ describe('app service: a chat through the bundled relay', () => {
         verified: false,
       }),
     );
-    expect(alice.settings.get('verified')).toEqual({ bob: bobFp });
+    expect(keptIdentity(alice).verified).toEqual({ bob: bobFp });
   });
 
   it('a member leaves: the others see it and keep their epoch (a leave never re-keys)', async () => {
@@ -401,7 +413,7 @@ describe('app service: a chat through the bundled relay', () => {
     expect(warning).toMatchObject({ name: 'bob', currentFingerprint: fingerprintOf(newBundle) });
     const entry = alice.service.snapshot().members.find((m) => m.name === 'bob');
     expect(entry).toMatchObject({ verified: false, fingerprintChanged: true });
-    expect(alice.settings.get('verified')).toEqual({});
+    expect(keptIdentity(alice).verified).toEqual({});
     expect(alice.service.snapshot().warnings.map((w) => w.name)).toEqual(['bob']);
     // Re-verifying the new certificate clears the warning.
     unwrap(

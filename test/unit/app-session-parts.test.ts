@@ -35,8 +35,10 @@ function setup() {
   const events: AppEvent[] = [];
   hub.on((e) => events.push(e));
   const timeline = new Timeline(hub);
-  const members = new MemberList({ settings, hub, timeline, selfName: () => 'alice' });
-  return { settings, hub, events, timeline, members };
+  let kept: Record<string, string> = {};
+  const marks = { get: () => ({ ...kept }), set: (m: Record<string, string>) => void (kept = { ...m }) };
+  const members = new MemberList({ marks, hub, timeline, selfName: () => 'alice' });
+  return { settings, marks, hub, events, timeline, members };
 }
 
 afterEach(() => {
@@ -107,7 +109,7 @@ describe('timeline', () => {
 
 describe('member list and verification', () => {
   it('marks and unmarks; refuses a member who is not here or whose certificate differs', () => {
-    const { members, settings } = setup();
+    const { members, marks } = setup();
     members.update([
       { name: 'alice', fingerprint: FP_A },
       { name: 'bob', fingerprint: FP_B },
@@ -125,16 +127,16 @@ describe('member list and verification', () => {
     expect(
       members.setVerified({ name: 'bob', fingerprint: FP_B, verified: true }).find((m) => m.name === 'bob'),
     ).toMatchObject({ verified: true });
-    expect(settings.verifiedMarks()).toEqual({ bob: FP_B });
+    expect(marks.get()).toEqual({ bob: FP_B });
     members.setVerified({ name: 'bob', fingerprint: FP_B, verified: false });
-    expect(settings.verifiedMarks()).toEqual({});
+    expect(marks.get()).toEqual({});
   });
 
   it('a verified member with another certificate: mark cleared, one warning, a system line, flagged until verified again', () => {
-    const { members, settings, events, timeline } = setup();
-    settings.set('verified', { bob: FP_B });
+    const { members, marks, events, timeline } = setup();
+    marks.set({ bob: FP_B });
     members.update([{ name: 'bob', fingerprint: FP_B2 }]);
-    expect(settings.verifiedMarks()).toEqual({});
+    expect(marks.get()).toEqual({});
     expect(events.filter((e) => e.type === 'fingerprint-changed')).toEqual([
       expect.objectContaining({ name: 'bob', previousFingerprint: FP_B, currentFingerprint: FP_B2 }),
     ]);
@@ -152,19 +154,11 @@ describe('member list and verification', () => {
     members.setVerified({ name: 'bob', fingerprint: FP_B2, verified: true });
     expect(members.warnings).toEqual([]);
     expect(members.entries[0]).toMatchObject({ verified: true, fingerprintChanged: false });
-
-    // Another group's identity: the session's memory of changes is dropped.
-    settings.set('verified', { bob: FP_B });
-    members.update([{ name: 'bob', fingerprint: FP_B2 }]);
-    expect(members.entries[0]?.fingerprintChanged).toBe(true);
-    members.forgetChanges();
-    members.update([{ name: 'bob', fingerprint: FP_B2 }]);
-    expect(members.entries[0]?.fingerprintChanged).toBe(false);
   });
 
   it('never flags the own identity; clear() empties the list and says so', () => {
-    const { members, settings, events } = setup();
-    settings.set('verified', { alice: FP_B });
+    const { members, marks, events } = setup();
+    marks.set({ alice: FP_B });
     members.update([{ name: 'alice', fingerprint: FP_A }]);
     expect(events.some((e) => e.type === 'fingerprint-changed')).toBe(false);
     members.clear();

@@ -89,6 +89,7 @@ const VALID: Record<Method, unknown> = {
   historyPage: { beforeId: 120, limit: 100 },
   searchHistory: { text: 'budget', limit: 20 },
   latestLines: undefined,
+  switchGroup: { id: `${'ab'.repeat(32)}/alice` },
   openGroupCa: { token: 'a'.repeat(24), password: 'organiser secret' },
   closeGroupCa: undefined,
   addMember: { name: 'dave', password: 'dave’s new password', caPassword: 'organiser secret' },
@@ -205,6 +206,7 @@ const INVALID: Record<Method, unknown[]> = {
   ],
   searchHistory: [{ text: '' }, { text: '  ' }, { text: 'x'.repeat(201) }, { text: 'a', limit: 101 }, 'a'],
   latestLines: [{ all: true }],
+  switchGroup: [{ id: 'alice' }, { id: `${'ab'.repeat(32)}/../x` }, { id: `${'AB'.repeat(32)}/alice` }, {}],
   openGroupCa: [
     { token: '../ca.p12', password: 'x' },
     { token: 'a'.repeat(24) },

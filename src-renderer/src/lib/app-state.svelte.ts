@@ -11,9 +11,11 @@ import type {
 } from '../../../src-shared/ipc-channels.js';
 import type {
   AppInfo,
+  AppSnapshot,
   ChatLine,
   ConnectionView,
   FingerprintWarning,
+  GroupSummary,
   IdentityState,
   KeyView,
   MemberEntry,
@@ -62,6 +64,9 @@ export class AppState {
   relay = $state<RelayView>({ status: 'stopped', memberCount: 0, members: [] });
   settings = $state<SettingsView>({ theme: 'system', notifications: true, notificationPreviews: false });
   toasts = $state<Toast[]>([]);
+  /** Every group this app holds (the sidebar) and the one the window shows. */
+  groups = $state<GroupSummary[]>([]);
+  activeGroup = $state<string | undefined>(undefined);
   /** The organiser's view while the group's CA bundle is open (organiser.ts in main). */
   organiser = $state<OrganiserView | undefined>(undefined);
   /** The last menu action from the app menu, for App.svelte to open the matching dialog. */
@@ -96,19 +101,39 @@ export class AppState {
       this.loadError = result.error.message;
       return;
     }
-    const s = result.value;
+    this.adopt(result.value);
+  }
+
+  /** Everything the window shows, from a snapshot: at load, and when another group is shown. */
+  adopt(s: AppSnapshot): void {
     this.app = s.app;
+    this.groups = s.groups;
+    this.activeGroup = s.activeGroup;
     this.identity = s.identity;
     this.connection = s.connection;
     this.connectionAt = Date.now();
     this.members = s.members;
     this.key = s.key;
     this.window = startWindow(s.timeline, this.window);
+    this.focusLineId = undefined;
     this.warnings = s.warnings;
     this.relay = s.relay;
     this.settings = s.settings;
     this.organiser = s.organiser;
     this.loaded = true;
+  }
+
+  /** Shows another group of this app. */
+  async switchTo(id: string): Promise<void> {
+    if (id === this.activeGroup) return;
+    const result = await this.call((api) => api.switchGroup({ id }));
+    if (result.ok) this.adopt(result.value);
+  }
+
+  /** The main process shows another group (one was imported or removed): draw that one. */
+  async #reload(): Promise<void> {
+    const result = await this.call((api) => api.getSnapshot(), { quiet: true });
+    if (result.ok) this.adopt(result.value);
   }
 
   apply(event: AppEvent): void {
@@ -163,6 +188,13 @@ export class AppState {
       case 'organiser':
         this.organiser = event.organiser ?? undefined;
         break;
+      case 'groups': {
+        this.groups = event.groups;
+        const shown = this.activeGroup;
+        this.activeGroup = event.activeGroup;
+        if (event.activeGroup !== shown) void this.#reload();
+        break;
+      }
     }
   }
 
