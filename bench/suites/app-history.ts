@@ -18,39 +18,13 @@ import { AppMemberState } from '../../src-main/app/member-state.js';
 import { noSecretStorage } from '../../src-main/app/node-ports.js';
 import type { SettingsStore } from '../../src-main/app/ports.js';
 import { Settings } from '../../src-main/app/settings.js';
-import type { HistoryMessage } from '../../src-main/client/state/history.js';
 import { percentile, type BenchResult, type BenchSuite } from '../harness.js';
 import { makeGroup } from './client-kit.js';
+import { message } from './history.js';
 
 const MESSAGES = 100_000;
 const BATCH = 1_000;
 const SHOWN = 50;
-const WORDS = [
-  'lunch',
-  'deploy',
-  'review',
-  'tangerine',
-  'meeting',
-  'release',
-  'coffee',
-  'bug',
-  'merge',
-  'ok',
-];
-
-function message(i: number): HistoryMessage {
-  const w = (k: number) => WORDS[(i * 7 + k * 13) % WORDS.length] as string;
-  return {
-    from: i % 3 === 0 ? 'm00' : i % 3 === 1 ? 'alice' : 'bob',
-    text: `${w(0)} ${w(1)} #${i} ${w(2)} ${w(3)}`,
-    epoch: 1 + Math.floor(i / 10_000),
-    seq: i + 1,
-    sentAt: 1_700_000_000_000 + i,
-    receivedAt: 1_700_000_000_000 + i,
-    own: i % 3 === 0,
-  };
-}
-
 function memorySettings(): Settings {
   const data = new Map<string, unknown>();
   const store: SettingsStore = {

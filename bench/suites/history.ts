@@ -34,7 +34,8 @@ function text(i: number): string {
   return `${w(0)} ${w(1)} #${i} ${w(2)} ${w(3)}`;
 }
 
-function message(i: number): HistoryMessage {
+/** The i-th message of a benchmark history: a few words and a unique `#i`. Shared with app-history.ts. */
+export function message(i: number): HistoryMessage {
   return {
     from: i % 2 ? 'alice' : 'bob',
     text: text(i),

@@ -17,9 +17,9 @@ import {
 } from '../integration/app-harness.js';
 import {
   assertBuilt,
-  bridgePage,
   chromiumPath,
   CHROMIUM_ARGS,
+  openBridgedWindow,
   screenshot,
   serveRenderer,
 } from './support.js';
@@ -87,14 +87,9 @@ test('two groups: import a second from the sidebar, unread per group, switch, se
     'alice reads bob',
   );
 
-  context = await browser.newContext({ viewport: { width: 1360, height: 860 }, colorScheme: 'light' });
-  const page = await context.newPage();
-  page.on('console', (msg) => {
-    if (msg.type() === 'error') consoleErrors.push(msg.text());
-  });
-  page.on('pageerror', (err) => consoleErrors.push(err.message));
-  unbridge = await bridgePage(page, alice.service);
-  await page.goto(server.url);
+  const window = await openBridgedWindow(browser, server.url, 'alice', alice, consoleErrors);
+  ({ context, unbridge } = window);
+  const page = window.page;
   const groups = page.getByTestId('groups').getByTestId('group-item');
   await expect(groups).toHaveCount(1);
 

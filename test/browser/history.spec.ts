@@ -6,7 +6,7 @@
  * window never holding more than its bound; a search finds an old message and shows it in place.
  * Screenshots of each step go to test-results/browser/.
  */
-import { chromium, expect, test, type Browser, type BrowserContext, type Page } from '@playwright/test';
+import { chromium, expect, test, type Browser, type Page } from '@playwright/test';
 import { MAX_RENDERED_LINES, TIMELINE_START_LINES } from '../../src-shared/limits.js';
 import { makeTestGroup, TEST_PASSWORD, type TestGroup } from '../helpers/group.js';
 import {
@@ -19,21 +19,17 @@ import {
 } from '../integration/app-harness.js';
 import {
   assertBuilt,
-  bridgePage,
   chromiumPath,
   CHROMIUM_ARGS,
+  openBridgedWindow,
   screenshot,
   serveRenderer,
+  type BridgedWindow,
 } from './support.js';
 
 test.describe.configure({ mode: 'serial' });
 
-interface Window {
-  app: TestApp;
-  context: BrowserContext;
-  page: Page;
-  unbridge: () => void;
-}
+type Window = BridgedWindow;
 
 const STORED = 1_000;
 let browser: Browser;
@@ -45,15 +41,7 @@ const windows: Window[] = [];
 const consoleErrors: string[] = [];
 
 async function open(name: string, app: TestApp): Promise<Window> {
-  const context = await browser.newContext({ viewport: { width: 1360, height: 860 }, colorScheme: 'light' });
-  const page = await context.newPage();
-  page.on('console', (msg) => {
-    if (msg.type() === 'error') consoleErrors.push(`${name}: ${msg.text()}`);
-  });
-  page.on('pageerror', (err) => consoleErrors.push(`${name}: ${err.message}`));
-  const unbridge = await bridgePage(page, app.service);
-  await page.goto(server.url);
-  const w = { app, context, page, unbridge };
+  const w = await openBridgedWindow(browser, server.url, name, app, consoleErrors);
   windows.push(w);
   return w;
 }

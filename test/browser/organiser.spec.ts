@@ -8,7 +8,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, expect, test, type Browser, type BrowserContext, type Page } from '@playwright/test';
+import { chromium, expect, test, type Browser, type Page } from '@playwright/test';
 import { writeBundle } from '../../src-main/core/pki/index.js';
 import { makeTestGroup, TEST_KDF_ITERATIONS, TEST_PASSWORD, type TestGroup } from '../helpers/group.js';
 import {
@@ -21,11 +21,12 @@ import {
 } from '../integration/app-harness.js';
 import {
   assertBuilt,
-  bridgePage,
   chromiumPath,
   CHROMIUM_ARGS,
+  openBridgedWindow,
   screenshot,
   serveRenderer,
+  type BridgedWindow,
 } from './support.js';
 
 test.describe.configure({ mode: 'serial' });
@@ -33,12 +34,7 @@ test.describe.configure({ mode: 'serial' });
 const CA_PASSWORD = 'the organiser keeps this one';
 const DAVE_PASSWORD = 'a passphrase for dave';
 
-interface Window {
-  app: TestApp;
-  context: BrowserContext;
-  page: Page;
-  unbridge: () => void;
-}
+type Window = BridgedWindow;
 
 let browser: Browser;
 let server: Awaited<ReturnType<typeof serveRenderer>>;
@@ -50,16 +46,11 @@ const windows: Window[] = [];
 const consoleErrors: string[] = [];
 
 async function open(name: string, app: TestApp): Promise<Window> {
-  const context = await browser.newContext({ viewport: { width: 1360, height: 900 }, colorScheme: 'light' });
-  const page = await context.newPage();
-  page.on('console', (msg) => {
-    if (msg.type() === 'error') consoleErrors.push(`${name}: ${msg.text()}`);
+  const w = await openBridgedWindow(browser, server.url, name, app, consoleErrors, {
+    width: 1360,
+    height: 900,
   });
-  page.on('pageerror', (err) => consoleErrors.push(`${name}: ${err.message}`));
-  const unbridge = await bridgePage(page, app.service);
-  await page.goto(server.url);
-  await expect(page.getByTestId('identity-name')).toHaveText(name);
-  const w = { app, context, page, unbridge };
+  await expect(w.page.getByTestId('identity-name')).toHaveText(name);
   windows.push(w);
   return w;
 }

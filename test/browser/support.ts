@@ -9,9 +9,10 @@ import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { extname, join, resolve, sep } from 'node:path';
-import type { Page } from '@playwright/test';
+import type { Browser, BrowserContext, Page } from '@playwright/test';
 import { createInvoker } from '../../src-main/app/ipc-router.js';
 import type { AppService } from '../../src-main/app/service.js';
+import type { TestApp } from '../integration/app-harness.js';
 import { CONTRACT, METHODS, type AppEvent } from '../../src-shared/ipc-contract.js';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
@@ -127,4 +128,35 @@ export async function screenshot(page: Page, name: string): Promise<string> {
   const path = join(SCREENSHOT_DIR, `${name}.png`);
   await page.screenshot({ path, fullPage: false, animations: 'disabled' });
   return path;
+}
+
+/** One member's window: a page of the built renderer in its own context, bridged to its service. */
+export interface BridgedWindow {
+  app: TestApp;
+  context: BrowserContext;
+  page: Page;
+  unbridge: () => void;
+}
+
+/**
+ * Opens `url` for `app` in a new 1360×860 light context; console errors and page errors are
+ * pushed to `errors`, prefixed with `name`, for the spec's last check.
+ */
+export async function openBridgedWindow(
+  browser: Browser,
+  url: string,
+  name: string,
+  app: TestApp,
+  errors: string[],
+  viewport = { width: 1360, height: 860 },
+): Promise<BridgedWindow> {
+  const context = await browser.newContext({ viewport, colorScheme: 'light' });
+  const page = await context.newPage();
+  page.on('console', (msg) => {
+    if (msg.type() === 'error') errors.push(`${name}: ${msg.text()}`);
+  });
+  page.on('pageerror', (err) => errors.push(`${name}: ${err.message}`));
+  const unbridge = await bridgePage(page, app.service);
+  await page.goto(url);
+  return { app, context, page, unbridge };
 }

@@ -3,7 +3,7 @@
  * services, one real relay run by bob's app, both chatting, each service bridged to a page of the
  * built renderer. Page errors and console errors are gathered for the spec's last check.
  */
-import { chromium, expect, type Browser, type BrowserContext, type Page } from '@playwright/test';
+import { chromium, expect, type Browser } from '@playwright/test';
 import { makeTestGroup, TEST_PASSWORD } from '../helpers/group.js';
 import {
   createTestApp,
@@ -13,14 +13,16 @@ import {
   until,
   type TestApp,
 } from '../integration/app-harness.js';
-import { assertBuilt, bridgePage, chromiumPath, CHROMIUM_ARGS, serveRenderer } from './support.js';
+import {
+  assertBuilt,
+  chromiumPath,
+  CHROMIUM_ARGS,
+  openBridgedWindow,
+  serveRenderer,
+  type BridgedWindow,
+} from './support.js';
 
-export interface Member {
-  app: TestApp;
-  context: BrowserContext;
-  page: Page;
-  unbridge: () => void;
-}
+export type Member = BridgedWindow;
 
 export interface TwoMembers {
   alice: Member;
@@ -42,18 +44,7 @@ export async function startTwoMembers(): Promise<TwoMembers> {
   const consoleErrors: string[] = [];
   const members: Member[] = [];
   const open = async (name: string, app: TestApp): Promise<Member> => {
-    const context = await browser.newContext({
-      viewport: { width: 1360, height: 860 },
-      colorScheme: 'light',
-    });
-    const page = await context.newPage();
-    page.on('console', (msg) => {
-      if (msg.type() === 'error') consoleErrors.push(`${name}: ${msg.text()}`);
-    });
-    page.on('pageerror', (err) => consoleErrors.push(`${name}: ${err.message}`));
-    const unbridge = await bridgePage(page, app.service);
-    await page.goto(server.url);
-    const member = { app, context, page, unbridge };
+    const member = await openBridgedWindow(browser, server.url, name, app, consoleErrors);
     members.push(member);
     return member;
   };
