@@ -31,9 +31,6 @@ import type { AppServicePorts } from './ports.js';
 import { SessionState } from './session-state.js';
 import type { Timeline } from './timeline.js';
 
-/** How many stored messages the window starts with (the store's pages serve the rest). */
-export const RESTORED_LINES = TIMELINE_START_LINES;
-
 /** MessageTooLong (the reason in words, details = [limit, length]) for a message over the limit. */
 export function checkMessageLength(text: string): void {
   const over = charactersOverLimit(text);
@@ -109,7 +106,7 @@ export class ChatSession {
     this.#owner = ownerOf(identity);
     this.#group = { id: identity.groupId, name: identity.ca.name };
     try {
-      this.#restoreTimeline(this.#owner, () => state.recentLines(RESTORED_LINES));
+      this.#restoreTimeline(this.#owner, () => state.recentLines(TIMELINE_START_LINES));
     } catch (err) {
       state.close();
       const error = toAppError(err);
@@ -160,7 +157,9 @@ export class ChatSession {
    */
   showStoredHistory(identity: LocalIdentity): void {
     try {
-      this.#restoreTimeline(ownerOf(identity), () => this.#deps.history.recent(identity, RESTORED_LINES));
+      this.#restoreTimeline(ownerOf(identity), () =>
+        this.#deps.history.recent(identity, TIMELINE_START_LINES),
+      );
     } catch {
       // Reported at connect (StorageFailed), where the engine cannot run without its store.
     }

@@ -55,7 +55,6 @@ export interface OrganiserDeps {
 
 interface OpenCa {
   path: string;
-  groupId: string;
 }
 
 export class Organiser {
@@ -79,7 +78,7 @@ export class Organiser {
       caFile: basename(ca.path),
       rosterVersion: roster?.version ?? 0,
       members: (roster?.members ?? []).map((m) => {
-        const lastSeen = seen[`${ca.groupId}/${m.name}`];
+        const lastSeen = seen[`${identity.groupId}/${m.name}`];
         return {
           name: m.name,
           fingerprint: m.fingerprintHex,
@@ -110,7 +109,7 @@ export class Organiser {
     if (certificate.fingerprintHex !== identity.ca.fingerprintHex) {
       throw new AppFailure('NotGroupCa', `“${certificate.name}” is the CA of another group, not of yours.`);
     }
-    this.#ca = { path, groupId: identity.groupId };
+    this.#ca = { path };
     return this.#emit() ?? this.#missing();
   }
 
@@ -194,8 +193,7 @@ export class Organiser {
 
   /** Who is online now (the members event); those who went offline were last seen now. */
   membersOnline(names: readonly string[]): void {
-    const ca = this.#ca;
-    const groupId = ca?.groupId ?? this.#currentGroupId();
+    const groupId = this.#currentGroupId();
     if (groupId !== undefined) {
       const now = (this.#deps.now ?? Date.now)();
       const seen = { ...(this.#deps.settings.get('lastSeen') ?? {}) };
@@ -206,12 +204,8 @@ export class Organiser {
     if (this.#openCa()) this.#emit();
   }
 
-  /** The roster or the identity changed: the view follows (closed for another group). */
+  /** The roster or the identity changed (locked, unlocked): the view follows. */
   refresh(): void {
-    if (this.#ca && !this.#openCa()) {
-      this.close();
-      return;
-    }
     if (this.#ca) this.#emit();
   }
 
@@ -223,10 +217,9 @@ export class Organiser {
     }
   }
 
-  /** The open CA if it is still the identity's group's. */
+  /** The open CA while this group's identity is open (one organiser per group: group-session.ts). */
   #openCa(): OpenCa | undefined {
-    const ca = this.#ca;
-    return ca !== undefined && ca.groupId === this.#currentGroupId() ? ca : undefined;
+    return this.#currentGroupId() !== undefined ? this.#ca : undefined;
   }
 
   #emit(): OrganiserView | undefined {

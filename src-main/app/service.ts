@@ -307,9 +307,12 @@ export class AppService implements ServiceApi {
       await group.identity.remove();
       this.#markRead(group);
       this.#dropGroup(group);
-      if (this.#active) this.#activate(this.#active);
-      else this.#settings.delete('activeGroup');
-      this.#emitGroups();
+      if (this.#active) {
+        this.#activate(this.#active);
+      } else {
+        this.#settings.delete('activeGroup');
+        this.#emitGroups();
+      }
       return null;
     });
   }
