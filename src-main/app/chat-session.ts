@@ -1,45 +1,27 @@
 /**
- * The chat session: one ChatEngine at a time (made by EngineFactory) and what the window sees of
- * it. Engine events become views and events for the window: the connection state in plain words,
- * the members (member-list.ts), the key, and the timeline's lines (timeline.ts).
+ * The chat session: one ChatEngine at a time (made by EngineFactory), its state store, and the
+ * connection as the window sees it, in plain words. The members go to member-list.ts; the key
+ * and the chat lines to timeline-projection.ts.
  */
 import type { LocalIdentity } from '../core/pki/local-identity.js';
 import type { ChatEngineApi, EngineEvent, RelayAddress, RosterOffer } from '../client/engine-types.js';
 import type { ChatLine, ConnectionView, KeyView } from '../../src-shared/model.js';
-import {
-  charactersOverLimit,
-  MAX_MESSAGE_CHARS,
-  TIMELINE_START_LINES,
-  tooLongReason,
-} from '../../src-shared/limits.js';
-import { AwaitingAcks } from './awaiting-acks.js';
+import { TIMELINE_START_LINES } from '../../src-shared/limits.js';
 import {
   connectionCause,
   connectionStateView,
   describeConnectionReason,
-  keyView,
   memberViews,
-  rosterChangeText,
 } from './engine-views.js';
 import { AppFailure, toAppError } from './errors.js';
 import type { EventHub } from './event-hub.js';
-import { historyLineId } from './history-lines.js';
 import { ownerOf, type HistoryReader } from './history-reader.js';
 import type { MemberList } from './member-list.js';
 import type { AppMemberState } from './member-state.js';
 import type { AppServicePorts } from './ports.js';
 import { SessionState } from './session-state.js';
 import type { Timeline } from './timeline.js';
-
-/** MessageTooLong (the reason in words, details = [limit, length]) for a message over the limit. */
-export function checkMessageLength(text: string): void {
-  const over = charactersOverLimit(text);
-  if (over > 0)
-    throw new AppFailure('MessageTooLong', tooLongReason(over), [
-      String(MAX_MESSAGE_CHARS),
-      String(text.length),
-    ]);
-}
+import { TimelineProjection } from './timeline-projection.js';
 
 export interface ChatSessionDeps {
   ports: Pick<AppServicePorts, 'engineFactory'>;
@@ -67,20 +49,19 @@ export class ChatSession {
   #reportedUnreachable = false;
   /** The relay said this member was removed from the group (this connect): the window says "Removed". */
   #removed = false;
-  #key: KeyView | undefined;
-  /** The last roster seen, per identity (group/name): a newer one says who joined or was removed. */
-  #roster: { owner: string; version: number; members: string[]; removed: string[] } | undefined;
   #owner = '';
-  /** The group of the identity connected, as notifications name it. */
-  #group = { id: '', name: '' };
-  /** Own lines written but not yet STORED, by epoch/seq (the ack names those, not the line). */
-  readonly #awaitingAck = new AwaitingAcks();
-  /** The timeline held messages when this link came up: what is caught up goes below "while you were away". */
-  #hadHistory = false;
-  #awayShown = false;
+  /** The key and the chat lines of the running engine. */
+  readonly #lines: TimelineProjection;
 
   constructor(deps: ChatSessionDeps) {
     this.#deps = deps;
+    this.#lines = new TimelineProjection({
+      hub: deps.hub,
+      timeline: deps.timeline,
+      selfName: deps.selfName,
+      historyId: (from, epoch, seq) => this.#state?.historyId(from, epoch, seq),
+      ...(deps.onIncoming ? { onIncoming: deps.onIncoming } : {}),
+    });
   }
 
   get connection(): ConnectionView {
@@ -88,7 +69,7 @@ export class ChatSession {
   }
 
   get key(): KeyView | undefined {
-    return this.#key;
+    return this.#lines.key;
   }
 
   /** AlreadyConnected while an engine is connected or trying to (identity changes must wait). */
@@ -104,7 +85,6 @@ export class ChatSession {
     await this.stop();
     const state = SessionState.open(this.#deps.memberState, identity, hub);
     this.#owner = ownerOf(identity);
-    this.#group = { id: identity.groupId, name: identity.ca.name };
     try {
       this.#restoreTimeline(this.#owner, () => state.recentLines(TIMELINE_START_LINES));
     } catch (err) {
@@ -113,13 +93,15 @@ export class ChatSession {
       hub.emit({ type: 'error', error });
       throw new AppFailure(error.code, error.message, error.details);
     }
-    this.#hadHistory = this.#deps.timeline.hasMessages();
-    this.#awayShown = false;
+    this.#lines.begin({
+      owner: this.#owner,
+      group: { id: identity.groupId, name: identity.ca.name },
+      self: identity.name,
+    });
     this.#deps.rememberAddress(address);
     this.#loggedIn = false;
     this.#reportedUnreachable = false;
     this.#removed = false;
-    this.#key = undefined;
     members.reset();
     let engine: ChatEngineApi;
     try {
@@ -195,7 +177,7 @@ export class ChatSession {
         this.#engineOff = undefined;
         // After stop(): the engine saves no more epochs.
         this.#closeState();
-        this.#key = undefined;
+        this.#lines.end();
         this.#deps.members.clear();
         const address = this.#connection.address;
         this.#setConnection({
@@ -214,8 +196,8 @@ export class ChatSession {
     this.#closeState();
   }
 
+  /** The text's length is checked at the service's boundary (the engine's codec checks again). */
   send(text: string): string {
-    checkMessageLength(text);
     if (!this.#engine) throw new AppFailure('NotConnected', 'Connect to a relay before sending.');
     return this.#engine.send(text);
   }
@@ -239,137 +221,39 @@ export class ChatSession {
 
   #onEngineEvent(engine: ChatEngineApi, event: EngineEvent): void {
     if (engine !== this.#engine) return;
-    const { hub, timeline } = this.#deps;
     switch (event.event) {
       case 'state':
-        this.#onState(event);
-        break;
+        return this.#onState(event);
       case 'members':
-        this.#deps.members.update(memberViews(event.members));
-        break;
-      case 'key': {
-        const key = keyView(event);
-        const previous = this.#key;
-        this.#key = key;
-        hub.emit({ type: 'key', key });
-        if (!previous || previous.epoch !== key.epoch) {
-          timeline.addSystem(
-            'rekey',
-            previous
-              ? `New group key (epoch ${key.epoch}) for ${key.members.join(', ')}. Compare the safety number again.`
-              : `Group key established (epoch ${key.epoch}) for ${key.members.join(', ')}.`,
-            { epoch: key.epoch },
-          );
-        }
-        break;
-      }
-      case 'message': {
-        const historyId = this.#state?.historyId(event.from, event.epoch, event.seq);
-        if (event.backlog && this.#hadHistory && !this.#awayShown) {
-          this.#awayShown = true;
-          timeline.addSystem('away', 'While you were away');
-        }
-        const line: ChatLine = {
-          kind: 'message',
-          id: historyId !== undefined ? historyLineId(historyId) : timeline.nextId('m'),
-          ...(historyId !== undefined ? { historyId } : {}),
-          from: event.from,
-          text: event.text,
-          epoch: event.epoch,
-          seq: event.seq,
-          sentAt: event.sentAt,
-          receivedAt: Date.now(),
-        };
-        timeline.push(line);
-        this.#deps.onIncoming?.(event.from, event.text, this.#group);
-        break;
-      }
-      case 'outgoing': {
-        const id = `own-${event.localId}`;
-        const existing = timeline.find(id);
-        // Written is not yet safe: "sent" waits for the relay's STORED (the 'sent' event below).
-        if (event.status === 'sent' && event.epoch !== undefined && event.seq !== undefined)
-          this.#awaitingAck.wrote(event.epoch, event.seq, id);
-        timeline.upsert({
-          kind: 'own',
-          id,
-          from: this.#deps.selfName() ?? engine.name,
-          text: event.text,
-          status: event.status === 'sent' ? 'sending' : 'queued',
-          ...(event.epoch !== undefined ? { epoch: event.epoch } : {}),
-          ...(event.seq !== undefined ? { seq: event.seq } : {}),
-          sentAt: existing?.kind === 'own' ? existing.sentAt : Date.now(),
-        });
-        break;
-      }
-      case 'system':
-        timeline.addSystem(
-          event.kind,
-          event.kind === 'joined' ? `${event.name} joined the chat.` : `${event.name} left the chat.`,
-          { name: event.name },
-        );
-        break;
-      case 'gap':
-        timeline.addSystem('warning', `Some earlier messages cannot be shown: ${event.reason}.`);
-        break;
-      case 'roster':
-        this.#onRoster(event);
-        break;
-      case 'sent': {
-        // Durable at the relay: now it reaches the members who are away.
-        const id = this.#awaitingAck.stored(event.epoch, event.seq);
-        const line = id === undefined ? undefined : timeline.find(id);
-        if (line?.kind === 'own') {
-          // Stored locally a moment after it was written: by now its history id is known.
-          const historyId = line.historyId ?? this.#state?.historyId(engine.name, event.epoch, event.seq);
-          timeline.upsert({ ...line, status: 'sent', ...(historyId !== undefined ? { historyId } : {}) });
-        }
-        break;
-      }
-      case 'error': {
-        if (event.code === 'Removed') {
-          // Terminal: the engine stops here and does not reconnect (the relay would refuse it).
-          // The relay's words (with the organiser's reason) go in the details.
-          const text = 'You were removed from this group.';
-          this.#removed = true;
-          // The engine may have shown its terminal state before this error: mark that view too.
-          if (['Failed', 'Disconnected'].includes(this.#connection.state))
-            this.#setConnection({ ...this.#connection, cause: 'removed' });
-          hub.emit({ type: 'error', error: { code: 'Removed', message: text, details: [event.message] } });
-          timeline.addSystem('removed', text);
-          break;
-        }
-        hub.emit({
-          type: 'error',
-          error: { code: 'ChatError', message: event.message, details: [event.code] },
-        });
-        timeline.addSystem('warning', event.message);
-        break;
-      }
+        return this.#deps.members.update(memberViews(event.members));
+      case 'error':
+        return this.#onError(event);
+      default:
+        return this.#lines.apply(event);
     }
   }
 
-  /**
-   * The first roster of an identity in this run is the baseline; a newer one is a system line that
-   * names who was added and who was removed (a re-key follows, shown by its own line).
-   */
-  #onRoster(event: Extract<EngineEvent, { event: 'roster' }>): void {
-    const previous = this.#roster?.owner === this.#owner ? this.#roster : undefined;
-    if (previous && event.version <= previous.version) return;
-    this.#roster = {
-      owner: this.#owner,
-      version: event.version,
-      members: event.members,
-      removed: event.removed,
-    };
-    if (previous) this.#deps.timeline.addSystem('roster', rosterChangeText(previous, event));
+  #onError(event: Extract<EngineEvent, { event: 'error' }>): void {
+    const { hub, timeline } = this.#deps;
+    if (event.code === 'Removed') {
+      // Terminal: the engine stops here and does not reconnect (the relay would refuse it).
+      // The relay's words (with the organiser's reason) go in the details.
+      const text = 'You were removed from this group.';
+      this.#removed = true;
+      // The engine may have shown its terminal state before this error: mark that view too.
+      if (['Failed', 'Disconnected'].includes(this.#connection.state))
+        this.#setConnection({ ...this.#connection, cause: 'removed' });
+      hub.emit({ type: 'error', error: { code: 'Removed', message: text, details: [event.message] } });
+      timeline.addSystem('removed', text);
+      return;
+    }
+    hub.emit({ type: 'error', error: { code: 'ChatError', message: event.message, details: [event.code] } });
+    timeline.addSystem('warning', event.message);
   }
 
   #onState(event: Extract<EngineEvent, { event: 'state' }>): void {
     if (event.state === 'Reconnecting') {
-      // What is caught up after this outage gets its own "while you were away".
-      this.#awayShown = false;
-      this.#hadHistory = this.#deps.timeline.hasMessages();
+      this.#lines.linkLost();
     }
     const address = this.#connection.address;
     const reason = describeConnectionReason(event.reason, address);

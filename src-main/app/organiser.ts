@@ -13,9 +13,11 @@
  * and to the running engine, which takes it as a roster from the relay would be taken and hands it
  * to the relay at once (otherwise at the next connect).
  */
+import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import type { Certificate } from '../core/pki/certificate.js';
 import type { LocalIdentity } from '../core/pki/local-identity.js';
 import { DEFAULT_KDF_ITERATIONS } from '../core/pki/bundle.js';
 import {
@@ -57,10 +59,32 @@ interface OpenCa {
   path: string;
 }
 
+/**
+ * Rosters verified once per distinct bytes: the view is recomputed on every presence change, and
+ * verifying is a signature check per listed member. Holds the few rosters in play (the store's,
+ * roster.scx's, the one just signed).
+ */
+class VerifiedRosters {
+  static readonly #MAX = 4;
+  readonly #rosters = new Map<string, Roster>();
+
+  verify(bytes: Uint8Array, ca: Certificate): Roster {
+    const key = `${ca.fingerprintHex}:${createHash('sha256').update(bytes).digest('hex')}`;
+    const known = this.#rosters.get(key);
+    if (known) return known;
+    const roster = verifyRoster(bytes, ca);
+    this.#rosters.set(key, roster);
+    if (this.#rosters.size > VerifiedRosters.#MAX)
+      this.#rosters.delete(this.#rosters.keys().next().value as string);
+    return roster;
+  }
+}
+
 export class Organiser {
   readonly #deps: OrganiserDeps;
   #ca: OpenCa | undefined;
   #online: string[] = [];
+  readonly #rosters = new VerifiedRosters();
 
   constructor(deps: OrganiserDeps) {
     this.#deps = deps;
@@ -154,7 +178,7 @@ export class Organiser {
     } finally {
       added.bundle.fill(0);
     }
-    const next = verifyRoster(result.roster, identity.ca);
+    const next = this.#rosters.verify(result.roster, identity.ca);
     let published: boolean;
     try {
       published = await this.#keep(ca, identity, next);
@@ -186,13 +210,18 @@ export class Organiser {
       name: arg.name,
       reason: arg.reason,
     });
-    const next = verifyRoster(result.roster, identity.ca);
+    const next = this.#rosters.verify(result.roster, identity.ca);
     const published = await this.#keep(ca, identity, next);
     return { name: arg.name, rosterVersion: next.version, published };
   }
 
-  /** Who is online now (the members event); those who went offline were last seen now. */
+  /**
+   * Who is online now (the members event, also sent when only a mark changed); when that changed,
+   * those who came or went were last seen now.
+   */
   membersOnline(names: readonly string[]): void {
+    const same = names.length === this.#online.length && names.every((n) => this.#online.includes(n));
+    if (same) return;
     const groupId = this.#currentGroupId();
     if (groupId !== undefined) {
       const now = (this.#deps.now ?? Date.now)();
@@ -249,8 +278,10 @@ export class Organiser {
   /** The newer of the store's roster and roster.scx beside ca.p12 (a fork of one version: refused). */
   #newestRoster(identity: LocalIdentity, ca: OpenCa): Roster | undefined {
     const held = this.#deps.stores.withState(identity, (state) => state.loadRoster());
-    const stored = held ? verifyRoster(held, identity.ca) : undefined;
-    const file = readRosterFile(join(dirname(ca.path), ROSTER_FILE), identity);
+    const stored = held ? this.#rosters.verify(held, identity.ca) : undefined;
+    const file = readRosterFile(join(dirname(ca.path), ROSTER_FILE), (bytes) =>
+      this.#rosters.verify(bytes, identity.ca),
+    );
     if (!stored || !file) return stored ?? file;
     const order = compareRoster(stored, file);
     if (order === 'conflict') {
@@ -310,11 +341,11 @@ export class Organiser {
 }
 
 /** roster.scx beside ca.p12, if there and this group's; one that does not verify is not a base. */
-function readRosterFile(path: string, identity: LocalIdentity): Roster | undefined {
+function readRosterFile(path: string, verify: (bytes: Uint8Array) => Roster): Roster | undefined {
   // Synchronous: the view is computed on events, and the file is small (bounded below).
   if (!existsSync(path) || statSync(path).size > MAX_ROSTER_BYTES) return undefined;
   try {
-    return verifyRoster(readFileSync(path), identity.ca);
+    return verify(readFileSync(path));
   } catch {
     return undefined;
   }

@@ -6,12 +6,12 @@
  * window go to the listeners registered with on(). Opening bundles and creating groups run in the
  * PKI worker thread (ports.pki), never on this event loop.
  *
- * This class is the IPC-facing facade over the groups the app holds (group-session.ts, one per
- * kept identity; the window shows one, the active group, and a sidebar lists them all). The work
- * is done by:
+ * This class is the IPC-facing facade over the groups the app holds (group-sessions.ts: one
+ * group-session.ts per kept identity; the window shows one, the active group, and a sidebar lists
+ * them all). The work is done by:
  * - identity-keeper.ts, kept-identities.ts: keeping, unlock and removal of each identity;
- * - chat-session.ts: the chat engine and what the window sees of it (with member-list.ts, the
- *   members and their verification, and timeline.ts, the chat lines);
+ * - chat-session.ts: the chat engine and its connection (with member-list.ts, the members and
+ *   their verification, and timeline-projection.ts, the key and the chat lines of timeline.ts);
  * - session-state.ts: the identity's durable state store for each engine session;
  * - history-reader.ts: the stored history the window pages through and searches;
  * - relay-control.ts: the relay the app runs itself;
@@ -28,15 +28,15 @@ import type {
   Result,
   ServiceApi,
 } from '../../src-shared/ipc-contract.js';
+import { charactersOverLimit, MAX_MESSAGE_CHARS, tooLongReason } from '../../src-shared/limits.js';
 import type { AppSnapshot, OrganiserView } from '../../src-shared/model.js';
 import { openBundle, readBundleFile } from './bundle-files.js';
-import { checkMessageLength } from './chat-session.js';
 import { AppFailure, toResult } from './errors.js';
 import { EventHub } from './event-hub.js';
 import { openExternalLink } from './external-links.js';
 import { FileChoices } from './file-choices.js';
 import { createGroupFiles } from './group-files.js';
-import { GroupSession } from './group-session.js';
+import { GroupSessions } from './group-sessions.js';
 import { ownerOf } from './history-reader.js';
 import { KeptIdentities, ownerKey } from './kept-identities.js';
 import { AppMemberState } from './member-state.js';
@@ -48,6 +48,16 @@ import { WindowAttention } from './window-attention.js';
 
 export { describeConnectionReason } from './engine-views.js';
 
+/** MessageTooLong (the reason in words, details = [limit, length]) for a message over the limit. */
+function checkMessageLength(text: string): void {
+  const over = charactersOverLimit(text);
+  if (over > 0)
+    throw new AppFailure('MessageTooLong', tooLongReason(over), [
+      String(MAX_MESSAGE_CHARS),
+      String(text.length),
+    ]);
+}
+
 export class AppService implements ServiceApi {
   readonly #ports: AppServicePorts;
   readonly #settings: Settings;
@@ -57,98 +67,42 @@ export class AppService implements ServiceApi {
   /** The identities' state stores (member-state.ts); each open while its group's engine runs. */
   readonly #memberState: AppMemberState;
   readonly #kept: KeptIdentities;
-  /** One per kept identity, in the order they were added. */
-  readonly #groups = new Map<string, GroupSession>();
-  #active: GroupSession | undefined;
+  readonly #groups: GroupSessions;
   readonly #relay: RelayControl;
-  readonly #attention: WindowAttention;
   readonly #unread: UnreadCounts;
-  /** The window is in front (the shell says; true until it says otherwise). */
-  #focused = true;
 
   private constructor(ports: AppServicePorts) {
     this.#ports = ports;
     const settings = (this.#settings = new Settings(ports.settings));
-    this.#memberState = new AppMemberState({ dataDir: ports.dataDir, settings, secrets: ports.secrets });
-    this.#kept = new KeptIdentities(settings);
-    this.#attention = new WindowAttention({ notifications: ports.notifications, settings });
+    const memberState = (this.#memberState = new AppMemberState({
+      dataDir: ports.dataDir,
+      settings,
+      secrets: ports.secrets,
+    }));
+    const kept = (this.#kept = new KeptIdentities(settings));
     this.#unread = new UnreadCounts(ports.attention ?? { setUnread: () => undefined });
+    this.#groups = new GroupSessions({
+      session: { ports, settings, kept, choices: this.#choices, memberState },
+      settings,
+      hub: this.#hub,
+      unread: this.#unread,
+      attention: new WindowAttention({ notifications: ports.notifications, settings }),
+    });
     this.#relay = new RelayControl({ ports, settings, hub: this.#hub, choices: this.#choices });
   }
 
   /** Creates the service and reopens the kept identities (without a prompt when the keystore can). */
   static async create(ports: AppServicePorts): Promise<AppService> {
     const service = new AppService(ports);
+    const groups = service.#groups;
     service.#kept.migrate();
     for (const kept of service.#kept.list()) {
-      const group = service.#addGroup(ownerKey(kept));
+      const group = groups.add(ownerKey(kept));
       await group.identity.restore();
-      if (!service.#kept.get(group.id)) service.#dropGroup(group);
+      if (!service.#kept.get(group.id)) groups.drop(group);
     }
-    const saved = service.#settings.get('activeGroup');
-    service.#active = (saved !== undefined ? service.#groups.get(saved) : undefined) ?? service.#first();
+    groups.restoreActive();
     return service;
-  }
-
-  #addGroup(id: string): GroupSession {
-    const group = new GroupSession(id, {
-      ports: this.#ports,
-      settings: this.#settings,
-      kept: this.#kept,
-      choices: this.#choices,
-      memberState: this.#memberState,
-      onIncoming: (session, from, text) => this.#incoming(session, from, text),
-      onSummaryChanged: () => this.#emitGroups(),
-    });
-    group.hub.on((event) => {
-      if (group === this.#active) this.#hub.emit(event);
-    });
-    this.#groups.set(id, group);
-    return group;
-  }
-
-  #dropGroup(group: GroupSession): void {
-    this.#groups.delete(group.id);
-    group.hub.clear();
-    if (this.#active === group) this.#active = this.#first();
-  }
-
-  #first(): GroupSession | undefined {
-    return this.#groups.values().next().value;
-  }
-
-  /** The group the window shows; NoIdentity when the app holds none. */
-  #group(): GroupSession {
-    if (this.#active) return this.#active;
-    throw new AppFailure('NoIdentity', 'Import your certificate bundle first.');
-  }
-
-  #activate(group: GroupSession): void {
-    this.#active = group;
-    this.#settings.set('activeGroup', group.id);
-    if (this.#focused) this.#markRead(group);
-    this.#emitGroups();
-  }
-
-  #incoming(group: GroupSession, from: string, text: string): void {
-    if (this.#unread.arrived(group.id, this.#focused && group === this.#active)) this.#emitGroups();
-    this.#attention.incoming(from, text, { id: group.id, name: group.groupName });
-  }
-
-  #markRead(group: GroupSession): void {
-    if (this.#unread.read(group.id)) this.#emitGroups();
-  }
-
-  #emitGroups(): void {
-    this.#hub.emit({
-      type: 'groups',
-      groups: this.#summaries(),
-      ...(this.#active ? { activeGroup: this.#active.id } : {}),
-    });
-  }
-
-  #summaries() {
-    return [...this.#groups.values()].map((g) => g.summary(this.#unread.of(g.id)));
   }
 
   // ---- events ------------------------------------------------------------------------------
@@ -159,15 +113,13 @@ export class AppService implements ServiceApi {
 
   /** For the shell: the window gained or lost focus (unread counts reset on focus). */
   windowFocus(focused: boolean): void {
-    this.#focused = focused;
-    this.#attention.focus(focused);
-    if (focused && this.#active) this.#markRead(this.#active);
+    this.#groups.focus(focused);
   }
 
   /** For the shell: a group's notification was clicked; the window shows that group. */
   showGroup(id: string): void {
     const group = this.#groups.get(id);
-    if (group) this.#activate(group);
+    if (group) this.#groups.activate(group);
   }
 
   /** Unread messages of every group (the title and badge show it). */
@@ -187,7 +139,7 @@ export class AppService implements ServiceApi {
   }
 
   snapshot(): AppSnapshot {
-    const group = this.#active;
+    const group = this.#groups.active;
     const key = group?.chat.key;
     const organiser = this.#organiserView();
     return {
@@ -195,7 +147,7 @@ export class AppService implements ServiceApi {
         ...this.#ports.appInfo,
         secretStorageAvailable: this.#secretsAvailable(),
       },
-      groups: this.#summaries(),
+      groups: this.#groups.summaries(),
       ...(group ? { activeGroup: group.id } : {}),
       identity: group?.identity.state ?? { status: 'none' },
       connection: group?.chat.connection ?? { state: 'Disconnected' },
@@ -212,7 +164,7 @@ export class AppService implements ServiceApi {
   /** The organiser's view, if the CA bundle is open; a roster that cannot be read shows none. */
   #organiserView(): OrganiserView | undefined {
     try {
-      return this.#active?.organiser.view();
+      return this.#groups.active?.organiser.view();
     } catch {
       return undefined;
     }
@@ -232,7 +184,7 @@ export class AppService implements ServiceApi {
       if (arg.notifications !== undefined) this.#settings.set('notifications', arg.notifications);
       if (arg.notificationPreviews !== undefined)
         this.#settings.set('notificationPreviews', arg.notificationPreviews);
-      const settings = this.#active?.settingsView() ?? this.#settings.view();
+      const settings = this.#groups.active?.settingsView() ?? this.#settings.view();
       this.#hub.emit({ type: 'settings', settings });
       return settings;
     });
@@ -260,7 +212,7 @@ export class AppService implements ServiceApi {
     return toResult(() => {
       const group = this.#groups.get(arg.id);
       if (!group) throw new AppFailure('InvalidArgument', 'This group is not in the app (any more).');
-      this.#activate(group);
+      this.#groups.activate(group);
       return this.snapshot();
     });
   }
@@ -277,16 +229,16 @@ export class AppService implements ServiceApi {
         const id = ownerOf(identity);
         const existing = this.#groups.get(id);
         existing?.chat.assertNotConnected('importing this identity again');
-        const group = existing ?? this.#addGroup(id);
+        const group = existing ?? this.#groups.add(id);
         try {
           const view = await group.identity.adopt(identity, data, arg.password);
           this.#choices.forget(arg.token);
-          this.#activate(group);
+          this.#groups.activate(group);
           // The window starts over with this group's parts (the renderer reloads its snapshot).
           if (!existing) this.#hub.emit({ type: 'identity', identity: group.identity.state });
           return view;
         } catch (err) {
-          if (!existing) this.#dropGroup(group);
+          if (!existing) this.#groups.drop(group);
           throw err;
         }
       } finally {
@@ -296,23 +248,17 @@ export class AppService implements ServiceApi {
   }
 
   async unlockIdentity(arg: Args<'unlockIdentity'>): Promise<Result<Responses['unlockIdentity']>> {
-    return toResult(() => this.#group().identity.unlock(arg), 'identity');
+    return toResult(() => this.#groups.require().identity.unlock(arg), 'identity');
   }
 
   /** Removes the shown group's identity and its history; the next group is shown. */
   async removeIdentity(): Promise<Result<null>> {
     return toResult(async () => {
-      const group = this.#group();
+      const group = this.#groups.require();
       await group.chat.stop('identity removed');
       await group.identity.remove();
-      this.#markRead(group);
-      this.#dropGroup(group);
-      if (this.#active) {
-        this.#activate(this.#active);
-      } else {
-        this.#settings.delete('activeGroup');
-        this.#emitGroups();
-      }
+      this.#groups.drop(group);
+      this.#groups.settle();
       return null;
     });
   }
@@ -321,14 +267,14 @@ export class AppService implements ServiceApi {
 
   async connect(arg: Args<'connect'>): Promise<Result<Responses['connect']>> {
     return toResult(() => {
-      const group = this.#group();
+      const group = this.#groups.require();
       return group.chat.connect(group.require(), { host: arg.host, port: arg.port });
     });
   }
 
   async disconnect(): Promise<Result<null>> {
     return toResult(async () => {
-      await this.#group().chat.disconnect();
+      await this.#groups.require().chat.disconnect();
       return null;
     });
   }
@@ -337,13 +283,13 @@ export class AppService implements ServiceApi {
     return toResult(() => {
       // Too long is said first, whatever else stands in the way.
       checkMessageLength(arg.text);
-      return { localId: this.#group().chat.send(arg.text) };
+      return { localId: this.#groups.require().chat.send(arg.text) };
     });
   }
 
   async rekey(): Promise<Result<null>> {
     return toResult(() => {
-      this.#group().chat.rekey();
+      this.#groups.require().chat.rekey();
       return null;
     });
   }
@@ -352,26 +298,26 @@ export class AppService implements ServiceApi {
 
   async historyPage(arg: Args<'historyPage'>): Promise<Result<Responses['historyPage']>> {
     return toResult(() => {
-      const group = this.#group();
+      const group = this.#groups.require();
       return group.history.older(group.require(), arg.beforeId, arg.limit);
     });
   }
 
   async searchHistory(arg: Args<'searchHistory'>): Promise<Result<Responses['searchHistory']>> {
     return toResult(() => {
-      const group = this.#group();
+      const group = this.#groups.require();
       return { lines: group.history.search(group.require(), arg.text, arg.limit) };
     });
   }
 
   async latestLines(): Promise<Result<Responses['latestLines']>> {
-    return toResult(() => this.#group().timeline.recent());
+    return toResult(() => this.#groups.require().timeline.recent());
   }
 
   // ---- members & verification --------------------------------------------------------------
 
   async setVerified(arg: Args<'setVerified'>): Promise<Result<Responses['setVerified']>> {
-    return toResult(() => this.#group().members.setVerified(arg));
+    return toResult(() => this.#groups.require().members.setVerified(arg));
   }
 
   // ---- relay -------------------------------------------------------------------------------
@@ -401,22 +347,22 @@ export class AppService implements ServiceApi {
   // ---- organiser tools ----------------------------------------------------------------------
 
   async openGroupCa(arg: Args<'openGroupCa'>): Promise<Result<Responses['openGroupCa']>> {
-    return toResult(() => this.#group().organiser.open(arg));
+    return toResult(() => this.#groups.require().organiser.open(arg));
   }
 
   async closeGroupCa(): Promise<Result<null>> {
     return toResult(() => {
-      this.#group().organiser.close();
+      this.#groups.require().organiser.close();
       return null;
     });
   }
 
   async addMember(arg: Args<'addMember'>): Promise<Result<Responses['addMember']>> {
-    return toResult(() => this.#group().organiser.addMember(arg));
+    return toResult(() => this.#groups.require().organiser.addMember(arg));
   }
 
   async removeMember(arg: Args<'removeMember'>): Promise<Result<Responses['removeMember']>> {
-    return toResult(() => this.#group().organiser.removeMember(arg));
+    return toResult(() => this.#groups.require().organiser.removeMember(arg));
   }
 
   async openExternal(arg: Args<'openExternal'>): Promise<Result<null>> {
@@ -427,7 +373,7 @@ export class AppService implements ServiceApi {
 
   /** Stops every group's engine and the relay (app quit). */
   async dispose(): Promise<void> {
-    for (const group of this.#groups.values()) await group.dispose();
+    for (const group of this.#groups.all()) await group.dispose();
     this.#memberState.lock();
     if (this.#relay.running) await this.stopRelay();
     await this.#ports.pki.close().catch(() => undefined);

@@ -14,6 +14,7 @@ import { defaultEngineFactory } from '../../src-main/app/engine-factory.js';
 import { forkRelayLauncher, noSecretStorage } from '../../src-main/app/node-ports.js';
 import { PKI_WORKER_FILE, PkiWorkerClient } from '../../src-main/app/pki-client.js';
 import type {
+  AppServicePorts,
   DialogPort,
   ExternalLinkPort,
   RelayLauncher,
@@ -91,7 +92,8 @@ export interface TestAppOptions {
   backoff?: { initialMs: number; maxMs: number; jitter?: number };
 }
 
-export async function createTestApp(options: TestAppOptions = {}): Promise<TestApp> {
+/** The ports a test app runs on (also for tests of the service's parts on their own). */
+export function testPorts(options: TestAppOptions = {}) {
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'scx-app-data-'));
   const settingsDir = options.settingsDir ?? mkdtempSync(join(tmpdir(), 'scx-app-settings-'));
   const conf = new Conf<Record<string, unknown>>({ cwd: settingsDir, configName: 'settings' });
@@ -104,7 +106,7 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
   const notifications: { group: string; title: string; body: string }[] = [];
   const unreadCounts: number[] = [];
   const links = new RecordingLinks();
-  const service = await AppService.create({
+  const ports: AppServicePorts = {
     dialogs,
     settings,
     notifications: { notify: (n) => notifications.push(n) },
@@ -120,7 +122,14 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
     dataDir,
     appInfo: { name: 'SecureChat-X', version: '0.0.0-test', platform: process.platform },
     kdfIterations: 10_000,
-  });
+  };
+  return { ports, dialogs, notifications, unreadCounts, links, settings, dataDir, settingsDir };
+}
+
+export async function createTestApp(options: TestAppOptions = {}): Promise<TestApp> {
+  const { ports, dialogs, notifications, unreadCounts, links, settings, dataDir, settingsDir } =
+    testPorts(options);
+  const service = await AppService.create(ports);
   const events: AppEvent[] = [];
   service.on((e) => events.push(e));
   return { service, dialogs, events, notifications, unreadCounts, links, settings, dataDir, settingsDir };

@@ -128,6 +128,12 @@ describe('organiser: who is online, and last seen', () => {
       ['carol', false, undefined],
     ]);
     expect(events.filter((e) => e.type === 'organiser').length).toBeGreaterThanOrEqual(2);
+    // The same people again (a members event for a mark): nothing is written, no view is sent.
+    const sent = events.length;
+    setNow(9_000);
+    organiser.membersOnline(['alice']);
+    expect(events.length).toBe(sent);
+    expect(organiser.view()?.members.map((m) => m.lastSeen)).toEqual([5_000, 5_000, undefined]);
     organiser.close();
     expect(organiser.view()).toBeUndefined();
     expect(events.at(-1)).toEqual({ type: 'organiser', organiser: null });
