@@ -3,12 +3,14 @@
  * relay: three members chat; carol closes her app while alice and bob talk; carol reopens and
  * sees the earlier history at once and what she missed below "While you were away"; alice
  * restarts with 1,000 messages stored and scrolls up through older pages to the first one, the
- * window never holding more than its bound; a search finds an old message and shows it in place.
+ * window never holding more than its bound; a search finds an old message and shows it in place;
+ * and once the apps are closed, no file they keep holds a message's text.
  * Screenshots of each step go to test-results/browser/.
  */
 import { chromium, expect, test, type Browser, type Page } from '@playwright/test';
 import { MAX_RENDERED_LINES, TIMELINE_START_LINES } from '../../src-shared/limits.js';
 import { makeTestGroup, TEST_PASSWORD, type TestGroup } from '../helpers/group.js';
+import { plaintextFound } from '../helpers/plaintext-on-disk.js';
 import {
   createTestApp,
   importBundle,
@@ -188,5 +190,10 @@ test('history lasts: the away divider, a restart with 1,000 messages paged on sc
   await expect(messageTexts(alice.page).last()).toHaveText('bringing the slides');
 
   expect(consoleErrors).toEqual([]);
-  for (const app of [apps.bob as TestApp]) await app.service.dispose();
+  // Every app closed: the history databases and everything else they keep hold no message text.
+  const members = [alice.app, carol.app, apps.bob as TestApp];
+  for (const w of [...windows]) await quit(w);
+  await (apps.bob as TestApp).service.dispose();
+  const dirs = members.flatMap((a) => [a.dataDir, a.settingsDir]);
+  expect(plaintextFound(dirs, [...missed, 'note 7 of the plan', 'carol here, reading along'])).toEqual([]);
 });

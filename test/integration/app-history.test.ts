@@ -4,12 +4,12 @@
  * before the oldest line shown, search, and the "while you were away" divider above what a member
  * catches up after being offline; and no message text readable in any file the app keeps.
  */
-import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { statSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ChatLine } from '../../src-shared/model.js';
 import { TIMELINE_START_LINES } from '../../src-shared/limits.js';
 import { makeTestGroup, TEST_PASSWORD, type TestGroup } from '../helpers/group.js';
+import { filesUnder, plaintextFound } from '../helpers/plaintext-on-disk.js';
 import { createTestApp, importBundle, startRelay, until, unwrap, type TestApp } from './app-harness.js';
 
 type Shown = Exclude<ChatLine, { kind: 'system' }>;
@@ -17,13 +17,6 @@ type Shown = Exclude<ChatLine, { kind: 'system' }>;
 function required<T>(value: T | null | undefined, what: string): T {
   if (value === null || value === undefined) throw new Error(`missing ${what}`);
   return value;
-}
-
-/** Every file under `dir`, at any depth. */
-function filesUnder(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
-    e.isDirectory() ? filesUnder(join(dir, e.name)) : e.isFile() ? [join(dir, e.name)] : [],
-  );
 }
 
 const shown = (app: TestApp): Shown[] =>
@@ -82,13 +75,11 @@ describe('app service: history that lasts', () => {
     for (const app of [alice, bob]) await app.service.dispose();
 
     // On disk (the store, its -wal/-shm, the settings, the kept bundle) no message text is readable.
-    const files = [alice, bob].flatMap((a) => filesUnder(a.dataDir).concat(filesUnder(a.settingsDir)));
-    expect(files.some((f) => f.endsWith('member-state.db') && statSync(f).size > 0)).toBe(true);
-    for (const file of files) {
-      const bytes = readFileSync(file);
-      for (const text of ['the budget is 4,200', 'note 7 of the plan', 'of the plan'])
-        expect(bytes.includes(Buffer.from(text, 'utf8')), `${text} in ${file}`).toBe(false);
-    }
+    const dirs = [alice, bob].flatMap((a) => [a.dataDir, a.settingsDir]);
+    expect(dirs.flatMap(filesUnder).some((f) => f.endsWith('member-state.db') && statSync(f).size > 0)).toBe(
+      true,
+    );
+    expect(plaintextFound(dirs, ['the budget is 4,200', 'note 7 of the plan', 'of the plan'])).toEqual([]);
 
     // Restarted (no keystore here: unlock with the password): the history is there before any connect.
     alice = await member('alice', alice);
