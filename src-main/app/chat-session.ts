@@ -11,6 +11,7 @@ import {
   connectionCause,
   connectionStateView,
   describeConnectionReason,
+  isUnreachable,
   memberViews,
 } from './engine-views.js';
 import { AppFailure, toAppError } from './errors.js';
@@ -256,7 +257,7 @@ export class ChatSession {
       this.#lines.linkLost();
     }
     const address = this.#connection.address;
-    const reason = describeConnectionReason(event.reason, address);
+    const reason = describeConnectionReason(event.reason, address, event.cause);
     const state = connectionStateView(event.state);
     const cause = connectionCause(event.cause, this.#removed && ['Failed', 'Disconnected'].includes(state));
     this.#setConnection({
@@ -284,7 +285,7 @@ export class ChatSession {
       this.#deps.hub.emit({
         type: 'error',
         error: {
-          code: reason.startsWith('Relay unreachable') ? 'RelayUnreachable' : 'NotConnected',
+          code: isUnreachable(event.cause) ? 'RelayUnreachable' : 'NotConnected',
           message: reason,
         },
       });

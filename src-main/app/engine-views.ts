@@ -23,13 +23,21 @@ export function connectionStateView(state: EngineState): ConnectionState {
   return CONNECTION_STATE[state];
 }
 
-/** The window's typed cause: a removal outranks whatever the engine's state event says. */
+/**
+ * The window's typed cause: a removal outranks whatever the engine's state event says; of the
+ * engine's causes the window shows only a silent relay (the others are in the reason's words).
+ */
 export function connectionCause(
   engineCause: EngineConnectionCause | undefined,
   removed: boolean,
 ): ConnectionCause | undefined {
   if (removed) return 'removed';
-  return engineCause;
+  return engineCause === 'relay-silent' ? engineCause : undefined;
+}
+
+/** The engine's causes that mean the relay could not be reached at all (RelayUnreachable). */
+export function isUnreachable(cause: EngineConnectionCause | undefined): boolean {
+  return cause === 'nothing-listening' || cause === 'no-answer' || cause === 'host-unknown';
 }
 
 export function memberViews(members: readonly Member[]): MemberView[] {
@@ -45,19 +53,29 @@ export function keyView(key: GroupKeyInfo): KeyView {
   };
 }
 
-/** Turns an engine reason ("connect ECONNREFUSED 127.0.0.1:4000") into plain words. */
+/**
+ * The engine's reason for a state in plain words, by its typed cause (the transport's reading of
+ * the socket's error code); without one the engine's own words stand.
+ */
 export function describeConnectionReason(
   reason: string | undefined,
   address?: { host: string; port: number },
+  cause?: EngineConnectionCause,
 ): string | undefined {
   if (reason === undefined) return undefined;
   const where = address ? `${address.host}:${address.port}` : 'the relay';
-  if (/ECONNREFUSED/i.test(reason)) return `Relay unreachable: nothing is listening at ${where}.`;
-  if (/ENOTFOUND|EAI_AGAIN/i.test(reason)) return `Relay unreachable: the host name of ${where} is unknown.`;
-  if (/ETIMEDOUT|EHOSTUNREACH|ENETUNREACH/i.test(reason))
-    return `Relay unreachable: ${where} does not answer.`;
-  if (/ECONNRESET|EPIPE|socket hang up/i.test(reason)) return `The relay at ${where} closed the connection.`;
-  return reason;
+  switch (cause) {
+    case 'nothing-listening':
+      return `Relay unreachable: nothing is listening at ${where}.`;
+    case 'no-answer':
+      return `Relay unreachable: ${where} does not answer.`;
+    case 'host-unknown':
+      return `Relay unreachable: the host name of ${where} is unknown.`;
+    case 'relay-reset':
+      return `The relay at ${where} closed the connection.`;
+    default:
+      return reason;
+  }
 }
 
 /** The system line for a newer roster: who was added, who was removed (or only renewed). */

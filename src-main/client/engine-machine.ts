@@ -6,6 +6,7 @@
  */
 import type { LivenessOptions } from '../core/link/liveness.js';
 import { INITIAL_LINK, type LinkConfig, type LinkState } from './link-lifecycle.js';
+import type { LinkCloseCause } from './transport.js';
 import type { EngineState } from './types.js';
 
 export interface EngineConfig extends LinkConfig {
@@ -86,13 +87,16 @@ export interface EngineMachine {
   closedFor: ConnectionCause | undefined;
 }
 
-/** A typed cause a shown state may carry: the relay went silent (heartbeats). */
-export type ConnectionCause = 'relay-silent';
+/**
+ * A typed cause a shown state may carry: the relay went silent (heartbeats), or what the socket's
+ * error code said of the link's end (transport.ts).
+ */
+export type ConnectionCause = 'relay-silent' | LinkCloseCause;
 
 export type EngineEvent =
   | { type: 'start' }
   | { type: 'stop'; reason: string }
-  | { type: 'closed'; reason: string; random: number }
+  | { type: 'closed'; reason: string; random: number; cause?: LinkCloseCause }
   /** The relay (or its certificate) refused us; the close that follows decides what comes next. */
   | { type: 'refused'; reason: string; terminal: boolean; retryAfterMs?: number }
   | { type: 'timer'; timer: TimerName; at: number }

@@ -91,9 +91,11 @@ const refuse = (m: EngineMachine, why: string): EngineStep => ({ state: m, effec
 
 export function stepEngine(config: EngineConfig, m: EngineMachine, event: EngineEvent): EngineStep {
   switch (event.type) {
+    case 'closed':
+      // The heartbeat's own verdict (relay-silent) stays the cause of a close it asked for.
+      return viaLink(config, event.cause && !m.closedFor ? { ...m, closedFor: event.cause } : m, event);
     case 'start':
     case 'stop':
-    case 'closed':
     case 'refused':
       return viaLink(config, m, event);
     case 'timer':

@@ -378,13 +378,18 @@ export class ChatEngine implements ChatEngineApi, EngineHost {
             this.dispatch({ type: 'received', at: this.clock.monotonic() });
             this.receiver.onFrame(session, frame);
           },
-          onClose: (why, relayRefused) => {
+          onClose: (why, relayRefused, cause) => {
             if (this.current !== session) return;
             if (relayRefused) {
               this.dispatch({ type: 'refused', reason: why, terminal: true });
               this.emitError('RelayCertificateRejected', why);
             }
-            this.dispatch({ type: 'closed', reason: why, random: this.o.random() });
+            this.dispatch({
+              type: 'closed',
+              reason: why,
+              random: this.o.random(),
+              ...(cause ? { cause } : {}),
+            });
           },
           onDrain: () => this.sender.pump(),
         },

@@ -9,14 +9,32 @@ import { PkiError } from '../core/pki/errors.js';
 import type { LocalIdentity } from '../core/pki/local-identity.js';
 import { DEFAULT_MAX_FRAME_BYTES, encodeFrame, FrameDecoder } from '../core/protocol/framing.js';
 
+/**
+ * Why a link ended, where the socket's error code says (never read from message text): nothing
+ * answered at the address, its host name is unknown, or the connection was cut.
+ */
+export type LinkCloseCause = 'nothing-listening' | 'no-answer' | 'host-unknown' | 'relay-reset';
+
+const CLOSE_CAUSES: Record<string, LinkCloseCause> = {
+  ECONNREFUSED: 'nothing-listening',
+  ETIMEDOUT: 'no-answer',
+  EHOSTUNREACH: 'no-answer',
+  ENETUNREACH: 'no-answer',
+  ENOTFOUND: 'host-unknown',
+  EAI_AGAIN: 'host-unknown',
+  ECONNRESET: 'relay-reset',
+  EPIPE: 'relay-reset',
+};
+
 export interface TransportHandlers {
   onConnect(): void;
   onFrame(frame: Buffer): void;
   /**
    * Exactly once, whatever ended the connection. `relayRefused` when the relay's certificate failed
-   * the group's checks: another try would meet the same certificate.
+   * the group's checks: another try would meet the same certificate. `cause` where the socket's
+   * error code tells why.
    */
-  onClose(reason: string, relayRefused: boolean): void;
+  onClose(reason: string, relayRefused: boolean, cause?: LinkCloseCause): void;
   onDrain(): void;
 }
 
@@ -39,7 +57,11 @@ export class FramedConnection {
     // Chat frames are small and latency matters more than packet count.
     this.socket.setNoDelay(true);
     const connectTimer = setTimeout(
-      () => this.destroy(`no connection to ${host}:${port} within ${options.connectTimeoutMs ?? 10_000} ms`),
+      () =>
+        this.destroy(
+          `no connection to ${host}:${port} within ${options.connectTimeoutMs ?? 10_000} ms`,
+          'no-answer',
+        ),
       options.connectTimeoutMs ?? 10_000,
     );
     // Nothing is read before the relay's certificate passed the group's checks.
@@ -66,7 +88,7 @@ export class FramedConnection {
     });
     this.socket.on('error', (err: NodeJS.ErrnoException) => {
       clearTimeout(connectTimer);
-      this.finish(describeLinkError(err), isCertificateFailure(err));
+      this.finish(describeLinkError(err), isCertificateFailure(err), CLOSE_CAUSES[err.code ?? '']);
     });
     this.socket.on('close', () => {
       clearTimeout(connectTimer);
@@ -106,16 +128,16 @@ export class FramedConnection {
     });
   }
 
-  destroy(reason: string): void {
+  destroy(reason: string, cause?: LinkCloseCause): void {
     if (this.closed) return;
     this.socket.destroy();
-    this.finish(reason);
+    this.finish(reason, false, cause);
   }
 
-  private finish(reason: string, relayRefused = false): void {
+  private finish(reason: string, relayRefused = false, cause?: LinkCloseCause): void {
     if (this.closed) return;
     this.closed = true;
-    this.handlers.onClose(reason, relayRefused);
+    this.handlers.onClose(reason, relayRefused, cause);
   }
 }
 

@@ -482,7 +482,8 @@ describe('app service: relay launcher and failures', () => {
       'unreachable',
     );
     const error = app.events.find((e) => e.type === 'error');
-    if (error?.type === 'error') expect(error.error.message).toMatch(/unreachable.*127\.0\.0\.1:1/i);
+    if (error?.type === 'error')
+      expect(error.error.message).toBe('Relay unreachable: nothing is listening at 127.0.0.1:1.');
     expect(app.service.snapshot().connection.state).toMatch(/Reconnecting|Connecting|Initialization/);
     expect(await app.service.connect({ host: '127.0.0.1', port: 1 })).toMatchObject({
       ok: false,

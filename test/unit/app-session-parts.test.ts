@@ -8,6 +8,7 @@ import { AwaitingAcks, MAX_AWAITING_ACK } from '../../src-main/app/awaiting-acks
 import {
   connectionCause,
   describeConnectionReason,
+  isUnreachable,
   rosterChangeText,
 } from '../../src-main/app/engine-views.js';
 import { EventHub } from '../../src-main/app/event-hub.js';
@@ -194,18 +195,28 @@ describe('file choices', () => {
 });
 
 describe('connection reasons in plain words', () => {
-  it('names the relay address for socket errors and passes other reasons through', () => {
+  it('names the relay address by the typed cause and passes other reasons through', () => {
     const at = { host: '127.0.0.1', port: 4000 };
-    expect(describeConnectionReason('connect ECONNREFUSED 127.0.0.1:4000', at)).toBe(
+    const reason = 'the engine’s words';
+    expect(describeConnectionReason(reason, at, 'nothing-listening')).toBe(
       'Relay unreachable: nothing is listening at 127.0.0.1:4000.',
     );
-    expect(describeConnectionReason('getaddrinfo ENOTFOUND relay.example', at)).toMatch(/host name/);
-    expect(describeConnectionReason('connect ETIMEDOUT', at)).toMatch(/does not answer/);
-    expect(describeConnectionReason('read ECONNRESET', at)).toBe(
+    expect(describeConnectionReason(reason, at, 'host-unknown')).toMatch(/host name/);
+    expect(describeConnectionReason(reason, at, 'no-answer')).toMatch(/does not answer/);
+    expect(describeConnectionReason(reason, at, 'relay-reset')).toBe(
       'The relay at 127.0.0.1:4000 closed the connection.',
     );
-    expect(describeConnectionReason('Removed: you were removed', at)).toBe('Removed: you were removed');
-    expect(describeConnectionReason(undefined, at)).toBeUndefined();
+    // Words alone are never classified: an error code in a message is not a cause.
+    expect(describeConnectionReason('connect ECONNREFUSED 127.0.0.1:4000', at)).toBe(
+      'connect ECONNREFUSED 127.0.0.1:4000',
+    );
+    expect(describeConnectionReason(reason, at, 'relay-silent')).toBe(reason);
+    expect(describeConnectionReason(undefined, at, 'nothing-listening')).toBeUndefined();
+    expect([
+      isUnreachable('nothing-listening'),
+      isUnreachable('relay-reset'),
+      isUnreachable(undefined),
+    ]).toEqual([true, false, false]);
   });
 });
 

@@ -276,6 +276,17 @@ describe('engine state machine: heartbeat', () => {
     expect(shows()).toHaveLength(1);
     expect(shows()[0]).not.toHaveProperty('cause');
   });
+
+  it('shows the cause the transport read from the socket’s error code, for that close only', () => {
+    const h = new Harness();
+    h.dispatch({ type: 'start' });
+    const reconnecting = () => h.take().filter((e) => e.kind === 'show' && e.state === 'Reconnecting');
+    h.dispatch({ type: 'closed', reason: 'whatever the words', random: 0, cause: 'nothing-listening' });
+    expect(reconnecting()).toEqual([expect.objectContaining({ cause: 'nothing-listening' })]);
+    h.advance(250); // the retry opens a new link: its close has a cause of its own, or none
+    h.dispatch({ type: 'closed', reason: 'connect ECONNREFUSED 127.0.0.1:1', random: 0 });
+    expect(reconnecting()).toEqual([expect.not.objectContaining({ cause: expect.anything() })]);
+  });
 });
 
 describe('engine state machine: key timer', () => {
