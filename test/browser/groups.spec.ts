@@ -53,8 +53,8 @@ test.beforeAll(async () => {
   assertBuilt();
   browser = await chromium.launch({ executablePath: chromiumPath(), headless: true, args: CHROMIUM_ARGS });
   server = await serveRenderer();
-  team = makeTestGroup(['alice', 'bob']);
-  family = makeTestGroup(['alice', 'carol']);
+  team = makeTestGroup(['alice', 'bob'], { name: 'Team' });
+  family = makeTestGroup(['alice', 'carol'], { name: 'Family' });
   for (const g of [team, family]) {
     const host = await app();
     ports.push(unwrap(await startRelay(host, g.relayBundle, TEST_PASSWORD)).port as number);
@@ -127,7 +127,13 @@ test('two groups: import a second from the sidebar, unread per group, switch, se
   await expect(messageTexts(page).last()).toHaveText('lunch at noon, team');
   await expect(page.getByText('hi alice, it is carol')).toHaveCount(0);
   await expect(groups.nth(0).getByTestId('group-unread')).toHaveCount(0);
+  // The connect form shows this group's relay, not the one shown before.
+  await expect(page.getByTestId('connect-port')).toHaveValue(String(teamPort));
   await screenshot(page, 'groups-02-switched');
+  await groups.nth(1).click();
+  await expect(page.getByTestId('connect-port')).toHaveValue(String(familyPort));
+  await groups.nth(0).click();
+  await expect(page.getByTestId('connect-port')).toHaveValue(String(teamPort));
 
   // Search in the shown group finds its old message.
   await page.getByTestId('search-input').fill('quarterly');

@@ -52,9 +52,12 @@ export interface TestGroup {
   addMember(name: string, options?: { list?: boolean }): string;
 }
 
-export function makeTestGroup(members: string[], options: { relay?: string; dir?: string } = {}): TestGroup {
+export function makeTestGroup(
+  members: string[],
+  options: { relay?: string; dir?: string; /** The CA's (and so the group's) name. */ name?: string } = {},
+): TestGroup {
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'scx-group-'));
-  const ca = createGroupCa({ name: 'Test Group CA' });
+  const ca = createGroupCa({ name: options.name ?? 'Test Group CA' });
   const caPem = join(dir, 'ca.pem');
   writeFileSync(caPem, ca.certificate.pem);
   const bundles: Record<string, string> = {};

@@ -67,6 +67,8 @@ export class AppState {
   /** Every group this app holds (the sidebar) and the one the window shows. */
   groups = $state<GroupSummary[]>([]);
   activeGroup = $state<string | undefined>(undefined);
+  /** Counts the snapshots adopted: parts drawn from one (the connect form) start over with each. */
+  snapshotSeq = $state(0);
   /** The organiser's view while the group's CA bundle is open (organiser.ts in main). */
   organiser = $state<OrganiserView | undefined>(undefined);
   /** The last menu action from the app menu, for App.svelte to open the matching dialog. */
@@ -120,6 +122,7 @@ export class AppState {
     this.relay = s.relay;
     this.settings = s.settings;
     this.organiser = s.organiser;
+    this.snapshotSeq += 1;
     this.loaded = true;
   }
 
