@@ -86,7 +86,8 @@ export interface Requests {
   /** Opens the kept bundle with its password (when the OS keystore is not available). */
   unlockIdentity: { password: string };
   removeIdentity: undefined;
-  connect: { host: string; port: number };
+  /** `fallbacks`: the group's other relay nodes, tried in order when the first is lost. */
+  connect: { host: string; port: number; fallbacks?: { host: string; port: number }[] };
   disconnect: undefined;
   send: { text: string };
   setVerified: { name: string; fingerprint: string; verified: boolean };

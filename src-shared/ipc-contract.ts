@@ -18,6 +18,7 @@ import {
   isOpenableUrl,
   MAX_EXTERNAL_URL_CHARS,
   MAX_MESSAGE_CHARS,
+  MAX_RELAY_ADDRESSES,
   MAX_REMOVAL_REASON_CHARS,
   MAX_SEARCH_CHARS,
   MIN_BUNDLE_PASSWORD_CHARS,
@@ -83,7 +84,15 @@ export const CONTRACT = {
   removeIdentity: { channel: CHANNELS.removeIdentity, args: NoArgs },
   connect: {
     channel: CHANNELS.connect,
-    args: z.strictObject({ host: HostSchema, port: PortSchema }),
+    args: z.strictObject({
+      host: HostSchema,
+      port: PortSchema,
+      /** The group's other relay nodes, tried in order when the link to the first is lost. */
+      fallbacks: z
+        .array(z.strictObject({ host: HostSchema, port: PortSchema }))
+        .max(MAX_RELAY_ADDRESSES - 1, `at most ${MAX_RELAY_ADDRESSES} relay addresses`)
+        .optional(),
+    }),
   },
   disconnect: { channel: CHANNELS.disconnect, args: NoArgs },
   send: {

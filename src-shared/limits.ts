@@ -13,6 +13,12 @@
  */
 export const MAX_MESSAGE_CHARS = 16 * 1024;
 
+/**
+ * The most relay addresses one connect takes: the first and the group's other relay nodes, tried
+ * in order when the link is lost (a cluster's nodes; the CLI's `--relay h1:p1,h2:p2`).
+ */
+export const MAX_RELAY_ADDRESSES = 8;
+
 /** How many characters `text` is over the message limit (0 when it fits). */
 export function charactersOverLimit(text: string): number {
   return Math.max(0, text.length - MAX_MESSAGE_CHARS);

@@ -182,6 +182,8 @@ export interface SettingsView {
   notificationPreviews: boolean;
   /** Last relay address used to connect. */
   relayAddress?: { host: string; port: number };
+  /** The other relay nodes given with it, tried in order when the link to the first is lost. */
+  relayFallbacks?: { host: string; port: number }[];
 }
 
 export interface AppInfo {

@@ -26,8 +26,8 @@ import { TimelineProjection } from './timeline-projection.js';
 
 export interface ChatSessionDeps {
   ports: Pick<AppServicePorts, 'engineFactory'>;
-  /** Remembers the relay this group connected to (the connect panel starts with it next time). */
-  rememberAddress: (address: RelayAddress) => void;
+  /** Remembers the relays this group connected to (the connect panel starts with them next time). */
+  rememberAddress: (relays: readonly RelayAddress[]) => void;
   hub: EventHub;
   memberState: AppMemberState;
   members: MemberList;
@@ -80,7 +80,12 @@ export class ChatSession {
     }
   }
 
-  async connect(identity: LocalIdentity, address: RelayAddress): Promise<ConnectionView> {
+  /** `relays`: the first, then the group's other relay nodes (the engine fails over in order). */
+  async connect(
+    identity: LocalIdentity,
+    relays: readonly [RelayAddress, ...RelayAddress[]],
+  ): Promise<ConnectionView> {
+    const [address] = relays;
     const { ports, hub, members } = this.#deps;
     this.assertNotConnected('connecting again');
     await this.stop();
@@ -99,14 +104,14 @@ export class ChatSession {
       group: { id: identity.groupId, name: identity.ca.name },
       self: identity.name,
     });
-    this.#deps.rememberAddress(address);
+    this.#deps.rememberAddress(relays);
     this.#loggedIn = false;
     this.#reportedUnreachable = false;
     this.#removed = false;
     members.reset();
     let engine: ChatEngineApi;
     try {
-      engine = ports.engineFactory(identity, address, state.engineSession());
+      engine = ports.engineFactory(identity, relays, state.engineSession());
     } catch (err) {
       state.close();
       throw err;

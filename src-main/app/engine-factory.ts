@@ -3,6 +3,7 @@
  * ChatEngineApi (engine-types.ts).
  */
 import { ChatEngine, type ChatEngineOptions } from '../client/engine.js';
+import type { RelayAddress } from '../client/engine-types.js';
 import type { EngineFactory } from './ports.js';
 
 /**
@@ -15,11 +16,11 @@ export type EngineTuning = Omit<
 >;
 
 export function defaultEngineFactory(tuning: EngineTuning = {}): EngineFactory {
-  return (identity, relay, session) =>
+  return (identity, relays, session) =>
     new ChatEngine({
       ...tuning,
       identity,
-      relay,
+      relay: relays[0] as RelayAddress,
       epochStore: session.epochStore,
       ...(session.history ? { history: session.history } : {}),
       ...(session.rosterStore ? { rosterStore: session.rosterStore } : {}),

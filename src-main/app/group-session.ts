@@ -73,8 +73,9 @@ export class GroupSession {
     });
     this.chat = new ChatSession({
       ports,
-      rememberAddress: (relayAddress) => {
-        kept.update(id, { relayAddress });
+      rememberAddress: ([relayAddress, ...relayFallbacks]) => {
+        if (!relayAddress) return;
+        kept.update(id, { relayAddress, relayFallbacks });
         // The last address used anywhere is where a new group's connect panel starts.
         settings.set('relayAddress', relayAddress);
         hub.emit({ type: 'settings', settings: this.settingsView() });
@@ -121,11 +122,17 @@ export class GroupSession {
     };
   }
 
-  /** The settings as the window sees them while this group is shown: its own relay address. */
+  /** The settings as the window sees them while this group is shown: its own relay addresses. */
   settingsView(): ReturnType<Settings['view']> {
     const view = this.#deps.settings.view();
-    const relayAddress = this.#deps.kept.get(this.id)?.relayAddress ?? view.relayAddress;
-    return { ...view, ...(relayAddress ? { relayAddress } : {}) };
+    const kept = this.#deps.kept.get(this.id);
+    const relayAddress = kept?.relayAddress ?? view.relayAddress;
+    const relayFallbacks = kept?.relayFallbacks ?? [];
+    return {
+      ...view,
+      ...(relayAddress ? { relayAddress } : {}),
+      ...(relayFallbacks.length > 0 ? { relayFallbacks } : {}),
+    };
   }
 
   /** The identity of this group, open. */

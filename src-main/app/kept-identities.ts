@@ -44,7 +44,10 @@ export class KeptIdentities {
     );
   }
 
-  update(owner: string, patch: Partial<Pick<KeptIdentity, 'verified' | 'relayAddress'>>): void {
+  update(
+    owner: string,
+    patch: Partial<Pick<KeptIdentity, 'verified' | 'relayAddress' | 'relayFallbacks'>>,
+  ): void {
     const kept = this.get(owner);
     if (kept) this.put({ ...kept, ...patch });
   }

@@ -153,9 +153,10 @@ export interface EngineSession {
   rosterStore?: RosterStore;
 }
 
+/** `relays`: at least one; the engine fails over from each to the next when its link is lost. */
 export type EngineFactory = (
   identity: LocalIdentity,
-  address: RelayAddress,
+  relays: readonly RelayAddress[],
   session: EngineSession,
 ) => ChatEngineApi;
 

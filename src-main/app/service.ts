@@ -268,7 +268,11 @@ export class AppService implements ServiceApi {
   async connect(arg: Args<'connect'>): Promise<Result<Responses['connect']>> {
     return toResult(() => {
       const group = this.#groups.require();
-      return group.chat.connect(group.require(), { host: arg.host, port: arg.port });
+      const relays = [{ host: arg.host, port: arg.port }, ...(arg.fallbacks ?? [])] as const;
+      const seen = new Set(relays.map((r) => `${r.host.toLowerCase()}:${r.port}`));
+      if (seen.size < relays.length)
+        throw new AppFailure('InvalidArgument', 'A relay address is listed twice.');
+      return group.chat.connect(group.require(), relays);
     });
   }
 

@@ -3,6 +3,7 @@
  * other (edited by hand, left by an older version), so a bad value falls back to its default.
  */
 import { z } from 'zod';
+import { MAX_RELAY_ADDRESSES } from '../../src-shared/limits.js';
 import type { SettingsView, ThemeSetting } from '../../src-shared/model.js';
 import type { SettingsStore } from './ports.js';
 
@@ -30,6 +31,11 @@ export const KeptIdentitySchema = z.strictObject({
   verified: z.record(z.string().regex(/^[A-Za-z0-9._-]{1,64}$/), Fingerprint).optional(),
   /** The relay this group last connected to. */
   relayAddress: Address.optional(),
+  /** The other relay nodes given with it (a cluster's), tried in order on loss. */
+  relayFallbacks: z
+    .array(Address)
+    .max(MAX_RELAY_ADDRESSES - 1)
+    .optional(),
 });
 export type KeptIdentity = z.output<typeof KeptIdentitySchema>;
 
