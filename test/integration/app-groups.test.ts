@@ -11,18 +11,10 @@ import { memberStateDir } from '../../src-main/app/member-state.js';
 import { Settings } from '../../src-main/app/settings.js';
 import type { ChatLine } from '../../src-shared/model.js';
 import { makeTestGroup, TEST_PASSWORD } from '../helpers/group.js';
-import { createTestApp, importBundle, startRelay, until, unwrap, type TestApp } from './app-harness.js';
+import { importBundle, startRelay, testApps, until, unwrap, type TestApp } from './app-harness.js';
 
-const apps: TestApp[] = [];
-afterAll(async () => {
-  await Promise.all(apps.map((a) => a.service.dispose()));
-});
-
-async function app(options: Parameters<typeof createTestApp>[0] = {}): Promise<TestApp> {
-  const created = await createTestApp(options);
-  apps.push(created);
-  return created;
-}
+const { app, disposeAll } = testApps();
+afterAll(disposeAll);
 
 const texts = (a: TestApp): string[] =>
   a.service

@@ -135,6 +135,20 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
   return { service, dialogs, events, notifications, unreadCounts, links, settings, dataDir, settingsDir };
 }
 
+/** Test apps made with `app()`, every one disposed by `disposeAll()` (in afterAll). */
+export function testApps() {
+  const apps: TestApp[] = [];
+  return {
+    apps,
+    async app(options: TestAppOptions = {}): Promise<TestApp> {
+      const created = await createTestApp(options);
+      apps.push(created);
+      return created;
+    },
+    disposeAll: () => Promise.all(apps.map((a) => a.service.dispose())),
+  };
+}
+
 /** Polls until the condition holds; generous default, no timing assertions. */
 export async function until(
   condition: () => boolean,

@@ -6,18 +6,10 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { makeTestGroup, TEST_PASSWORD } from '../helpers/group.js';
-import { createTestApp, importBundle, startRelay, until, unwrap, type TestApp } from './app-harness.js';
+import { importBundle, startRelay, testApps, until, unwrap } from './app-harness.js';
 
-const apps: TestApp[] = [];
-afterAll(async () => {
-  await Promise.all(apps.map((a) => a.service.dispose()));
-});
-
-async function app(options: Parameters<typeof createTestApp>[0] = {}): Promise<TestApp> {
-  const created = await createTestApp(options);
-  apps.push(created);
-  return created;
-}
+const { app, disposeAll } = testApps();
+afterAll(disposeAll);
 
 describe('app: several relay addresses', () => {
   it('fails over from a dead first address to the next, keeps the list, refuses one listed twice', async () => {
