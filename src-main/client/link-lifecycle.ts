@@ -171,8 +171,10 @@ export function stepLink(config: LinkConfig, state: LinkState, event: LinkEvent)
         };
       }
       const failures = state.phase === 'online' ? 0 : state.failures;
-      const delay = Math.max(backoffDelay(config.backoff, failures, event.random), state.retryAfterMs ?? 0);
       const relay = nextRelay(count, state.relay, distrusted);
+      // A relay's "come back later" (RateLimited) is about that relay, not the next one.
+      const retryAfter = relay === state.relay ? (state.retryAfterMs ?? 0) : 0;
+      const delay = Math.max(backoffDelay(config.backoff, failures, event.random), retryAfter);
       return {
         state: {
           phase: 'waiting',

@@ -127,6 +127,17 @@ describe('link failover across relay addresses', () => {
     expect(opened(effects)).toEqual([0, 1]);
   });
 
+  it("a relay's retryAfterMs delays only a retry of that relay, not the move to the next", () => {
+    const limited: LinkEvent = {
+      type: 'refused',
+      reason: 'RateLimited',
+      terminal: false,
+      retryAfterMs: 30_000,
+    };
+    expect(delays(run(config(2), [{ type: 'start' }, limited, closed()]).effects)).toEqual([250]);
+    expect(delays(run(config(1), [{ type: 'start' }, limited, closed()]).effects)).toEqual([30_000]);
+  });
+
   it('nextRelay: the next address not refused, wrapping; never one that is refused while another is not', () => {
     fc.assert(
       fc.property(fc.integer({ min: 1, max: 8 }), fc.nat(7), fc.array(fc.nat(7)), (count, f, d) => {
