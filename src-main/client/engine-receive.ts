@@ -133,8 +133,10 @@ export class FrameReceiver {
     }
   }
 
-  /** Retrying is pointless: the machine fails the link once it has closed. */
-  /** We refuse this relay (its certificate): another of the member's relay addresses may do. */
+  /**
+   * We refuse this relay (its certificate): once the link has closed the machine goes on to another
+   * of the member's relay addresses, or fails the link when none is left.
+   */
   private fail(session: Session, code: ClientErrorCode, reason: string): void {
     this.p.host.dispatch({ type: 'refused', reason, terminal: true, scope: 'relay' });
     this.p.host.emitError(code, reason);
