@@ -4,7 +4,13 @@
  * and the chat lines to timeline-projection.ts.
  */
 import type { LocalIdentity } from '../core/pki/local-identity.js';
-import type { ChatEngineApi, EngineEvent, RelayAddress, RosterOffer } from '../client/engine-types.js';
+import {
+  relayAddressText,
+  type ChatEngineApi,
+  type EngineEvent,
+  type RelayAddress,
+  type RosterOffer,
+} from '../client/engine-types.js';
 import type { ChatLine, ConnectionView, KeyView } from '../../src-shared/model.js';
 import { TIMELINE_START_LINES } from '../../src-shared/limits.js';
 import {
@@ -47,6 +53,10 @@ export class ChatSession {
   #state: SessionState | undefined;
   #connection: ConnectionView = { state: 'Disconnected' };
   #loggedIn = false;
+  /** The addresses of this connect, and the one the engine is on (or trying). */
+  #relays: readonly RelayAddress[] = [];
+  /** The relay last logged in to: logging in to another one (a failover) is said again. */
+  #loggedInTo: RelayAddress | undefined;
   #reportedUnreachable = false;
   /** The relay said this member was removed from the group (this connect): the window says "Removed". */
   #removed = false;
@@ -105,6 +115,8 @@ export class ChatSession {
       self: identity.name,
     });
     this.#deps.rememberAddress(relays);
+    this.#relays = relays;
+    this.#loggedInTo = undefined;
     this.#loggedIn = false;
     this.#reportedUnreachable = false;
     this.#removed = false;
@@ -261,7 +273,10 @@ export class ChatSession {
     if (event.state === 'Reconnecting') {
       this.#lines.linkLost();
     }
-    const address = this.#connection.address;
+    // With several addresses the engine names the one it tries (as HOST:PORT, [v6]:PORT).
+    const tried =
+      event.relay === undefined ? undefined : this.#relays.find((r) => relayAddressText(r) === event.relay);
+    const address = tried ?? this.#connection.address;
     const reason = describeConnectionReason(event.reason, address, event.cause);
     const state = connectionStateView(event.state);
     const cause = connectionCause(event.cause, this.#removed && ['Failed', 'Disconnected'].includes(state));
@@ -272,12 +287,14 @@ export class ChatSession {
       ...(address ? { address } : {}),
       ...(cause !== undefined ? { cause } : {}),
     });
-    // Logged in to the relay (certificates next): say so once per connect.
-    if (['CertExchange', 'KeyEstablishment', 'Chatting'].includes(event.state) && !this.#loggedIn) {
+    // Logged in to the relay (certificates next): say so once per connect, and at each failover.
+    const up = ['CertExchange', 'KeyEstablishment', 'Chatting'].includes(event.state);
+    if (up && (!this.#loggedIn || (address !== undefined && address !== this.#loggedInTo))) {
       this.#loggedIn = true;
+      this.#loggedInTo = address;
       this.#deps.timeline.addSystem(
         'connected',
-        `Connected to ${address ? `${address.host}:${address.port}` : 'the relay'}.`,
+        `Connected to ${address ? relayAddressText(address) : 'the relay'}.`,
       );
     }
     if (

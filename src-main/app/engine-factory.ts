@@ -3,7 +3,6 @@
  * ChatEngineApi (engine-types.ts).
  */
 import { ChatEngine, type ChatEngineOptions } from '../client/engine.js';
-import type { RelayAddress } from '../client/engine-types.js';
 import type { EngineFactory } from './ports.js';
 
 /**
@@ -20,7 +19,7 @@ export function defaultEngineFactory(tuning: EngineTuning = {}): EngineFactory {
     new ChatEngine({
       ...tuning,
       identity,
-      relay: relays[0] as RelayAddress,
+      relay: relays,
       epochStore: session.epochStore,
       ...(session.history ? { history: session.history } : {}),
       ...(session.rosterStore ? { rosterStore: session.rosterStore } : {}),

@@ -17,6 +17,8 @@ export function jsonLine(e: EngineEvent): Line | undefined {
         state: e.state,
         ...(e.reason !== undefined ? { reason: e.reason } : {}),
         ...(e.retryInMs !== undefined ? { retryInMs: e.retryInMs } : {}),
+        // Last, so the lines of one-address sessions are exactly what they always were.
+        ...(e.relay !== undefined ? { relay: e.relay } : {}),
       });
     case 'members':
       return JSON.stringify({
@@ -65,7 +67,11 @@ function printable(text: string): string {
 export function humanLine(e: EngineEvent, self: string): Line | undefined {
   switch (e.event) {
     case 'state': {
-      const extra = [e.reason, e.retryInMs !== undefined ? `retry in ${e.retryInMs} ms` : undefined]
+      const extra = [
+        e.relay !== undefined ? `to ${e.relay}` : undefined,
+        e.reason,
+        e.retryInMs !== undefined ? `retry in ${e.retryInMs} ms` : undefined,
+      ]
         .filter((x) => x !== undefined)
         .join(', ');
       return `* ${e.state}${extra ? ` (${extra})` : ''}`;

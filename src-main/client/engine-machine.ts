@@ -97,8 +97,11 @@ export type EngineEvent =
   | { type: 'start' }
   | { type: 'stop'; reason: string }
   | { type: 'closed'; reason: string; random: number; cause?: LinkCloseCause }
-  /** The relay (or its certificate) refused us; the close that follows decides what comes next. */
-  | { type: 'refused'; reason: string; terminal: boolean; retryAfterMs?: number }
+  /**
+   * The relay refused us (or we refused its certificate: `scope` 'relay'); the close that follows
+   * decides what comes next.
+   */
+  | { type: 'refused'; reason: string; terminal: boolean; scope?: 'relay'; retryAfterMs?: number }
   | { type: 'timer'; timer: TimerName; at: number }
   /** The first PRESENCE of this connection. */
   | { type: 'logged-in'; at: number }
@@ -118,11 +121,20 @@ export type EngineEvent =
   | { type: 'left' };
 
 export type EngineEffect =
-  | { kind: 'open' }
+  /** Connect to the relay address at this index of the member's list. */
+  | { kind: 'open'; relay: number }
   | { kind: 'close'; reason: string }
   | { kind: 'arm'; timer: TimerName; ms: number; repeat: boolean }
   | { kind: 'cancel'; timer: TimerName }
-  | { kind: 'show'; state: EngineState; reason?: string; retryInMs?: number; cause?: ConnectionCause }
+  | {
+      kind: 'show';
+      state: EngineState;
+      reason?: string;
+      retryInMs?: number;
+      cause?: ConnectionCause;
+      /** On Connecting: the index of the relay address being tried. */
+      relay?: number;
+    }
   /** Logged in: SYNC with the relay's log (and resend what it never acknowledged). */
   | { kind: 'sync' }
   /** The connection is gone: forget what belonged to it, put unwritten messages back. */

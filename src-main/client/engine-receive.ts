@@ -133,9 +133,12 @@ export class FrameReceiver {
     }
   }
 
-  /** Retrying is pointless: the machine fails the link once it has closed. */
+  /**
+   * We refuse this relay (its certificate): once the link has closed the machine goes on to another
+   * of the member's relay addresses, or fails the link when none is left.
+   */
   private fail(session: Session, code: ClientErrorCode, reason: string): void {
-    this.p.host.dispatch({ type: 'refused', reason, terminal: true });
+    this.p.host.dispatch({ type: 'refused', reason, terminal: true, scope: 'relay' });
     this.p.host.emitError(code, reason);
     session.link.destroy(reason);
   }
@@ -172,6 +175,13 @@ export class FrameReceiver {
         'RelayCertificateRejected',
         `HELLO names "${body.relay}" but is signed by "${relay.name}"`,
       );
+      return;
+    }
+    // Before CONNECTION: an unlisted relay (a node the organiser never added, or one removed) does
+    // not even learn who we are. Without a roster yet, any relay of the group CA is taken.
+    const roster = this.p.handshake.heldRoster;
+    if (roster && !roster.isRelay(relay.fingerprintHex)) {
+      this.fail(session, 'RelayNotInRoster', relayNotListed(relay.name, roster.version));
       return;
     }
     session.relay = relay;
@@ -321,4 +331,8 @@ export class FrameReceiver {
     if (follower) follower.received(message);
     else host.emit({ event: 'message', ...message });
   }
+}
+
+export function relayNotListed(name: string, version: number): string {
+  return `relay "${name}" is not listed among the relays of roster v${version}`;
 }

@@ -63,7 +63,13 @@ class Step {
     this.set({ timers: this.m.timers.filter((t) => t !== timer) });
   }
 
-  show(state: EngineState, reason?: string, retryInMs?: number, cause?: ConnectionCause): void {
+  show(
+    state: EngineState,
+    reason?: string,
+    retryInMs?: number,
+    cause?: ConnectionCause,
+    relay?: number,
+  ): void {
     // While leaving, late frames must not make the state look like a fresh session.
     if (this.m.link.phase === 'leaving' && state !== 'Disconnecting') return;
     const { shown } = this.m;
@@ -75,6 +81,7 @@ class Step {
       ...(reason !== undefined ? { reason } : {}),
       ...(retryInMs !== undefined ? { retryInMs } : {}),
       ...(cause !== undefined ? { cause } : {}),
+      ...(relay !== undefined ? { relay } : {}),
     });
   }
 
@@ -376,7 +383,7 @@ function translate(s: Step, e: LinkEffect): void {
       s.push(e);
       return;
     case 'show':
-      s.show(e.state, e.reason, e.retryInMs, e.state === 'Reconnecting' ? s.m.closedFor : undefined);
+      s.show(e.state, e.reason, e.retryInMs, e.state === 'Reconnecting' ? s.m.closedFor : undefined, e.relay);
       return;
   }
 }

@@ -7,8 +7,18 @@ import type { ConnectionCause } from './engine-machine.js';
 import type { RosterView } from './roster-tracker.js';
 
 export type EngineEvent =
-  /** `cause`: a code for why, where the engine has one (the reason is words for people). */
-  | { event: 'state'; state: EngineState; reason?: string; retryInMs?: number; cause?: ConnectionCause }
+  /**
+   * `cause`: a code for why, where the engine has one (the reason is words for people). `relay`:
+   * on Connecting, the HOST:PORT being tried, given only when the engine has several addresses.
+   */
+  | {
+      event: 'state';
+      state: EngineState;
+      reason?: string;
+      retryInMs?: number;
+      cause?: ConnectionCause;
+      relay?: string;
+    }
   | { event: 'members'; members: Member[] }
   | ({ event: 'key' } & GroupKeyInfo)
   /** A message from another member, shown once: `offset` is where the relay's log holds it. */
@@ -45,6 +55,11 @@ export type EngineEvent =
 export interface RelayAddress {
   host: string;
   port: number;
+}
+
+/** An address as the engine names it in its `state` events: HOST:PORT, or [v6]:PORT. */
+export function relayAddressText(a: RelayAddress): string {
+  return a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
 }
 
 /** What became of an offered roster; `version`: the one held afterwards. */

@@ -23,7 +23,7 @@ import type { EngineHost, EngineParts, Session } from './engine-core.js';
 import { HeldFrames } from './engine-held.js';
 import { persistKey, restoreKeys } from './engine-keys.js';
 import { GroupView } from './engine-presence.js';
-import { FrameReceiver } from './engine-receive.js';
+import { FrameReceiver, relayNotListed } from './engine-receive.js';
 import { SendPipeline } from './engine-send.js';
 import {
   INITIAL_ENGINE,
@@ -34,7 +34,13 @@ import {
   type TimerName,
 } from './engine-machine.js';
 import { stepEngine } from './engine-state.js';
-import type { ChatEngineApi, EngineEvent, RosterOffer } from './engine-types.js';
+import {
+  relayAddressText,
+  type ChatEngineApi,
+  type EngineEvent,
+  type RelayAddress,
+  type RosterOffer,
+} from './engine-types.js';
 import { EpochKeyring } from './epoch-keyring.js';
 import { ClientError } from './errors.js';
 import { KeyEstablishment, type EstablishedKey } from './key-establishment.js';
@@ -80,6 +86,7 @@ export class ChatEngine implements ChatEngineApi, EngineHost {
     this.config = {
       backoff: o.backoff,
       authTimeoutMs: o.authTimeoutMs,
+      relays: o.relays.length,
       liveness: { intervalMs: o.heartbeatIntervalMs, timeoutMs: o.heartbeatTimeoutMs },
       keyEstablishmentTimeoutMs: o.keyEstablishmentTimeoutMs,
       reconnectSettleMs: o.reconnectSettleMs,
@@ -215,6 +222,18 @@ export class ChatEngine implements ChatEngineApi, EngineHost {
     for (const m of roster.members) this.parts.directory.trust(m.certificate);
     this.parts.handshake.setRoster(roster);
     if (this.m.link.phase === 'online') this.group.changed();
+    this.checkRelayListed();
+  }
+
+  /** A newer roster that no longer lists the relay we are on ends the session with it. */
+  private checkRelayListed(): void {
+    const session = this.current;
+    const roster = this.parts.handshake.heldRoster;
+    if (!session?.relay || !roster || roster.isRelay(session.relay.fingerprintHex)) return;
+    const reason = relayNotListed(session.relay.name, roster.version);
+    this.dispatch({ type: 'refused', reason, terminal: true, scope: 'relay' });
+    this.emitError('RelayNotInRoster', reason);
+    session.link.destroy(reason);
   }
 
   offerRoster(bytes: Buffer): RosterOffer {
@@ -277,7 +296,7 @@ export class ChatEngine implements ChatEngineApi, EngineHost {
     const { handshake } = this.parts;
     switch (effect.kind) {
       case 'open':
-        this.open();
+        this.open(effect.relay);
         return;
       case 'close':
         this.current?.link.destroy(effect.reason);
@@ -302,6 +321,10 @@ export class ChatEngine implements ChatEngineApi, EngineHost {
           ...(effect.reason !== undefined ? { reason: effect.reason } : {}),
           ...(effect.retryInMs !== undefined ? { retryInMs: effect.retryInMs } : {}),
           ...(effect.cause !== undefined ? { cause: effect.cause } : {}),
+          // One address keeps the event as it always was.
+          ...(effect.relay !== undefined && this.o.relays.length > 1
+            ? { relay: relayAddressText(this.relayAt(effect.relay)) }
+            : {}),
         });
         return;
       case 'sync':
@@ -359,14 +382,18 @@ export class ChatEngine implements ChatEngineApi, EngineHost {
     }
   }
 
-  private open(): void {
+  private relayAt(index: number): RelayAddress {
+    return this.o.relays[index % this.o.relays.length] as RelayAddress;
+  }
+
+  private open(relay: number): void {
     const session: Session = {
       synced: false,
       caughtUp: false,
       linkFramesSeen: false,
       link: this.o.connect(
         {
-          relay: this.o.relay,
+          relay: this.relayAt(relay),
           identity: this.identity,
           maxFrameBytes: this.o.maxFrameBytes,
           connectTimeoutMs: this.o.connectTimeoutMs,
@@ -381,7 +408,7 @@ export class ChatEngine implements ChatEngineApi, EngineHost {
           onClose: (why, relayRefused, cause) => {
             if (this.current !== session) return;
             if (relayRefused) {
-              this.dispatch({ type: 'refused', reason: why, terminal: true });
+              this.dispatch({ type: 'refused', reason: why, terminal: true, scope: 'relay' });
               this.emitError('RelayCertificateRejected', why);
             }
             this.dispatch({

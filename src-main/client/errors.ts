@@ -18,6 +18,8 @@ export type ClientErrorCode =
   | RejectCode
   | 'BadFrame'
   | 'RelayCertificateRejected'
+  /** A relay of the group whose certificate the roster this member holds does not list. */
+  | 'RelayNotInRoster'
   | 'RelayError'
   | 'CertificateRejected'
   | 'KeyEstablishment'

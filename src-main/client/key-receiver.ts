@@ -113,6 +113,11 @@ export abstract class KeyReceiver {
     return this.rosterVersion;
   }
 
+  /** The highest roster given (setRoster); it also says which relays a member may talk to. */
+  get heldRoster(): Roster | undefined {
+    return this.roster;
+  }
+
   get highestEpochSeen(): number {
     return Math.max(this.highestSeen, this.deps.heldEpoch());
   }

@@ -16,6 +16,12 @@
  * Backoff: delay = max(ceiling × (1 − jitter × random), retryAfterMs), ceiling = min(maxMs,
  * initialMs × multiplier^failures); `random` comes with the `closed` event so the step stays pure.
  * A session that logged in resets the count.
+ *
+ * Several relay addresses (a cluster's nodes, docs/client.md "Several relays"): the link stays on
+ * the relay that works; when a connection to it ends, for whatever reason, the next attempt goes to
+ * the next address, wrapping around, with the same backoff. A relay whose certificate is refused
+ * (not the group's, or not listed in the held roster) is skipped until the next login; once every
+ * address is refused the link fails. One address behaves exactly as before: every retry is to it.
  */
 import type { BackoffOptions } from './backoff.js';
 
@@ -23,21 +29,32 @@ export interface LinkConfig {
   backoff: BackoffOptions;
   /** From opening the socket to the first PRESENCE. */
   authTimeoutMs: number;
+  /** How many relay addresses the member may use (default 1); attempts go round them in order. */
+  relays?: number;
+}
+
+/** Which relay address (an index into the member's list) and which ones refused to be trusted. */
+interface Place {
+  relay: number;
+  /** Relays whose certificate was refused since the last login: not tried again until then. */
+  distrusted: readonly number[];
 }
 
 /** What the current (or last) connection attempt learnt that decides what comes after it. */
 interface Attempt {
-  /** Retrying is pointless (the relay refused who we are, or its certificate is not the group's). */
+  /** Retrying is pointless: the group refused who we are. */
   terminal?: string;
+  /** This relay is not to be trusted (its certificate); another address may be. */
+  relayRefused?: string;
   /** The relay said when to come back (RateLimited). */
   retryAfterMs?: number;
 }
 
 export type LinkState =
   | { phase: 'idle' }
-  | ({ phase: 'connecting'; failures: number } & Attempt)
-  | ({ phase: 'online' } & Attempt)
-  | { phase: 'waiting'; failures: number; retryInMs: number; reason: string }
+  | ({ phase: 'connecting'; failures: number } & Place & Attempt)
+  | ({ phase: 'online' } & Place & Attempt)
+  | ({ phase: 'waiting'; failures: number; retryInMs: number; reason: string } & Place)
   | { phase: 'leaving'; reason: string }
   | { phase: 'stopped'; reason: string }
   | { phase: 'failed'; reason: string };
@@ -46,8 +63,11 @@ export type LinkEvent =
   | { type: 'start' }
   /** The first PRESENCE of this session: the relay admitted us. */
   | { type: 'logged-in' }
-  /** The relay (or its certificate) refused us; the connection closes next. */
-  | { type: 'refused'; reason: string; terminal: boolean; retryAfterMs?: number }
+  /**
+   * The relay refused us, or we refused its certificate; the connection closes next. `scope`
+   * 'relay': a terminal verdict on this relay only (its certificate), not on who we are.
+   */
+  | { type: 'refused'; reason: string; terminal: boolean; scope?: 'relay'; retryAfterMs?: number }
   | { type: 'auth-timeout' }
   /** The connection ended, whatever ended it. `random` in [0, 1) for the jitter. */
   | { type: 'closed'; reason: string; random: number }
@@ -62,7 +82,8 @@ export type LinkTimer = 'auth' | 'retry';
 export type LinkShownState = 'Connecting' | 'Reconnecting' | 'Disconnecting' | 'Disconnected' | 'Failed';
 
 export type LinkEffect =
-  | { kind: 'open' }
+  /** Connect to this relay address (an index into the member's list). */
+  | { kind: 'open'; relay: number }
   | { kind: 'close'; reason: string }
   | { kind: 'arm'; timer: LinkTimer; ms: number }
   | { kind: 'cancel'; timer: LinkTimer }
@@ -72,7 +93,8 @@ export type LinkEffect =
   | { kind: 'session-down' }
   /** Send DISCONNECT, flush, close; then dispatch `left`. */
   | { kind: 'say-goodbye'; reason: string }
-  | { kind: 'show'; state: LinkShownState; reason?: string; retryInMs?: number };
+  /** `relay`: on Connecting, the address being tried. */
+  | { kind: 'show'; state: LinkShownState; reason?: string; retryInMs?: number; relay?: number };
 
 export interface LinkStep {
   state: LinkState;
@@ -92,23 +114,25 @@ export function stepLink(config: LinkConfig, state: LinkState, event: LinkEvent)
   switch (event.type) {
     case 'start':
       if (state.phase !== 'idle' && state.phase !== 'stopped') return same(state);
-      return connect(config, 0);
+      return connect(config, 0, { relay: 0, distrusted: [] });
 
     case 'retry-due':
       if (state.phase !== 'waiting') return same(state);
-      return connect(config, state.failures);
+      return connect(config, state.failures, placeOf(state));
 
     case 'logged-in':
       if (state.phase !== 'connecting') return same(state);
       return {
-        state: { phase: 'online', ...attemptOf(state) },
+        // A login proves the roster held now; relays refused under an older one get another chance.
+        state: { phase: 'online', relay: state.relay, distrusted: [], ...attemptOf(state) },
         effects: [{ kind: 'cancel', timer: 'auth' }, { kind: 'session-up' }],
       };
 
     case 'refused': {
       if (state.phase !== 'connecting' && state.phase !== 'online') return same(state);
       const next = { ...state };
-      if (event.terminal) next.terminal ??= event.reason;
+      if (event.terminal && event.scope === 'relay') next.relayRefused ??= event.reason;
+      else if (event.terminal) next.terminal ??= event.reason;
       if (event.retryAfterMs !== undefined) {
         next.retryAfterMs = Math.max(next.retryAfterMs ?? 0, event.retryAfterMs);
       }
@@ -134,10 +158,32 @@ export function stepLink(config: LinkConfig, state: LinkState, event: LinkEvent)
           effects: [...down, { kind: 'show', state: 'Failed', reason: state.terminal }],
         };
       }
+      const distrusted =
+        state.relayRefused !== undefined && !state.distrusted.includes(state.relay)
+          ? [...state.distrusted, state.relay]
+          : state.distrusted;
+      const count = relayCount(config);
+      if (state.relayRefused !== undefined && distrusted.length >= count) {
+        const reason = count > 1 ? `every relay refused; last: ${state.relayRefused}` : state.relayRefused;
+        return {
+          state: { phase: 'failed', reason },
+          effects: [...down, { kind: 'show', state: 'Failed', reason }],
+        };
+      }
       const failures = state.phase === 'online' ? 0 : state.failures;
-      const delay = Math.max(backoffDelay(config.backoff, failures, event.random), state.retryAfterMs ?? 0);
+      const relay = nextRelay(count, state.relay, distrusted);
+      // A relay's "come back later" (RateLimited) is about that relay, not the next one.
+      const retryAfter = relay === state.relay ? (state.retryAfterMs ?? 0) : 0;
+      const delay = Math.max(backoffDelay(config.backoff, failures, event.random), retryAfter);
       return {
-        state: { phase: 'waiting', failures: failures + 1, retryInMs: delay, reason: event.reason },
+        state: {
+          phase: 'waiting',
+          failures: failures + 1,
+          retryInMs: delay,
+          reason: event.reason,
+          relay,
+          distrusted,
+        },
         effects: [
           ...down,
           { kind: 'show', state: 'Reconnecting', reason: event.reason, retryInMs: delay },
@@ -176,12 +222,12 @@ export function stepLink(config: LinkConfig, state: LinkState, event: LinkEvent)
   }
 }
 
-function connect(config: LinkConfig, failures: number): LinkStep {
+function connect(config: LinkConfig, failures: number, place: Place): LinkStep {
   return {
-    state: { phase: 'connecting', failures },
+    state: { phase: 'connecting', failures, ...place },
     effects: [
-      { kind: 'show', state: 'Connecting' },
-      { kind: 'open' },
+      { kind: 'show', state: 'Connecting', relay: place.relay },
+      { kind: 'open', relay: place.relay },
       { kind: 'arm', timer: 'auth', ms: config.authTimeoutMs },
     ],
   };
@@ -194,9 +240,27 @@ function stopped(reason: string, before: LinkEffect[]): LinkStep {
   };
 }
 
+export function relayCount(config: LinkConfig): number {
+  return Math.max(1, config.relays ?? 1);
+}
+
+/** The address after `from`, wrapping around, skipping distrusted ones (one is always left). */
+export function nextRelay(count: number, from: number, distrusted: readonly number[]): number {
+  for (let step = 1; step <= count; step++) {
+    const candidate = (from + step) % count;
+    if (!distrusted.includes(candidate)) return candidate;
+  }
+  return from;
+}
+
+function placeOf(state: Place): Place {
+  return { relay: state.relay, distrusted: state.distrusted };
+}
+
 function attemptOf(state: Attempt): Attempt {
   return {
     ...(state.terminal !== undefined ? { terminal: state.terminal } : {}),
+    ...(state.relayRefused !== undefined ? { relayRefused: state.relayRefused } : {}),
     ...(state.retryAfterMs !== undefined ? { retryAfterMs: state.retryAfterMs } : {}),
   };
 }

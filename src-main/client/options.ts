@@ -95,7 +95,11 @@ export class MemoryEpochStore implements EpochStore {
 
 export interface ChatEngineOptions {
   identity: LocalIdentity;
-  relay: RelayAddress;
+  /**
+   * The relay, or several (a cluster's nodes, in the order to try them): the engine stays on the
+   * one that works and on loss goes on to the next, wrapping around (link-lifecycle.ts).
+   */
+  relay: RelayAddress | readonly RelayAddress[];
   /** An attempt that has produced no key by then hands over to the next initiator. */
   keyEstablishmentTimeoutMs?: number;
   /** How long the previous epoch stays acceptable after a re-key. */
@@ -161,8 +165,10 @@ export interface ChatEngineOptions {
 }
 
 export type ResolvedOptions = Required<
-  Omit<ChatEngineOptions, 'unsafeTestHooks' | 'backoff' | 'history' | 'roster'>
+  Omit<ChatEngineOptions, 'unsafeTestHooks' | 'backoff' | 'history' | 'roster' | 'relay'>
 > & {
+  /** At least one. */
+  relays: readonly RelayAddress[];
   backoff: BackoffOptions;
   unsafeTestHooks: UnsafeTestHooks | undefined;
   roster: Roster | undefined;
@@ -170,9 +176,11 @@ export type ResolvedOptions = Required<
 
 export function resolveOptions(o: ChatEngineOptions): ResolvedOptions {
   const clock = o.clock ?? systemClock();
+  const relays = isAddressList(o.relay) ? [...o.relay] : [o.relay];
+  if (relays.length === 0) throw new RangeError('the engine needs at least one relay address');
   return {
     identity: o.identity,
-    relay: o.relay,
+    relays,
     keyEstablishmentTimeoutMs: o.keyEstablishmentTimeoutMs ?? 5_000,
     retiredEpochGraceMs: o.retiredEpochGraceMs ?? 10_000,
     reconnectSettleMs: o.reconnectSettleMs ?? 5_000,
@@ -199,4 +207,8 @@ export function resolveOptions(o: ChatEngineOptions): ResolvedOptions {
     rotationCheckMs: o.rotationCheckMs ?? 60_000,
     unsafeTestHooks: o.unsafeTestHooks,
   };
+}
+
+function isAddressList(r: RelayAddress | readonly RelayAddress[]): r is readonly RelayAddress[] {
+  return Array.isArray(r);
 }

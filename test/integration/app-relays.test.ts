@@ -38,6 +38,12 @@ describe('app: several relay addresses', () => {
       'alice chatting via the second',
     );
     await until(() => bob.service.snapshot().connection.state === 'Chatting', 'bob chatting');
+    // The window says where it is now: the second address.
+    const snap = alice.service.snapshot();
+    expect(snap.connection.address).toEqual({ host: '127.0.0.1', port });
+    expect(
+      snap.timeline.filter((l) => l.kind === 'system' && l.event === 'connected').map((l) => l.text),
+    ).toEqual([`Connected to 127.0.0.1:${port}.`]);
     unwrap(await alice.service.send({ text: 'through the other relay' }));
     await until(
       () =>

@@ -38,10 +38,10 @@ const shown = (effects: LinkEffect[]) =>
 describe('link lifecycle', () => {
   it('connects, arms the login timeout, and on login cancels it and starts the session', () => {
     const { state, effects } = run([{ type: 'start' }, { type: 'logged-in' }]);
-    expect(state).toEqual({ phase: 'online' });
+    expect(state).toEqual({ phase: 'online', relay: 0, distrusted: [] });
     expect(effects).toEqual([
-      { kind: 'show', state: 'Connecting' },
-      { kind: 'open' },
+      { kind: 'show', state: 'Connecting', relay: 0 },
+      { kind: 'open', relay: 0 },
       { kind: 'arm', timer: 'auth', ms: 10_000 },
       { kind: 'cancel', timer: 'auth' },
       { kind: 'session-up' },
@@ -115,7 +115,12 @@ describe('link lifecycle', () => {
       { kind: 'show', state: 'Disconnected', reason: 'bye' },
     ]);
     // A stopped link starts again from scratch.
-    expect(run([{ type: 'start' }], waiting.state).state).toEqual({ phase: 'connecting', failures: 0 });
+    expect(run([{ type: 'start' }], waiting.state).state).toEqual({
+      phase: 'connecting',
+      failures: 0,
+      relay: 0,
+      distrusted: [],
+    });
   });
 
   it('backoffDelay: jitter takes at most its fraction off, never below 1 ms', () => {

@@ -1,5 +1,5 @@
 /**
- * `securechat-x chat --bundle alice.p12 --relay HOST:PORT [--json] [--password-file F]`
+ * `securechat-x chat --bundle alice.p12 --relay HOST:PORT[,HOST:PORT...] [--json] [--password-file F]`
  *
  * Each line on stdin is a message (empty lines are ignored). At the end of stdin the queued
  * messages are sent (waiting up to --drain-timeout-ms for a key if one is being established),
@@ -15,7 +15,7 @@ import { CliError } from '../cli-error.js';
 import { openMemberBundle } from '../member-bundle.js';
 import { openStateStore } from '../state-store.js';
 
-export const CHAT_USAGE = `usage: securechat-x chat --bundle FILE --relay HOST:PORT [options]
+export const CHAT_USAGE = `usage: securechat-x chat --bundle FILE --relay HOST:PORT[,HOST:PORT...] [options]
 
 Terminal chat client. Each line typed is a message; end of input (Ctrl-D) sends
 what is queued and leaves. The bundle password comes from SECURECHAT_PASSWORD or
@@ -23,7 +23,8 @@ what is queued and leaves. The bundle password comes from SECURECHAT_PASSWORD or
 
 options:
   --bundle FILE              your member bundle (.p12)
-  --relay HOST:PORT          the relay to connect to
+  --relay HOST:PORT          the relay to connect to; several, comma-separated (a cluster's
+                             nodes): stays on the one that works, on loss tries the next
   --json                     one JSON object per line on stdout (see docs/client.md)
   --password-file FILE       read the bundle password from the first line of FILE
   --expect-ca SHA256HEX      refuse the bundle unless its group CA has this SHA-256 fingerprint
@@ -55,6 +56,19 @@ export function parseRelayAddress(text: string): RelayAddress {
   const port = m ? Number(m[2]) : NaN;
   if (!m || !(port >= 1 && port <= 65535)) throw new CliError(`--relay must be HOST:PORT, got "${text}"`, 2);
   return { host: (m[1] as string).replace(/^\[|\]$/g, ''), port };
+}
+
+/** `HOST:PORT[,HOST:PORT...]`: the addresses in the order they are tried; no address twice. */
+export function parseRelayAddresses(text: string): RelayAddress[] {
+  const parts = text.split(',').map((p) => p.trim());
+  const relays = parts.map((p) => parseRelayAddress(p));
+  const seen = new Set<string>();
+  for (const [i, r] of relays.entries()) {
+    const key = `${r.host.toLowerCase()}:${r.port}`;
+    if (seen.has(key)) throw new CliError(`--relay lists ${parts[i] ?? key} twice`, 2);
+    seen.add(key);
+  }
+  return relays;
 }
 
 function positiveInt(value: string | undefined, flag: string): number | undefined {
@@ -89,7 +103,7 @@ export async function run(argv: string[]): Promise<number> {
   }
   if (!values.bundle) throw new CliError(`--bundle is required\n\n${CHAT_USAGE}`, 2);
   if (!values.relay) throw new CliError(`--relay is required\n\n${CHAT_USAGE}`, 2);
-  const relay = parseRelayAddress(values.relay);
+  const relays = parseRelayAddresses(values.relay);
   const keyTimeout = positiveInt(values['key-timeout-ms'], 'key-timeout-ms');
   const minMs = positiveInt(values['reconnect-min-ms'], 'reconnect-min-ms') ?? 250;
   const maxMs = positiveInt(values['reconnect-max-ms'], 'reconnect-max-ms') ?? Math.max(10_000, minMs);
@@ -106,7 +120,7 @@ export async function run(argv: string[]): Promise<number> {
 
   const engine = new ChatEngine({
     identity,
-    relay,
+    relay: relays.length === 1 ? (relays[0] as RelayAddress) : relays,
     ...(keyTimeout !== undefined ? { keyEstablishmentTimeoutMs: keyTimeout } : {}),
     backoff: { initialMs: minMs, maxMs },
     epochStore: store,
