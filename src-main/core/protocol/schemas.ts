@@ -36,12 +36,13 @@ export function bytes(bound: { exact?: number; max?: number; min?: number }) {
   return z
     .string()
     .max(Math.ceil(maxBytes / 3) * 4)
-    .regex(BASE64, 'must be base64')
     .transform((s, ctx): Buffer => {
       const buf = Buffer.from(s, 'base64');
-      // Reject non-canonical base64 so each byte string has exactly one encoding.
+      // Reject non-canonical base64 so each byte string has exactly one encoding. A string equal to
+      // its decoding's encoding is base64, so the alphabet is checked only to word a refusal: the
+      // regex over every chat ciphertext was a third of decoding its body (about 4 µs of 13).
       if (buf.toString('base64') !== s) {
-        ctx.addIssue({ code: 'custom', message: 'non-canonical base64' });
+        ctx.addIssue({ code: 'custom', message: BASE64.test(s) ? 'non-canonical base64' : 'must be base64' });
         return z.NEVER;
       }
       if (bound.exact !== undefined && buf.length !== bound.exact) {
