@@ -74,11 +74,24 @@ export class MemberStateStore implements EpochStore, RosterStore {
   /** What this member was shown, and where it is in the relay's log (history.ts). */
   readonly history: MessageHistory;
   private readonly epochKeys: EpochKeyTable;
+  // Prepared once, not per call (an epoch is saved by every member on every key set-up).
+  private readonly putMeta;
+  private readonly rosterBytes;
+  private readonly rosterVersionOf;
+  private readonly putRoster;
 
   private constructor(
     private readonly db: Db,
     readonly path: string,
   ) {
+    this.putMeta = db.prepare(PUT_META);
+    this.rosterBytes = db.prepare('SELECT bytes FROM roster WHERE id = 1');
+    this.rosterVersionOf = db.prepare('SELECT version FROM roster WHERE id = 1');
+    this.putRoster = db.prepare(
+      `INSERT INTO roster (id, version, bytes) VALUES (1, ?, ?)
+       ON CONFLICT (id) DO UPDATE SET version = excluded.version, bytes = excluded.bytes
+       WHERE excluded.version > roster.version`,
+    );
     this.highest = this.readHighest();
     this.history = new MessageHistory(db, path);
     this.epochKeys = new EpochKeyTable(db, path);
@@ -127,7 +140,7 @@ export class MemberStateStore implements EpochStore, RosterStore {
     if (!Number.isSafeInteger(epoch) || epoch < 0) throw new RangeError(`not an epoch: ${epoch}`);
     if (epoch <= this.highest) return;
     // An epoch is saved before it is used: this commit must survive a power cut.
-    this.durably(() => setMeta(this.db, 'highestEpoch', epoch));
+    this.durably(() => this.putMeta.run('highestEpoch', JSON.stringify(epoch)));
     this.highest = epoch;
   }
 
@@ -151,8 +164,7 @@ export class MemberStateStore implements EpochStore, RosterStore {
   /** RosterStore: the highest roster saved (its envelope bytes; verified by whoever reads it). */
   loadRoster(): Buffer | undefined {
     try {
-      const row = this.db.prepare('SELECT bytes FROM roster WHERE id = 1').get() as
-        { bytes: Buffer } | undefined;
+      const row = this.rosterBytes.get() as { bytes: Buffer } | undefined;
       return row?.bytes;
     } catch (err) {
       throw wrap(err, this.path, 'cannot read');
@@ -167,13 +179,7 @@ export class MemberStateStore implements EpochStore, RosterStore {
     if (!Number.isSafeInteger(version) || version < 1)
       throw new RangeError(`not a roster version: ${version}`);
     try {
-      this.db
-        .prepare(
-          `INSERT INTO roster (id, version, bytes) VALUES (1, ?, ?)
-           ON CONFLICT (id) DO UPDATE SET version = excluded.version, bytes = excluded.bytes
-           WHERE excluded.version > roster.version`,
-        )
-        .run(version, bytes);
+      this.putRoster.run(version, bytes);
     } catch (err) {
       throw wrap(err, this.path, 'cannot write');
     }
@@ -181,8 +187,7 @@ export class MemberStateStore implements EpochStore, RosterStore {
 
   /** The version of the saved roster (0 = none). */
   get rosterVersion(): number {
-    const row = this.db.prepare('SELECT version FROM roster WHERE id = 1').get() as
-      { version: number } | undefined;
+    const row = this.rosterVersionOf.get() as { version: number } | undefined;
     return row?.version ?? 0;
   }
 
@@ -271,8 +276,9 @@ function getMeta(db: Db, key: string): unknown {
   }
 }
 
+const PUT_META =
+  'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value';
+
 function setMeta(db: Db, key: string, value: string | number): void {
-  db.prepare(
-    'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
-  ).run(key, JSON.stringify(value));
+  db.prepare(PUT_META).run(key, JSON.stringify(value));
 }
