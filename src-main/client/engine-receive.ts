@@ -46,10 +46,11 @@ export class FrameReceiver {
       switch (link.kind) {
         case 'DELIVERED':
           follower.delivered(link.offset, () => {
-            if (RELAY_TYPES.has(readHeader(link.envelope).type)) {
+            const header = readHeader(link.envelope);
+            if (RELAY_TYPES.has(header.type)) {
               throw new ProtocolError('BadFrame', 'a relay frame inside DELIVERED');
             }
-            this.onEnvelope(session, link.envelope);
+            this.onEnvelope(session, link.envelope, header);
           });
           return;
         case 'STORED':
@@ -67,10 +68,11 @@ export class FrameReceiver {
     }
   }
 
-  onEnvelope(session: Session, frame: Buffer): void {
+  /** `read`: the frame's header, when the caller has read it already (once per frame is enough). */
+  onEnvelope(session: Session, frame: Buffer, read?: EnvelopeHeader): void {
     let header: EnvelopeHeader;
     try {
-      header = readHeader(frame);
+      header = read ?? readHeader(frame);
     } catch (err) {
       this.p.host.emitError('BadFrame', `frame from the relay refused: ${(err as Error).message}`);
       return;
