@@ -125,6 +125,12 @@ export class FrameReceiver {
       case 'HEARTBEAT':
         checkSession('HEARTBEAT', decodeBody('HEARTBEAT', header.body).session, session.challenge);
         return;
+      case 'PREKEYS': {
+        const body = decodeBody('PREKEYS', header.body);
+        checkSession('PREKEYS', body.session, session.challenge);
+        this.p.prekeys?.onPrekeys(body);
+        return;
+      }
       case 'GAP': {
         const body = decodeBody('GAP', header.body);
         checkSession('GAP', body.session, session.challenge);
@@ -278,6 +284,9 @@ export class FrameReceiver {
         return;
       case 'DISCONNECT':
         decodeBody('DISCONNECT', header.body); // the PRESENCE that follows tells who is left
+        return;
+      case 'PREKEY':
+        this.p.prekeys?.onPrekey(sender, decodeBody('PREKEY', header.body));
         return;
       case 'CONNECTION':
       case 'CERT_REQUEST':

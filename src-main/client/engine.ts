@@ -42,6 +42,7 @@ import { createFollower } from './engine-follower.js';
 import { resolveOptions, type ChatEngineOptions, type ResolvedOptions } from './options.js';
 import { Outbox, type OutgoingMessage } from './outbox.js';
 import { RosterTracker } from './roster-tracker.js';
+import { createPrekeyDriver } from './engine-prekeys.js';
 import type { EngineState, GroupKeyInfo, Member } from './types.js';
 
 export type { ChatEngineOptions, UnsafeTestHooks } from './options.js';
@@ -116,6 +117,11 @@ export class ChatEngine implements ChatEngineApi, EngineHost {
       handshake,
       follower: options.history ? createFollower(options.history, this) : undefined,
       rosters: new RosterTracker(this.identity.ca, o.rosterStore),
+      prekeys: createPrekeyDriver(options, o, handshake, {
+        send: (body) => this.sender.control('PREKEY', '', body),
+        online: () => this.m.link.phase === 'online',
+        report: (code, message) => this.emitError(code, message),
+      }),
       outbox: new Outbox(o.outboxCapacity),
       host: this,
     };
@@ -127,6 +133,8 @@ export class ChatEngine implements ChatEngineApi, EngineHost {
     this.group = new GroupView(this.parts, this.sender, this.held, {
       useRoster: (roster) => this.useRoster(roster),
       goLive: () => {
+        // Ours first: a round started at once can already be answered under it.
+        this.parts.prekeys?.publish();
         handshake.goLive();
         this.dispatch({ type: 'live' });
       },
@@ -225,6 +233,8 @@ export class ChatEngine implements ChatEngineApi, EngineHost {
     const { handshake, keyring } = this.parts;
     const facts = this.group.facts();
     if (this.m.link.phase !== 'online' || !facts.enoughOnline) return;
+    // "Renew keys" after a suspected compromise: a new prekey too, published before the round.
+    this.parts.prekeys?.publish(true);
     const minEpoch = handshake.highestEpochSeen + 1;
     // The current key's initiator if it is online (a roster member may well be offline), else the
     // online member whose turn it is.
@@ -308,6 +318,7 @@ export class ChatEngine implements ChatEngineApi, EngineHost {
         this.startSync();
         return;
       case 'session-down':
+        this.parts.prekeys?.sessionDown();
         this.sessionDown();
         return;
       case 'wipe':
@@ -342,6 +353,7 @@ export class ChatEngine implements ChatEngineApi, EngineHost {
         this.held.sweep();
         return;
       case 'maybe-rotate':
+        this.parts.prekeys?.tick();
         handshake.maybeRotate();
         return;
       case 'say-goodbye':

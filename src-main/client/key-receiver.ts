@@ -130,6 +130,11 @@ export abstract class KeyReceiver {
     return [...this.rounds.secrets(), ...this.answered.secrets()];
   }
 
+  /** The certificate this member trusts for `name`: what its prekeys are verified against. */
+  trustedCertificate(name: string): Certificate | undefined {
+    return this.certFor(name);
+  }
+
   /** A roster member's certificate (CA-signed roster), or without a roster the validated PRESENCE one. */
   protected certFor(name: string): Certificate | undefined {
     if (this.roster) return this.roster.member(name)?.certificate;

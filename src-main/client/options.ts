@@ -10,6 +10,7 @@ import type { RelayAddress } from './engine-types.js';
 import { systemClock, type Clock } from './clock.js';
 import { connectTls, type ConnectRelay } from './engine-transport.js';
 import type { LogHistory } from './log-follower.js';
+import type { PrekeyStore } from './prekeys.js';
 import { DEFAULT_SEQUENCE_WINDOW } from './sequence-window.js';
 
 /**
@@ -147,6 +148,19 @@ export interface ChatEngineOptions {
   /** Keeps the highest roster seen across restarts (default: in memory only). */
   rosterStore?: RosterStore;
   /**
+   * Where this member's X25519 prekeys (and the others' latest) are kept (DESIGN.md §10.8; the
+   * CLI passes its MemberStateStore). With it the engine publishes a signed prekey and rotates
+   * and erases it on schedule; without it, it publishes none (others seal to it with RSA-OAEP).
+   */
+  prekeyStore?: PrekeyStore;
+  /** A new prekey this long after the current one became valid (default 7 days). */
+  prekeyRotationMs?: number;
+  /**
+   * How long the relay keeps a stored frame (its retention, default 30 days): a retired private
+   * prekey is erased this long after its successor was published.
+   */
+  prekeyRetentionMs?: number;
+  /**
    * Clock (ms) for the REKEY_REQUEST rate limit and rotation by age; tests inject a fake one.
    * Defaults to `clock.now`.
    */
@@ -161,7 +175,16 @@ export interface ChatEngineOptions {
 }
 
 export type ResolvedOptions = Required<
-  Omit<ChatEngineOptions, 'unsafeTestHooks' | 'backoff' | 'history' | 'roster'>
+  Omit<
+    ChatEngineOptions,
+    | 'unsafeTestHooks'
+    | 'backoff'
+    | 'history'
+    | 'roster'
+    | 'prekeyStore'
+    | 'prekeyRotationMs'
+    | 'prekeyRetentionMs'
+  >
 > & {
   backoff: BackoffOptions;
   unsafeTestHooks: UnsafeTestHooks | undefined;

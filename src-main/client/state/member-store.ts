@@ -11,6 +11,7 @@
  *   history, history_text                                              messages shown (history.ts)
  *   roster(id = 1, version, bytes)                                     the highest roster seen
  *   epoch_keys                                      the newest 64 epoch keys (epoch-keys.ts)
+ *   own_prekeys, peer_prekeys                       X25519 prekeys: ours, the others' (prekeys.ts)
  * meta keys: `groupId`, `member` (whose store it is, checked on open), `highestEpoch`,
  * `logPosition` (history.ts).
  */
@@ -22,6 +23,9 @@ import type { RosterStore } from '../roster-tracker.js';
 import { EPOCH_KEYS_MIGRATION, EpochKeyTable, type StoredEpochKey } from './epoch-keys.js';
 import { StateStoreError } from './errors.js';
 import { HISTORY_MIGRATION, MessageHistory } from './history.js';
+import { PREKEYS_MIGRATION, PrekeyTable } from './prekeys.js';
+import type { OwnPrekey, PrekeyStore } from '../prekeys.js';
+import type { SignedPrekey } from '../../core/pki/prekey.js';
 
 export const STORE_KEY_BYTES = 32;
 
@@ -37,6 +41,8 @@ const MIGRATIONS: readonly string[] = [
    ) STRICT;`,
   // 4: epoch keys (epoch-keys.ts).
   EPOCH_KEYS_MIGRATION,
+  // 5: prekeys (prekeys.ts).
+  PREKEYS_MIGRATION,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -69,7 +75,7 @@ function wrap(err: unknown, path: string, doing: string): StateStoreError {
   return new StateStoreError('StateStoreIo', `${doing} ${path}: ${(err as Error).message}`, { cause: err });
 }
 
-export class MemberStateStore implements EpochStore, RosterStore {
+export class MemberStateStore implements EpochStore, RosterStore, PrekeyStore {
   private highest: number;
   /** What this member was shown, and where it is in the relay's log (history.ts). */
   readonly history: MessageHistory;
@@ -79,6 +85,7 @@ export class MemberStateStore implements EpochStore, RosterStore {
   private readonly rosterBytes;
   private readonly rosterVersionOf;
   private readonly putRoster;
+  private readonly prekeys: PrekeyTable;
 
   private constructor(
     private readonly db: Db,
@@ -95,6 +102,7 @@ export class MemberStateStore implements EpochStore, RosterStore {
     this.highest = this.readHighest();
     this.history = new MessageHistory(db, path);
     this.epochKeys = new EpochKeyTable(db, path);
+    this.prekeys = new PrekeyTable(db, path);
   }
 
   /**
@@ -215,6 +223,41 @@ export class MemberStateStore implements EpochStore, RosterStore {
   /** EpochStore: how many messages an epoch carried so far. */
   saveMessages(epoch: number, messages: number): void {
     this.epochKeys.saveMessages(epoch, messages);
+  }
+
+  /** PrekeyStore: our prekeys still held (private keys are copies the caller owns). */
+  loadOwnPrekeys(): OwnPrekey[] {
+    return this.read(() => this.prekeys.loadOwn());
+  }
+
+  /** PrekeyStore: a new prekey, durable before it is published. */
+  saveOwnPrekey(prekey: OwnPrekey): void {
+    this.durably(() => this.prekeys.saveOwn(prekey));
+  }
+
+  markPrekeyPublished(serial: number, at: number): void {
+    this.durably(() => this.prekeys.markPublished(serial, at));
+  }
+
+  /** PrekeyStore: overwrites and deletes a private prekey (forward secrecy: durable at once). */
+  eraseOwnPrekey(serial: number): void {
+    this.durably(() => this.prekeys.eraseOwn(serial));
+  }
+
+  loadPeerPrekeys(): { prekey: SignedPrekey; fingerprint: string }[] {
+    return this.read(() => this.prekeys.loadPeers());
+  }
+
+  savePeerPrekey(prekey: SignedPrekey, fingerprint: string): void {
+    this.durably(() => this.prekeys.savePeer(prekey, fingerprint));
+  }
+
+  private read<T>(fn: () => T): T {
+    try {
+      return fn();
+    } catch (err) {
+      throw wrap(err, this.path, 'cannot read');
+    }
   }
 
   close(): void {

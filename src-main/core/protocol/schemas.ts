@@ -3,6 +3,7 @@
  * Every schema is strict (unknown fields rejected) and every string, array and byte field bounded.
  */
 import { z } from 'zod';
+import { X25519_KEY_BYTES } from '../crypto/x25519.js';
 import { IDENTITY_NAME_PATTERN } from '../pki/identity-name.js';
 import type { MessageType } from './message-types.js';
 
@@ -140,7 +141,24 @@ export const ERROR_CODES = [
   'Removed',
   /** An uploaded ROSTER was refused (bad signature, other group, or older than the relay's). */
   'RosterRejected',
+  /** A PREKEY was refused (malformed, bad signature, another identity, expired, rollback, conflict). */
+  'PrekeyRejected',
 ] as const;
+
+const WireTime = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+
+/**
+ * A member's signed X25519 prekey on the wire (core/pki/prekey.ts verifies it). The signature is the
+ * member's RSA-PSS over prekeySigningBytes(), so anyone may carry it: the relay hands it out.
+ */
+export const SignedPrekeySchema = z.strictObject({
+  member: IdentityName,
+  serial: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
+  publicKey: bytes({ exact: X25519_KEY_BYTES }),
+  notBefore: WireTime,
+  notAfter: WireTime,
+  signature: bytes({ max: LIMITS.rsaBlockBytes }),
+});
 export type RelayErrorCode = (typeof ERROR_CODES)[number];
 
 export const BODY_SCHEMAS = {
@@ -242,6 +260,12 @@ export const BODY_SCHEMAS = {
     /** What the log holds now; the relay replays from firstOffset - 1 right after the GAP. */
     firstOffset: Offset,
     lastOffset: Offset,
+  }),
+  PREKEY: z.strictObject({ prekey: SignedPrekeySchema }),
+  PREKEYS: z.strictObject({
+    session: Session,
+    /** At most one per member: the relay keeps the latest it verified of each. */
+    prekeys: z.array(SignedPrekeySchema).max(LIMITS.members),
   }),
 } satisfies Record<MessageType, z.ZodType>;
 
