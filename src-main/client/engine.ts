@@ -91,6 +91,11 @@ export class ChatEngine implements ChatEngineApi, EngineHost {
     const keyring = new EpochKeyring(this.identity.groupId, o.retiredEpochGraceMs, o.now, o.sequenceWindow);
     const handshake = new KeyEstablishment({
       identity: this.identity,
+      // Through the driver once it exists (it needs the handshake's certificates); none: RSA-OAEP.
+      prekeys: {
+        sealTarget: (cert) => this.parts.prekeys?.peers.usable(cert, o.now()),
+        privateKey: (serial) => this.parts.prekeys?.own.privateKey(serial),
+      },
       certificateOf: (name) => directory.certificateOf(name),
       send: (type, target, body) => this.sender.control(type, target, body),
       heldEpoch: () => keyring.highestEpoch,

@@ -34,7 +34,7 @@ options:
   --drain-timeout-ms N       at end of input, how long to wait for queued messages (default 10000)
   --prekey-rotation DURATION publish a new signed X25519 prekey this often (default 7d); a
                              number with ms, s, m, h or d, e.g. 30s (tests, operators)
-  --prekey-retention DURATION how long the relay keeps stored frames (its --retention; default 30d):
+  --prekey-retention DURATION how long the relay keeps stored frames (its --retention-days; default 30d):
                              a retired private prekey is erased this long after its successor
                              was published
   --state-dir DIR            this member's encrypted local state (epochs, roster, history, log position);

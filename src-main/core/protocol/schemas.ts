@@ -161,6 +161,15 @@ export const SignedPrekeySchema = z.strictObject({
 });
 export type RelayErrorCode = (typeof ERROR_CODES)[number];
 
+/**
+ * A secret sealed with HPKE to the receiver's prekey (docs/protocol.md "Sealing"): the serial of
+ * the prekey it was sealed to and HPKE's encapsulated key. Absent: RSA-OAEP to the certificate.
+ */
+export const HpkeTagSchema = z.strictObject({
+  serial: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
+  enc: bytes({ exact: X25519_KEY_BYTES }),
+});
+
 export const BODY_SCHEMAS = {
   HELLO: z.strictObject({
     challenge: bytes({ exact: 32 }),
@@ -206,18 +215,29 @@ export const BODY_SCHEMAS = {
     rosterVersion: Counter,
     /** M: every roster member, online or not, sorted (an initiator and a target at least). */
     members: z.array(IdentityName).min(2).max(LIMITS.members),
+    /** RSA-OAEP to the target's certificate, or (with `hpke`) HPKE to its prekey. */
     challenge: bytes({ max: LIMITS.rsaBlockBytes, min: 1 }),
+    hpke: HpkeTagSchema.optional(),
   }),
   NONCE_RESPONSE: z.strictObject({
     epoch: Epoch,
     sealed: bytes({ max: LIMITS.rsaBlockBytes, min: 1 }),
+    hpke: HpkeTagSchema.optional(),
   }),
-  KEY_DISTRIBUTION: z.strictObject({
-    epoch: Epoch,
-    wrappedKey: bytes({ max: LIMITS.rsaBlockBytes, min: 1 }),
-    iv: bytes({ exact: 12 }),
-    ciphertext: bytes({ max: LIMITS.keyDistributionBytes, min: 16 }),
-  }),
+  KEY_DISTRIBUTION: z
+    .strictObject({
+      epoch: Epoch,
+      /** The RSA-OAEP digital envelope (wrappedKey, iv, ciphertext), or HPKE (hpke, ciphertext). */
+      wrappedKey: bytes({ max: LIMITS.rsaBlockBytes, min: 1 }).optional(),
+      iv: bytes({ exact: 12 }).optional(),
+      hpke: HpkeTagSchema.optional(),
+      ciphertext: bytes({ max: LIMITS.keyDistributionBytes, min: 16 }),
+    })
+    .refine(
+      (b) =>
+        b.hpke === undefined ? b.wrappedKey !== undefined && b.iv !== undefined : !b.wrappedKey && !b.iv,
+      'either wrappedKey and iv (RSA-OAEP) or hpke, not both',
+    ),
   ENCRYPTED_TEXT: z.strictObject({
     epoch: Epoch,
     seq: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
