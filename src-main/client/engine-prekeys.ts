@@ -49,6 +49,11 @@ export class PrekeyDriver {
     this.peers = new PeerPrekeys(d.store);
   }
 
+  /** The relay's retention: also when epoch keys are erased (engine-keys.ts). */
+  get retentionMs(): number {
+    return this.d.policy.retentionMs;
+  }
+
   /** The session ended: the next one publishes again. */
   sessionDown(): void {
     this.publishedSerial = undefined;

@@ -21,7 +21,7 @@ import { checkOutgoingText } from './chat-codec.js';
 import type { Clock, TimerHandle } from './clock.js';
 import type { EngineHost, EngineParts, Session } from './engine-core.js';
 import { HeldFrames } from './engine-held.js';
-import { persistKey, restoreKeys } from './engine-keys.js';
+import { eraseRetiredKeys, persistKey, restoreKeys } from './engine-keys.js';
 import { GroupView } from './engine-presence.js';
 import { FrameReceiver } from './engine-receive.js';
 import { SendPipeline } from './engine-send.js';
@@ -268,6 +268,15 @@ export class ChatEngine implements ChatEngineApi, EngineHost {
     return () => this.listeners.delete(listener);
   }
 
+  /** Forward secrecy: epoch keys whose erasure time came go (with a prekey store only). */
+  private eraseKeys(retentionMs: number): void {
+    try {
+      eraseRetiredKeys(this.parts.keyring, this.o.epochStore, this.o.now(), retentionMs);
+    } catch (err) {
+      this.emitError('StateStoreFailed', `an epoch key could not be erased: ${(err as Error).message}`);
+    }
+  }
+
   // ---- the machine ------------------------------------------------------------------------------
 
   dispatch(event: MachineEvent): void {
@@ -359,6 +368,7 @@ export class ChatEngine implements ChatEngineApi, EngineHost {
         return;
       case 'maybe-rotate':
         this.parts.prekeys?.tick();
+        if (this.parts.prekeys) this.eraseKeys(this.parts.prekeys.retentionMs);
         handshake.maybeRotate();
         return;
       case 'say-goodbye':

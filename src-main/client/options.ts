@@ -40,6 +40,11 @@ export interface EpochStore {
   loadKeys?(): StoredEpochKey[];
   /** Keeps an epoch key (the store keeps the newest 64); durable when it returns. */
   saveKey?(key: StoredEpochKey): void;
+  /**
+   * Erases a stored epoch key (overwritten, then deleted): no retained frame under it can still
+   * arrive (engine-keys.ts `eraseRetiredKeys`). Durable when it returns.
+   */
+  eraseKey?(epoch: number): void;
   /** How many messages an epoch carried (rotation by count across restarts). */
   saveMessages?(epoch: number, messages: number): void;
   /** Reserves our own sequence numbers of an epoch up to `seq`; durable when it returns. */
@@ -86,6 +91,11 @@ export class MemoryEpochStore implements EpochStore {
   saveMessages(epoch: number, messages: number): void {
     const k = this.keys.get(epoch);
     if (k) k.messages = messages;
+  }
+
+  eraseKey(epoch: number): void {
+    this.keys.get(epoch)?.key.fill(0);
+    this.keys.delete(epoch);
   }
 
   saveSentSeq(epoch: number, seq: number): void {

@@ -9,7 +9,10 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { eraseRetiredKeys } from '../../src-main/client/engine-keys.js';
 import { PrekeyDriver } from '../../src-main/client/engine-prekeys.js';
+import { EpochKeyring } from '../../src-main/client/epoch-keyring.js';
+import { MemoryEpochStore } from '../../src-main/client/options.js';
 import { MemoryPrekeyStore, OwnPrekeys, PeerPrekeys, prekeyPolicy } from '../../src-main/client/prekeys.js';
 import { MemberStateStore } from '../../src-main/client/state/member-store.js';
 import type { LocalIdentity } from '../../src-main/core/pki/local-identity.js';
@@ -156,5 +159,40 @@ describe("the others' prekeys", () => {
     driver.sessionDown();
     driver.publish();
     expect(sent.map((b) => b.prekey.serial)).toEqual([8, 9, 9]);
+  });
+});
+
+describe('epoch-key erasure', () => {
+  it('erases a key once its successor has been established for the retention window, never the current one', () => {
+    const store = new MemoryEpochStore();
+    const keyring = new EpochKeyring('ab'.repeat(32), 1000, () => T0);
+    const derived = (n: number) => ({ key: Buffer.alloc(32, n), safetyNumber: `${n}` });
+    const save = (epoch: number, at: number, readOnly: boolean) =>
+      store.saveKey({
+        epoch,
+        key: Buffer.alloc(32, epoch),
+        rosterVersion: 1,
+        members: ['alice', 'bob'],
+        contributors: ['alice'],
+        initiator: 'alice',
+        safetyNumber: `${epoch}`,
+        readOnly,
+        establishedAt: at,
+        messages: 0,
+        sentSeq: 0,
+      });
+    keyring.installReadOnly(1, derived(1), ['alice', 'bob'], 'alice');
+    keyring.installReadOnly(2, derived(2), ['alice', 'bob'], 'alice');
+    keyring.install(3, derived(3), ['alice', 'bob'], 'alice');
+    save(1, T0, true);
+    save(2, T0 + 100, true);
+    save(3, T0 + 200, false);
+    expect(eraseRetiredKeys(keyring, store, T0 + 1099, 1000)).toEqual([]);
+    expect(eraseRetiredKeys(keyring, store, T0 + 1100, 1000)).toEqual([1]);
+    expect(keyring.knows(1)).toBe(true); // remembered as retired, no longer held
+    expect(keyring.open(1, 'bob', 1, Buffer.alloc(12), Buffer.alloc(16)).ok).toBe(false);
+    expect(eraseRetiredKeys(keyring, store, T0 + 10_000_000, 1000)).toEqual([2]);
+    expect(store.loadKeys().map((k) => k.epoch)).toEqual([3]);
+    expect(keyring.currentEpoch).toBe(3);
   });
 });

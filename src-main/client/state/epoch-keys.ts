@@ -174,6 +174,20 @@ export class EpochKeyTable {
     }
   }
 
+  /** Overwrites an epoch key, then deletes its row (secure_delete zeroes the freed page too). */
+  erase(epoch: number): void {
+    try {
+      this.db.transaction(() => {
+        this.db.prepare('UPDATE epoch_keys SET key = zeroblob(32) WHERE epoch = ?').run(epoch);
+        this.db.prepare('DELETE FROM epoch_keys WHERE epoch = ?').run(epoch);
+      })();
+    } catch (err) {
+      throw new StateStoreError('StateStoreIo', `cannot write ${this.path}: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+  }
+
   /** Records how many messages an epoch carried (rotation by count survives a restart). */
   saveMessages(epoch: number, messages: number): void {
     try {

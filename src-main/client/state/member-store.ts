@@ -220,6 +220,11 @@ export class MemberStateStore implements EpochStore, RosterStore, PrekeyStore {
     this.durably(() => this.epochKeys.saveSentSeq(epoch, seq));
   }
 
+  /** EpochStore: erases an epoch key for good (forward secrecy: durable at once). */
+  eraseKey(epoch: number): void {
+    this.durably(() => this.epochKeys.erase(epoch));
+  }
+
   /** EpochStore: how many messages an epoch carried so far. */
   saveMessages(epoch: number, messages: number): void {
     this.epochKeys.saveMessages(epoch, messages);
