@@ -169,6 +169,29 @@ export class MemberStateStore implements EpochStore, RosterStore, PrekeyStore {
     }
   }
 
+  /**
+   * Overwrites a secret for good (an epoch key, a private prekey). secure_delete zeroes it in the
+   * database's pages, but the WAL still holds the page images written when it was stored, readable
+   * with the store key until they are overwritten: a stolen state directory would give it back. So
+   * the WAL is checkpointed into the file and truncated at once (test/unit/client-store-erasure).
+   */
+  private erase(write: () => void): void {
+    this.durably(write);
+    let done: { busy: number }[];
+    try {
+      done = this.db.pragma('wal_checkpoint(TRUNCATE)') as { busy: number }[];
+    } catch (err) {
+      throw wrap(err, this.path, 'cannot checkpoint');
+    }
+    // Busy: another connection reads the WAL (none should: this process owns the store).
+    if (done[0]?.busy !== 0) {
+      throw new StateStoreError(
+        'StateStoreIo',
+        `${this.path}: the WAL could not be truncated after an erasure`,
+      );
+    }
+  }
+
   /** RosterStore: the highest roster saved (its envelope bytes; verified by whoever reads it). */
   loadRoster(): Buffer | undefined {
     try {
@@ -222,7 +245,7 @@ export class MemberStateStore implements EpochStore, RosterStore, PrekeyStore {
 
   /** EpochStore: erases an epoch key for good (forward secrecy: durable at once). */
   eraseKey(epoch: number): void {
-    this.durably(() => this.epochKeys.erase(epoch));
+    this.erase(() => this.epochKeys.erase(epoch));
   }
 
   /** EpochStore: how many messages an epoch carried so far. */
@@ -246,7 +269,7 @@ export class MemberStateStore implements EpochStore, RosterStore, PrekeyStore {
 
   /** PrekeyStore: overwrites and deletes a private prekey (forward secrecy: durable at once). */
   eraseOwnPrekey(serial: number): void {
-    this.durably(() => this.prekeys.eraseOwn(serial));
+    this.erase(() => this.prekeys.eraseOwn(serial));
   }
 
   loadPeerPrekeys(): { prekey: SignedPrekey; fingerprint: string }[] {
