@@ -4,13 +4,17 @@
  * epoch-key erasure on short periods; then, given alice's bundle, password and state directory,
  * try every key material they hold (her RSA key, every private prekey left in her store, every
  * epoch key left in her store) against every recorded frame of the erased epochs: nothing opens,
- * nothing decrypts. The same run without erasure (a retention longer than the test) reads them
- * all: the test can fail.
+ * nothing decrypts; and the erased epochs' keys are in no page of her store's file or WAL, decrypted
+ * with the store key (the directory is copied before her store is closed, as a kill -9 leaves it). The same run
+ * without erasure (a retention longer than the test) reads them all: the test can fail.
+ *
+ * Epochs come from rotation by age (every 500 ms), so bob may miss writing under one; the test
+ * reasons about the epochs he wrote under ("chatted"), and every wait is for an event or a state.
  *
  * What it does not cover: the first epoch, if it was sealed with the RSA-OAEP fallback (alice's
  * prekey is published before bob logs in, so here it is not), and memory of a running process.
  */
-import { mkdtempSync } from 'node:fs';
+import { cpSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -28,7 +32,11 @@ import {
   nonceResponseLabel,
 } from '../../src-main/client/key-schedule.js';
 import type { MemberStateStore } from '../../src-main/client/state/member-store.js';
-import { openStoreWithPassword } from '../../src-main/client/state/store-key.js';
+import {
+  openStoreWithPassword,
+  STATE_DB_FILE,
+  storeKeyFromPassword,
+} from '../../src-main/client/state/store-key.js';
 import { aesGcmDecrypt } from '../../src-main/core/crypto/primitives.js';
 import type { LocalIdentity } from '../../src-main/core/pki/local-identity.js';
 import { decodeBody, readHeader } from '../../src-main/core/protocol/index.js';
@@ -37,6 +45,7 @@ import { makeLoadedGroup } from '../helpers/client-identities.js';
 import { TestMember } from '../helpers/client-engine.js';
 import { TEST_PASSWORD } from '../helpers/group.js';
 import { startRelay, type RelayProcess } from '../helpers/relay-process.js';
+import { pagesHolding } from '../helpers/sqlcipher-pages.js';
 import { viewOf } from '../helpers/store-relay.js';
 
 let cleanup: (() => Promise<void>)[] = [];
@@ -56,6 +65,12 @@ interface Outcome {
   chats: Map<number, number>;
   /** Epochs with any recorded frame. */
   epochs: number[];
+  /** The epochs bob wrote under (and alice read), ascending. */
+  chatted: number[];
+  /** alice's current epoch when she stopped (never erased), with a message of bob's under it. */
+  control: number;
+  /** Per chatted epoch and the control: pages of her copied store (file, WAL) holding its key. */
+  keyPages: Map<number, number>;
 }
 
 async function run(erase: boolean): Promise<Outcome> {
@@ -101,6 +116,11 @@ async function run(erase: boolean): Promise<Outcome> {
   await b.waitForKey(['alice', 'bob']);
   // Several epochs (rotation by age), bob writing under each.
   const seen = new Set<number>();
+  const s = stores.alice as MemberStateStore;
+  const heldSerial = (): number => Math.max(0, ...s.loadOwnPrekeys().map((p) => p.signed.serial));
+  // Per chatted epoch, the highest prekey serial of alice's once she read under it: whatever was
+  // sealed to her for that epoch went to that serial or a lower one (serials only grow).
+  const sealedAtMost = new Map<number, number>();
   for (let i = 0; seen.size < EPOCHS; i++) {
     await b.waitFor(
       () => b.engine.state === 'Chatting' && !seen.has(b.engine.key?.epoch ?? 0),
@@ -111,26 +131,48 @@ async function run(erase: boolean): Promise<Outcome> {
     const text = `under epoch ${epoch} (${i})`;
     b.engine.send(text);
     await a.waitFor(() => a.of('message').some((m) => m.text === text), text);
+    sealedAtMost.set(epoch, heldSerial());
   }
-  const firstEpoch = Math.min(...seen);
+  const chatted = [...seen].sort((x, y) => x - y);
+  const second = chatted[1] as number;
   if (erase) {
-    // Alice's store has let go of the first epochs' keys and prekeys (checked on every key event).
-    const s = stores.alice as MemberStateStore;
+    // Alice's store has let go of the first two chatted epochs' keys and of every prekey they
+    // were sealed to (rotation goes on, so a key event follows each check).
     await a.waitFor(
       () =>
-        Math.min(...s.loadKeys().map((k) => k.epoch)) > firstEpoch + 1 &&
-        Math.min(...s.loadOwnPrekeys().map((p) => p.signed.serial)) > 2,
+        s.loadKeys().every((k) => k.epoch > second) &&
+        s.loadOwnPrekeys().every((p) => p.signed.serial > (sealedAtMost.get(second) as number)),
       'erasure of the first epochs',
     );
   }
+  // A message under alice's current epoch, which is never erased: what the thief's method must
+  // read (the epochs bob wrote under in the loop may all have been erased by now). Stopped in the
+  // same turn as it is read, so no rotation tick comes between.
+  let control: number | undefined;
+  for (let i = 0; control === undefined; i++) {
+    const text = `under the current epoch (${i})`;
+    b.engine.send(text);
+    await a.waitFor(() => a.of('message').some((m) => m.text === text), text);
+    const got = a.of('message').find((m) => m.text === text);
+    if (got !== undefined && got.epoch === a.engine.key?.epoch) control = got.epoch;
+  }
   await a.engine.stop();
+  // The theft: alice's state directory as a killed member leaves it (her store not closed, so
+  // its WAL is as it was while she ran; nothing writes to it any more once her engine stopped).
+  const stolenDir = mkdtempSync(join(tmpdir(), 'scx-theft-stolen-'));
+  cpSync(dirs.alice, stolenDir, { recursive: true });
   await b.engine.stop();
   (stores.alice as MemberStateStore).close();
   (stores.bob as MemberStateStore).close();
   await relay.stop();
 
   // ---- the thief: alice's bundle and password (her LocalIdentity), and her state directory ----
-  const stolen = await openStoreWithPassword(dirs.alice, TEST_PASSWORD, {
+  const storeKey = await storeKeyFromPassword(stolenDir, TEST_PASSWORD);
+  const keyPages = new Map<number, number>();
+  for (const e of [...chatted, control]) {
+    keyPages.set(e, pagesHolding(join(stolenDir, STATE_DB_FILE), storeKey, a.keys.get(e) as Buffer));
+  }
+  const stolen = await openStoreWithPassword(stolenDir, TEST_PASSWORD, {
     groupId: alice.groupId,
     member: 'alice',
   });
@@ -244,28 +286,33 @@ async function run(erase: boolean): Promise<Outcome> {
   const erased = epochs.filter(
     (e) => !keyed.has(e) && sealedTo.has(e) && !held.has(sealedTo.get(e) as number),
   );
-  return { erased, opened, decrypted, chats, epochs };
+  return { erased, opened, decrypted, chats, epochs, chatted, control, keyPages };
 }
 
 describe('forward secrecy: a stolen bundle, password and state directory', () => {
   it('open nothing of the erased epochs; without erasure the same material reads them', async () => {
     const withErasure = await run(true);
-    expect(withErasure.erased.length).toBeGreaterThanOrEqual(2);
-    for (const e of withErasure.erased) {
+    const early = withErasure.chatted.slice(0, 2);
+    for (const e of early) {
+      expect(withErasure.erased).toContain(e);
       expect(withErasure.chats.get(e) ?? 0).toBeGreaterThan(0);
+      expect(withErasure.keyPages.get(e)).toBe(0);
+    }
+    for (const e of withErasure.erased) {
       expect(withErasure.opened.get(e) ?? 0).toBe(0);
       expect(withErasure.decrypted.get(e) ?? 0).toBe(0);
     }
-    // The method works: the epochs still held do decrypt.
-    const last = withErasure.epochs.at(-1) as number;
-    expect(withErasure.decrypted.get(last) ?? 0).toBeGreaterThan(0);
+    // The method works: the epoch still held decrypts, and its key is found in the pages.
+    expect(withErasure.erased).not.toContain(withErasure.control);
+    expect(withErasure.decrypted.get(withErasure.control) ?? 0).toBeGreaterThan(0);
+    expect(withErasure.keyPages.get(withErasure.control) ?? 0).toBeGreaterThan(0);
 
     const without = await run(false);
-    const early = without.epochs.slice(0, 2);
-    for (const e of early) {
+    for (const e of without.chatted.slice(0, 2)) {
       expect(without.chats.get(e) ?? 0).toBeGreaterThan(0);
       expect(without.decrypted.get(e)).toBe(without.chats.get(e));
       expect(without.opened.get(e) ?? 0).toBeGreaterThan(0);
+      expect(without.keyPages.get(e) ?? 0).toBeGreaterThan(0);
     }
   }, 120_000);
 });
