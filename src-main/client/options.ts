@@ -167,7 +167,8 @@ export interface ChatEngineOptions {
   prekeyRotationMs?: number;
   /**
    * How long the relay keeps a stored frame (its retention, default 30 days): a retired private
-   * prekey is erased this long after its successor was published.
+   * prekey is erased this long after its successor was published, an epoch key this long after
+   * the next epoch's key was established (engine-keys.ts).
    */
   prekeyRetentionMs?: number;
   /**

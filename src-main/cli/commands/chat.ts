@@ -35,8 +35,8 @@ options:
   --prekey-rotation DURATION publish a new signed X25519 prekey this often (default 7d); a
                              number with ms, s, m, h or d, e.g. 30s (tests, operators)
   --prekey-retention DURATION how long the relay keeps stored frames (its --retention-days; default 30d):
-                             a retired private prekey is erased this long after its successor
-                             was published
+                             a retired private prekey or epoch key is erased this long after
+                             its successor was published or established
   --state-dir DIR            this member's encrypted local state (epochs, roster, history, log position);
                              default $XDG_DATA_HOME/securechat-x/<group id>/<name>
                              (~/.local/share/... when XDG_DATA_HOME is unset)
