@@ -6,7 +6,7 @@
  * nothing: the one held before stays.
  */
 import type { Certificate } from '../core/pki/certificate.js';
-import { PrekeyError, prekeyToWire, type SignedPrekey } from '../core/pki/prekey.js';
+import { PrekeyError, type SignedPrekey } from '../core/pki/prekey.js';
 import type { BodyOf } from '../core/protocol/schemas.js';
 import type { KeyEstablishment } from './key-establishment.js';
 import type { ChatEngineOptions, ResolvedOptions } from './options.js';
@@ -32,8 +32,6 @@ export interface PrekeyDriverDeps {
   /** A session is logged in now. */
   online(): boolean;
   report(code: string, message: string): void;
-  /** A prekey of another member was accepted (tests, diagnostics). */
-  onPeerPrekey?(prekey: SignedPrekey): void;
 }
 
 export class PrekeyDriver {
@@ -128,7 +126,7 @@ export class PrekeyDriver {
     const cert = this.d.certificateFor(p.member);
     if (!cert) return; // not a member we know: nothing to seal to it, nothing to refuse
     try {
-      if (this.peers.accept(p, cert, this.d.now())) this.d.onPeerPrekey?.(p);
+      this.peers.accept(p, cert, this.d.now());
     } catch (err) {
       if (err instanceof PrekeyError) {
         this.d.report(err.code, `prekey of ${p.member} (from ${from}) refused: ${err.message}`);
@@ -139,12 +137,6 @@ export class PrekeyDriver {
         `a prekey of ${p.member} could not be stored: ${(err as Error).message}`,
       );
     }
-  }
-
-  /** For tests and diagnostics: the wire form of our current prekey. */
-  get currentWire(): ReturnType<typeof prekeyToWire> | undefined {
-    const c = this.own.current;
-    return c ? prekeyToWire(c.signed) : undefined;
   }
 }
 

@@ -11,7 +11,6 @@
 import {
   createPrekey,
   DEFAULT_PREKEY_ROTATION_MS,
-  PrekeyError,
   prekeyErasable,
   prekeyRotationDue,
   signPrekey,
@@ -206,5 +205,3 @@ export class PeerPrekeys {
     return now >= h.prekey.notBefore && now < h.prekey.notAfter ? h.prekey : undefined;
   }
 }
-
-export { PrekeyError };

@@ -227,9 +227,6 @@ export function verifyPrekey(
   }
 }
 
-/** The wire form, binary fields base64, for a protocol frame to embed (defined with the bodies). */
-export { SignedPrekeySchema };
-
 export interface SignedPrekeyWire {
   member: string;
   serial: number;
