@@ -5,7 +5,14 @@
  * and returns the same value; anything it is not sure of (undefined) goes to the schema, which
  * decides and words the refusal. test/unit/protocol-fast-bodies.test.ts checks both agree.
  */
-import { LIMITS, type BodyOf, type ChatPlaintext } from './schemas.js';
+import {
+  base64Chars,
+  canonicalBytes,
+  LIMITS,
+  type BodyOf,
+  type ByteBound,
+  type ChatPlaintext,
+} from './schemas.js';
 
 type Raw = Record<string, unknown>;
 
@@ -19,17 +26,11 @@ function hasExactly(raw: unknown, keys: readonly string[]): raw is Raw {
 const isCounter = (v: unknown, min: number): v is number =>
   typeof v === 'number' && Number.isSafeInteger(v) && v >= min;
 
-/** schemas.ts bytes(): canonical base64 whose decoding is within the bounds. */
-function base64Bytes(v: unknown, bound: { exact?: number; max?: number; min?: number }): Buffer | undefined {
-  if (typeof v !== 'string') return undefined;
-  const maxBytes = bound.exact ?? bound.max ?? 0;
-  if (v.length > Math.ceil(maxBytes / 3) * 4) return undefined;
-  const buf = Buffer.from(v, 'base64');
-  if (buf.toString('base64') !== v) return undefined;
-  if (bound.exact !== undefined && buf.length !== bound.exact) return undefined;
-  if (bound.max !== undefined && buf.length > bound.max) return undefined;
-  if (bound.min !== undefined && buf.length < bound.min) return undefined;
-  return buf;
+/** schemas.ts bytes(), without the refusal's words: the schema words it. */
+function base64Bytes(v: unknown, bound: ByteBound): Buffer | undefined {
+  if (typeof v !== 'string' || v.length > base64Chars(bound)) return undefined;
+  const decoded = canonicalBytes(v, bound);
+  return typeof decoded === 'string' ? undefined : decoded;
 }
 
 const ENCRYPTED_TEXT_KEYS = ['epoch', 'seq', 'iv', 'ciphertext'] as const;
