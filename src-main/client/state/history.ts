@@ -18,6 +18,7 @@
  */
 import type Database from 'better-sqlite3-multiple-ciphers';
 import { StateStoreError } from './errors.js';
+import { SeqBounds } from './seq-bounds.js';
 
 type Db = InstanceType<typeof Database>;
 
@@ -95,8 +96,6 @@ const INDEX_MIN_WAITING = 32;
 /** Rows indexed after a small batch (about 6 ms here): a backlog drains while chat goes on. */
 const INDEX_STEP = 64;
 const INDEXED_KEY = 'ftsIndexed';
-/** Bound of the (sender, epoch) → highest seq map `has` keeps: cleared (and refilled) beyond it. */
-const MAX_HIGHEST_ENTRIES = 4096;
 
 interface Row {
   id: number;
@@ -157,14 +156,8 @@ export class MessageHistory {
   private readonly indexRows;
   private readonly lastId;
   private readonly highestByEpoch;
-  private readonly highestOf;
-  /**
-   * Per `sender\0epoch`: a bound at or above every seq of that pair in the table (read once from
-   * the index, raised by every insert; rows are never renumbered, so it cannot go stale). A
-   * sender's seqs only go up, so nearly every new message is above it and `has` needs no query
-   * (one per message was about 7% of a catch-up, measured).
-   */
-  private readonly highest = new Map<string, number>();
+  /** Where `has` can answer without a query (seq-bounds.ts). */
+  private readonly bounds: SeqBounds;
 
   constructor(
     private readonly db: Db,
@@ -198,7 +191,8 @@ export class MessageHistory {
     this.highestByEpoch = db.prepare(
       'SELECT sender, max(seq) AS seq FROM history WHERE epoch = ? GROUP BY sender',
     );
-    this.highestOf = db.prepare('SELECT max(seq) FROM history WHERE sender = ? AND epoch = ?').pluck();
+    const highestOf = db.prepare('SELECT max(seq) FROM history WHERE sender = ? AND epoch = ?').pluck();
+    this.bounds = new SeqBounds((from, epoch) => (highestOf.get(from, epoch) as number | null) ?? 0);
   }
 
   /**
@@ -271,7 +265,7 @@ export class MessageHistory {
   /** Whether (from, epoch, seq) is held: a frame that carries it again is a duplicate. */
   has(from: string, epoch: number, seq: number): boolean {
     return this.guard('read', () => {
-      if (seq > this.highestHeld(from, epoch)) return false;
+      if (seq > this.bounds.of(from, epoch)) return false;
       return this.exists.get(from, epoch, seq) !== undefined;
     });
   }
@@ -343,17 +337,6 @@ export class MessageHistory {
     return this.guard('read', () => (this.countAll.get() as { n: number }).n);
   }
 
-  /** The bound of `highest` for (from, epoch), read from the table the first time (0: none held). */
-  private highestHeld(from: string, epoch: number): number {
-    const key = `${from}\u0000${epoch}`;
-    const known = this.highest.get(key);
-    if (known !== undefined) return known;
-    const read = (this.highestOf.get(from, epoch) as number | null) ?? 0;
-    if (this.highest.size >= MAX_HIGHEST_ENTRIES) this.highest.clear();
-    this.highest.set(key, read);
-    return read;
-  }
-
   private insertOne(m: HistoryMessage): boolean {
     const result = this.insert.run({
       sender: m.from,
@@ -367,9 +350,7 @@ export class MessageHistory {
       offset: m.offset ?? null,
     });
     // Raised even if the transaction then rolls back: a bound too high only costs a query.
-    const key = `${m.from}\u0000${m.epoch}`;
-    const known = this.highest.get(key);
-    if (known !== undefined && m.seq > known) this.highest.set(key, m.seq);
+    this.bounds.raise(m.from, m.epoch, m.seq);
     return result.changes === 1;
   }
 
