@@ -158,7 +158,9 @@ export class Member {
       relay: { host: '127.0.0.1', port },
       keyEstablishmentTimeoutMs: 10_000,
       signPipelineDepth: 32,
-      ...(store ? { epochStore: store, history: store.history, rosterStore: store } : {}),
+      // As `chat` runs a member: prekeys too, so key set-up is sealed with HPKE (after the first
+      // round, which may go before the others' prekeys arrive).
+      ...(store ? { epochStore: store, history: store.history, rosterStore: store, prekeyStore: store } : {}),
       ...rest,
     });
     this.engine.on((e) => {

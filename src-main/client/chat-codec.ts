@@ -9,6 +9,7 @@
  * sentence look the same. 0x80 cannot end UTF-8 JSON, so the marker is unambiguous.
  */
 import { ProtocolError } from '../core/protocol/errors.js';
+import { fastChatPlaintext } from '../core/protocol/fast-bodies.js';
 import { decodeJsonBody, encodeJsonBody } from '../core/protocol/json-body.js';
 import { ChatPlaintextSchema, LIMITS, type ChatPlaintext } from '../core/protocol/schemas.js';
 import { ClientError } from './errors.js';
@@ -53,5 +54,5 @@ export function decodeChatPlaintext(bytes: Uint8Array): ChatPlaintext {
   if (end < 0 || bytes[end] !== PAD_MARKER) {
     throw new ProtocolError('SchemaViolation', 'chat plaintext: padding marker missing');
   }
-  return decodeJsonBody(ChatPlaintextSchema, bytes.subarray(0, end), 'chat plaintext');
+  return decodeJsonBody(ChatPlaintextSchema, bytes.subarray(0, end), 'chat plaintext', fastChatPlaintext);
 }

@@ -18,6 +18,7 @@ import type { LogFollower } from './log-follower.js';
 import type { ResolvedOptions } from './options.js';
 import type { Outbox } from './outbox.js';
 import type { RosterTracker } from './roster-tracker.js';
+import type { PrekeyDriver } from './engine-prekeys.js';
 
 /** One connection's data: what its HELLO said and how far its PRESENCE went. */
 export interface Session {
@@ -57,6 +58,8 @@ export interface EngineParts {
   handshake: KeyEstablishment;
   follower: LogFollower | undefined;
   rosters: RosterTracker;
+  /** This member's prekeys and the others' (undefined without a prekey store). */
+  prekeys: PrekeyDriver | undefined;
   outbox: Outbox;
   host: EngineHost;
 }

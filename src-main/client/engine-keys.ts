@@ -84,3 +84,30 @@ export function persistKey(
     key.fill(0);
   }
 }
+
+/**
+ * Epoch-key erasure (DESIGN.md §10.8): a key is erased, from the store and the keyring, once a newer
+ * key has been established for `retentionMs` (the relay's retention): no frame under it can still
+ * be stored for this member by then, and what it read is in the history under the history's own
+ * key. The current key is never erased. Returns the erased epochs.
+ */
+export function eraseRetiredKeys(
+  keyring: EpochKeyring,
+  store: EpochStore,
+  now: number,
+  retentionMs: number,
+): number[] {
+  if (!store.loadKeys || !store.eraseKey) return [];
+  const stored = store.loadKeys().sort((a, b) => a.epoch - b.epoch);
+  for (const k of stored) k.key.fill(0); // only the facts are needed here
+  const erased: number[] = [];
+  for (let i = 0; i < stored.length - 1; i++) {
+    const k = stored[i] as (typeof stored)[number];
+    const successor = stored[i + 1] as (typeof stored)[number];
+    if (k.epoch === keyring.currentEpoch || now < successor.establishedAt + retentionMs) continue;
+    store.eraseKey(k.epoch);
+    keyring.erase(k.epoch);
+    erased.push(k.epoch);
+  }
+  return erased;
+}

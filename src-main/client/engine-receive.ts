@@ -46,10 +46,11 @@ export class FrameReceiver {
       switch (link.kind) {
         case 'DELIVERED':
           follower.delivered(link.offset, () => {
-            if (RELAY_TYPES.has(readHeader(link.envelope).type)) {
+            const header = readHeader(link.envelope);
+            if (RELAY_TYPES.has(header.type)) {
               throw new ProtocolError('BadFrame', 'a relay frame inside DELIVERED');
             }
-            this.onEnvelope(session, link.envelope);
+            this.onEnvelope(session, link.envelope, header);
           });
           return;
         case 'STORED':
@@ -67,10 +68,11 @@ export class FrameReceiver {
     }
   }
 
-  onEnvelope(session: Session, frame: Buffer): void {
+  /** `read`: the frame's header, when the caller has read it already (once per frame is enough). */
+  onEnvelope(session: Session, frame: Buffer, read?: EnvelopeHeader): void {
     let header: EnvelopeHeader;
     try {
-      header = readHeader(frame);
+      header = read ?? readHeader(frame);
     } catch (err) {
       this.p.host.emitError('BadFrame', `frame from the relay refused: ${(err as Error).message}`);
       return;
@@ -123,6 +125,12 @@ export class FrameReceiver {
       case 'HEARTBEAT':
         checkSession('HEARTBEAT', decodeBody('HEARTBEAT', header.body).session, session.challenge);
         return;
+      case 'PREKEYS': {
+        const body = decodeBody('PREKEYS', header.body);
+        checkSession('PREKEYS', body.session, session.challenge);
+        this.p.prekeys?.onPrekeys(body);
+        return;
+      }
       case 'GAP': {
         const body = decodeBody('GAP', header.body);
         checkSession('GAP', body.session, session.challenge);
@@ -286,6 +294,9 @@ export class FrameReceiver {
         return;
       case 'DISCONNECT':
         decodeBody('DISCONNECT', header.body); // the PRESENCE that follows tells who is left
+        return;
+      case 'PREKEY':
+        this.p.prekeys?.onPrekey(sender, decodeBody('PREKEY', header.body));
         return;
       case 'CONNECTION':
       case 'CERT_REQUEST':

@@ -21,7 +21,7 @@ import { checkOutgoingText } from './chat-codec.js';
 import type { Clock, TimerHandle } from './clock.js';
 import type { EngineHost, EngineParts, Session } from './engine-core.js';
 import { HeldFrames } from './engine-held.js';
-import { persistKey, restoreKeys } from './engine-keys.js';
+import { eraseRetiredKeys, persistKey, restoreKeys } from './engine-keys.js';
 import { GroupView } from './engine-presence.js';
 import { FrameReceiver, relayNotListed } from './engine-receive.js';
 import { SendPipeline } from './engine-send.js';
@@ -48,6 +48,7 @@ import { createFollower } from './engine-follower.js';
 import { resolveOptions, type ChatEngineOptions, type ResolvedOptions } from './options.js';
 import { Outbox, type OutgoingMessage } from './outbox.js';
 import { RosterTracker } from './roster-tracker.js';
+import { createPrekeyDriver } from './engine-prekeys.js';
 import type { EngineState, GroupKeyInfo, Member } from './types.js';
 
 export type { ChatEngineOptions, UnsafeTestHooks } from './options.js';
@@ -97,6 +98,11 @@ export class ChatEngine implements ChatEngineApi, EngineHost {
     const keyring = new EpochKeyring(this.identity.groupId, o.retiredEpochGraceMs, o.now, o.sequenceWindow);
     const handshake = new KeyEstablishment({
       identity: this.identity,
+      // Through the driver once it exists (it needs the handshake's certificates); none: RSA-OAEP.
+      prekeys: {
+        sealTarget: (cert) => this.parts.prekeys?.peers.usable(cert, o.now()),
+        privateKey: (serial) => this.parts.prekeys?.own.privateKey(serial),
+      },
       certificateOf: (name) => directory.certificateOf(name),
       send: (type, target, body) => this.sender.control(type, target, body),
       heldEpoch: () => keyring.highestEpoch,
@@ -123,6 +129,11 @@ export class ChatEngine implements ChatEngineApi, EngineHost {
       handshake,
       follower: options.history ? createFollower(options.history, this) : undefined,
       rosters: new RosterTracker(this.identity.ca, o.rosterStore),
+      prekeys: createPrekeyDriver(options, o, handshake, {
+        send: (body) => this.sender.control('PREKEY', '', body),
+        online: () => this.m.link.phase === 'online',
+        report: (code, message) => this.emitError(code, message),
+      }),
       outbox: new Outbox(o.outboxCapacity),
       host: this,
     };
@@ -134,6 +145,8 @@ export class ChatEngine implements ChatEngineApi, EngineHost {
     this.group = new GroupView(this.parts, this.sender, this.held, {
       useRoster: (roster) => this.useRoster(roster),
       goLive: () => {
+        // Ours first: a round started at once can already be answered under it.
+        this.parts.prekeys?.publish();
         handshake.goLive();
         this.dispatch({ type: 'live' });
       },
@@ -244,6 +257,8 @@ export class ChatEngine implements ChatEngineApi, EngineHost {
     const { handshake, keyring } = this.parts;
     const facts = this.group.facts();
     if (this.m.link.phase !== 'online' || !facts.enoughOnline) return;
+    // "Renew keys" after a suspected compromise: a new prekey too, published before the round.
+    this.parts.prekeys?.publish(true);
     const minEpoch = handshake.highestEpochSeen + 1;
     // The current key's initiator if it is online (a roster member may well be offline), else the
     // online member whose turn it is.
@@ -270,6 +285,15 @@ export class ChatEngine implements ChatEngineApi, EngineHost {
   on(listener: (event: EngineEvent) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
+  }
+
+  /** Forward secrecy: epoch keys whose erasure time came go (with a prekey store only). */
+  private eraseKeys(retentionMs: number): void {
+    try {
+      eraseRetiredKeys(this.parts.keyring, this.o.epochStore, this.o.now(), retentionMs);
+    } catch (err) {
+      this.emitError('StateStoreFailed', `an epoch key could not be erased: ${(err as Error).message}`);
+    }
   }
 
   // ---- the machine ------------------------------------------------------------------------------
@@ -331,6 +355,7 @@ export class ChatEngine implements ChatEngineApi, EngineHost {
         this.startSync();
         return;
       case 'session-down':
+        this.parts.prekeys?.sessionDown();
         this.sessionDown();
         return;
       case 'wipe':
@@ -365,6 +390,8 @@ export class ChatEngine implements ChatEngineApi, EngineHost {
         this.held.sweep();
         return;
       case 'maybe-rotate':
+        this.parts.prekeys?.tick();
+        if (this.parts.prekeys) this.eraseKeys(this.parts.prekeys.retentionMs);
         handshake.maybeRotate();
         return;
       case 'say-goodbye':

@@ -278,6 +278,24 @@ export class EpochKeyring {
     );
   }
 
+  /**
+   * Forgets one key that is not the current one (zeroed): its erasure time came
+   * (engine-keys.ts). Messages under it are then refused as RetiredEpoch.
+   */
+  erase(epoch: number): boolean {
+    if (this.#current?.epoch === epoch) return false;
+    if (this.#previous?.epoch === epoch) {
+      this.dropPrevious();
+      return true;
+    }
+    const e = this.#readOnly.get(epoch);
+    if (!e) return false;
+    e.key.fill(0);
+    this.#readOnly.delete(epoch);
+    this.rememberRetired(epoch);
+    return true;
+  }
+
   /** Forgets every key (zeroed), e.g. when the engine stops for good. */
   clear(): void {
     this.dropPrevious();

@@ -9,6 +9,7 @@ import type { RotationPolicy } from './epoch-policy.js';
 import type { LocalIdentity } from '../core/pki/local-identity.js';
 import type { BodyOf } from '../core/protocol/schemas.js';
 import type { EpochKey } from './key-schedule.js';
+import type { PrekeyAccess } from './handshake-seal.js';
 
 export type HandshakeType = 'NONCE_REQUEST' | 'NONCE_RESPONSE' | 'KEY_DISTRIBUTION' | 'REKEY_REQUEST';
 
@@ -52,6 +53,11 @@ export interface HeldKey {
 
 export interface KeyEstablishmentDeps {
   identity: LocalIdentity;
+  /**
+   * Prekeys (DESIGN.md §10.8): secrets go sealed with HPKE to a receiver's valid prekey, RSA-OAEP
+   * otherwise; HPKE-sealed ones to us open with our private prekey. Without it: RSA-OAEP only.
+   */
+  prekeys?: PrekeyAccess;
   /**
    * The CA-validated certificate the current PRESENCE names for a member. Used without a roster
    * (the transitional presence fallback); with one, the roster's certificates are used.

@@ -20,8 +20,7 @@
  * sender's CA-validated name, and gives it a `send` that signs and queues a frame. That keeps the
  * protocol logic testable with an in-memory bus (test/unit/client-key-establishment.test.ts).
  */
-import { sealEnvelope } from '../core/crypto/digital-envelope.js';
-import { oaepEncrypt, randomBytes as secureRandomBytes } from '../core/crypto/primitives.js';
+import { randomBytes as secureRandomBytes } from '../core/crypto/primitives.js';
 import type { Certificate } from '../core/pki/certificate.js';
 import { encodeJsonBody } from '../core/protocol/json-body.js';
 import type { BodyOf } from '../core/protocol/schemas.js';
@@ -35,7 +34,8 @@ import {
 } from './epoch-policy.js';
 import { type InitiatorRound, type KeyEstablishmentDeps, zeroRound } from './key-establishment-state.js';
 import { KeyReceiver } from './key-receiver.js';
-import { initiatorFor, keyDistributionAad, NONCE_BYTES, nonceRequestLabel } from './key-schedule.js';
+import { sealKeyMaterial, sealSecret } from './handshake-seal.js';
+import { initiatorFor, NONCE_BYTES } from './key-schedule.js';
 
 export { EPOCH_CEILING, MAX_EPOCH_STEP } from './epoch-policy.js';
 
@@ -57,6 +57,8 @@ export class KeyEstablishment extends KeyReceiver {
   private askedInAttempt = -1;
   /** The highest unknown epoch a message came under that this member asked a key for. */
   private askedForEpoch = 0;
+  /** The highest epoch whose stored key this member could not open (its prekey is gone). */
+  private unreadableEpoch = 0;
   private readonly unknownEpochLimiter: RekeyRateLimiter;
   private readonly rotation: RotationPolicy;
   private readonly roundTimeoutMs: number;
@@ -146,6 +148,18 @@ export class KeyEstablishment extends KeyReceiver {
     this.live = true;
     this.releaseHeld();
     this.ensureKey();
+    if (this.unreadableEpoch > this.deps.heldEpoch()) this.onUnknownEpoch(this.unreadableEpoch);
+  }
+
+  /**
+   * A key for `epoch` that this member cannot open (sealed to a prekey it lost with its state): the
+   * others are on that epoch, so once live it asks for the next, as for a message under an epoch it
+   * holds no key for.
+   */
+  protected onUnreadableKey(epoch: number): void {
+    if (epoch <= this.deps.heldEpoch()) return;
+    this.unreadableEpoch = Math.max(this.unreadableEpoch, epoch);
+    if (this.live) this.onUnknownEpoch(epoch);
   }
 
   /**
@@ -282,11 +296,7 @@ export class KeyEstablishment extends KeyReceiver {
         membershipVersion: this.presenceVersion ?? 0,
         rosterVersion: round.rosterVersion,
         members: round.members,
-        challenge: oaepEncrypt(
-          cert.publicKey,
-          challenge,
-          nonceRequestLabel(this.groupId, epoch, this.self, t),
-        ),
+        ...this.sealedChallenge(epoch, t, cert, challenge),
       });
     }
     this.rounds.add(round);
@@ -366,10 +376,12 @@ export class KeyEstablishment extends KeyReceiver {
     });
     try {
       recipients.forEach((t, i) => {
-        const envelope = sealEnvelope(
-          (certs[i] as Certificate).publicKey,
+        const cert = certs[i] as Certificate;
+        const envelope = sealKeyMaterial(
+          this.sealContext('key-distribution', round.epoch, this.self, t),
+          cert,
+          this.deps.prekeys?.sealTarget(cert),
           plaintext,
-          keyDistributionAad(this.groupId, round.epoch, this.self, t),
         );
         this.deps.send('KEY_DISTRIBUTION', t, { epoch: round.epoch, ...envelope });
       });
@@ -405,6 +417,22 @@ export class KeyEstablishment extends KeyReceiver {
       return;
     }
     this.deps.send('REKEY_REQUEST', target, { minEpoch, reason: 'stale-epoch' });
+  }
+
+  /** The challenge for `t`: HPKE to its prekey, or RSA-OAEP to its certificate (handshake-seal.ts). */
+  private sealedChallenge(
+    epoch: number,
+    t: string,
+    cert: Certificate,
+    challenge: Buffer,
+  ): Pick<BodyOf<'NONCE_REQUEST'>, 'challenge' | 'hpke'> {
+    const { sealed, hpke } = sealSecret(
+      this.sealContext('nonce-request', epoch, this.self, t),
+      cert,
+      this.deps.prekeys?.sealTarget(cert),
+      challenge,
+    );
+    return { challenge: sealed, ...(hpke ? { hpke } : {}) };
   }
 
   /** A round of ours for the current roster, young enough to still be worth waiting for. */

@@ -4,7 +4,13 @@
  * accepting KEY_DISTRIBUTION, deriving K_e. Shared state lives here so both halves see one truth.
  */
 import { timingSafeEqual } from 'node:crypto';
-import { oaepEncrypt } from '../core/crypto/primitives.js';
+import {
+  openKeyMaterial,
+  openSecret,
+  sealSecret,
+  type SealContext,
+  type SealKind,
+} from './handshake-seal.js';
 import type { Certificate } from '../core/pki/certificate.js';
 import { decodeJsonBody } from '../core/protocol/json-body.js';
 import { KeyMaterialSchema, type BodyOf, type KeyMaterial } from '../core/protocol/schemas.js';
@@ -135,6 +141,25 @@ export abstract class KeyReceiver {
     return [...this.rounds.secrets(), ...this.answered.secrets()];
   }
 
+  /** A KEY_DISTRIBUTION for `epoch` could not be opened with any prekey held (key-establishment.ts). */
+  protected abstract onUnreadableKey(epoch: number): void;
+
+  /** The binding of a sealed secret: group, epoch, sender and receiver (handshake-seal.ts). */
+  protected sealContext(kind: SealKind, epoch: number, from: string, to: string): SealContext {
+    const aad =
+      kind === 'nonce-request'
+        ? nonceRequestLabel(this.groupId, epoch, from, to)
+        : kind === 'nonce-response'
+          ? nonceResponseLabel(this.groupId, epoch, from, to)
+          : keyDistributionAad(this.groupId, epoch, from, to);
+    return { kind, groupId: this.groupId, epoch, from, to, aad };
+  }
+
+  /** The certificate this member trusts for `name`: what its prekeys are verified against. */
+  trustedCertificate(name: string): Certificate | undefined {
+    return this.certFor(name);
+  }
+
   /** A roster member's certificate (CA-signed roster), or without a roster the validated PRESENCE one. */
   protected certFor(name: string): Certificate | undefined {
     if (this.roster) return this.roster.member(name)?.certificate;
@@ -205,12 +230,17 @@ export abstract class KeyReceiver {
     }
     let challenge: Buffer;
     try {
-      challenge = this.deps.identity.decrypt(
+      challenge = openSecret(
+        this.sealContext('nonce-request', body.epoch, sender, this.self),
+        this.deps.identity,
+        this.deps.prekeys,
         body.challenge,
-        nonceRequestLabel(this.groupId, body.epoch, sender, this.self),
+        body.hpke,
       );
-    } catch {
-      this.problem(`the challenge from ${sender} for epoch ${body.epoch} does not decrypt`);
+    } catch (err) {
+      this.problem(
+        `the challenge from ${sender} for epoch ${body.epoch} does not decrypt: ${(err as Error).message}`,
+      );
       return;
     }
     let answer: Buffer | undefined;
@@ -229,12 +259,13 @@ export abstract class KeyReceiver {
         nonce,
       });
       answer = Buffer.concat([challenge, nonce]);
-      const sealed = oaepEncrypt(
-        initiatorCert.publicKey,
+      const { sealed, hpke } = sealSecret(
+        this.sealContext('nonce-response', body.epoch, this.self, sender),
+        initiatorCert,
+        this.deps.prekeys?.sealTarget(initiatorCert),
         answer,
-        nonceResponseLabel(this.groupId, body.epoch, this.self, sender),
       );
-      this.deps.send('NONCE_RESPONSE', sender, { epoch: body.epoch, sealed });
+      this.deps.send('NONCE_RESPONSE', sender, { epoch: body.epoch, sealed, ...(hpke ? { hpke } : {}) });
     } finally {
       challenge.fill(0);
       answer?.fill(0);
@@ -252,12 +283,17 @@ export abstract class KeyReceiver {
     if (!challenge || round.nonces.has(sender)) return;
     let opened: Buffer;
     try {
-      opened = this.deps.identity.decrypt(
+      opened = openSecret(
+        this.sealContext('nonce-response', body.epoch, sender, this.self),
+        this.deps.identity,
+        this.deps.prekeys,
         body.sealed,
-        nonceResponseLabel(this.groupId, body.epoch, sender, this.self),
+        body.hpke,
       );
-    } catch {
-      this.problem(`the nonce response of ${sender} for epoch ${body.epoch} does not decrypt`);
+    } catch (err) {
+      this.problem(
+        `the nonce response of ${sender} for epoch ${body.epoch} does not decrypt: ${(err as Error).message}`,
+      );
       return;
     }
     try {
@@ -283,12 +319,19 @@ export abstract class KeyReceiver {
     if (!this.withinLimit('KEY_DISTRIBUTION', sender, body.epoch)) return;
     let plaintext: Buffer;
     try {
-      plaintext = this.deps.identity.openEnvelope(
-        { wrappedKey: body.wrappedKey, iv: body.iv, ciphertext: body.ciphertext },
-        keyDistributionAad(this.groupId, body.epoch, sender, this.self),
+      plaintext = openKeyMaterial(
+        this.sealContext('key-distribution', body.epoch, sender, this.self),
+        this.deps.identity,
+        this.deps.prekeys,
+        body,
       );
-    } catch {
-      this.problem(`the key distribution of ${sender} for epoch ${body.epoch} does not decrypt`);
+    } catch (err) {
+      this.problem(
+        `the key distribution of ${sender} for epoch ${body.epoch} does not decrypt: ${(err as Error).message}`,
+      );
+      // Sealed to a prekey this member no longer holds (its state was lost): that key is gone for
+      // it, by design (forward secrecy). The others chat under it, so ask for a new epoch.
+      if (body.hpke !== undefined) this.onUnreadableKey(body.epoch);
       return;
     }
     let material: KeyMaterial;

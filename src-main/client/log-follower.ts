@@ -24,7 +24,12 @@ import type { HistoryMessage, LogPosition } from './state/history.js';
 /** What the follower needs of the history (state/history.ts MessageHistory). */
 export interface LogHistory {
   has(from: string, epoch: number, seq: number): boolean;
-  recordBatch(messages: readonly HistoryMessage[], position?: LogPosition): boolean[];
+  /** `catchingUp`: the batch is part of a replay (more follows): it may be stored unindexed. */
+  recordBatch(
+    messages: readonly HistoryMessage[],
+    position?: LogPosition,
+    options?: { catchingUp?: boolean },
+  ): boolean[];
   markStored(from: string, epoch: number, seq: number, at: LogPosition): void;
   position(): LogPosition | undefined;
 }
@@ -235,14 +240,21 @@ export class LogFollower {
 
   /** A message that decrypted: stored this turn, shown once stored if it was new. */
   received(m: { from: string; text: string; epoch: number; seq: number; sentAt: number }): void {
-    this.queue({
-      ...m,
+    // Built field by field, not spread: one object shape for every message of a catch-up.
+    const message: HistoryMessage = {
+      from: m.from,
+      text: m.text,
+      epoch: m.epoch,
+      seq: m.seq,
+      sentAt: m.sentAt,
       receivedAt: this.now(),
       own: false,
-      ...(this.current !== undefined && this.stream !== undefined
-        ? { streamId: this.stream, offset: this.current }
-        : {}),
-    });
+    };
+    if (this.current !== undefined && this.stream !== undefined) {
+      message.streamId = this.stream;
+      message.offset = this.current;
+    }
+    this.queue(message);
   }
 
   /** One of our messages went to the relay. */
@@ -310,7 +322,7 @@ export class LogFollower {
     this.pendingKeys.clear();
     let fresh: boolean[];
     try {
-      fresh = this.deps.history.recordBatch(batch, position);
+      fresh = this.deps.history.recordBatch(batch, position, { catchingUp: this.replaying });
     } catch (err) {
       this.deps.problem(err);
       return;

@@ -10,6 +10,7 @@ import type { RelayAddress } from './engine-types.js';
 import { systemClock, type Clock } from './clock.js';
 import { connectTls, type ConnectRelay } from './engine-transport.js';
 import type { LogHistory } from './log-follower.js';
+import type { PrekeyStore } from './prekeys.js';
 import { DEFAULT_SEQUENCE_WINDOW } from './sequence-window.js';
 
 /**
@@ -39,6 +40,11 @@ export interface EpochStore {
   loadKeys?(): StoredEpochKey[];
   /** Keeps an epoch key (the store keeps the newest 64); durable when it returns. */
   saveKey?(key: StoredEpochKey): void;
+  /**
+   * Erases a stored epoch key (overwritten, then deleted): no retained frame under it can still
+   * arrive (engine-keys.ts `eraseRetiredKeys`). Durable when it returns.
+   */
+  eraseKey?(epoch: number): void;
   /** How many messages an epoch carried (rotation by count across restarts). */
   saveMessages?(epoch: number, messages: number): void;
   /** Reserves our own sequence numbers of an epoch up to `seq`; durable when it returns. */
@@ -85,6 +91,11 @@ export class MemoryEpochStore implements EpochStore {
   saveMessages(epoch: number, messages: number): void {
     const k = this.keys.get(epoch);
     if (k) k.messages = messages;
+  }
+
+  eraseKey(epoch: number): void {
+    this.keys.get(epoch)?.key.fill(0);
+    this.keys.delete(epoch);
   }
 
   saveSentSeq(epoch: number, seq: number): void {
@@ -151,6 +162,20 @@ export interface ChatEngineOptions {
   /** Keeps the highest roster seen across restarts (default: in memory only). */
   rosterStore?: RosterStore;
   /**
+   * Where this member's X25519 prekeys (and the others' latest) are kept (DESIGN.md §10.8; the
+   * CLI passes its MemberStateStore). With it the engine publishes a signed prekey and rotates
+   * and erases it on schedule; without it, it publishes none (others seal to it with RSA-OAEP).
+   */
+  prekeyStore?: PrekeyStore;
+  /** A new prekey this long after the current one became valid (default 7 days). */
+  prekeyRotationMs?: number;
+  /**
+   * How long the relay keeps a stored frame (its retention, default 30 days): a retired private
+   * prekey is erased this long after its successor was published, an epoch key this long after
+   * the next epoch's key was established (engine-keys.ts).
+   */
+  prekeyRetentionMs?: number;
+  /**
    * Clock (ms) for the REKEY_REQUEST rate limit and rotation by age; tests inject a fake one.
    * Defaults to `clock.now`.
    */
@@ -165,7 +190,17 @@ export interface ChatEngineOptions {
 }
 
 export type ResolvedOptions = Required<
-  Omit<ChatEngineOptions, 'unsafeTestHooks' | 'backoff' | 'history' | 'roster' | 'relay'>
+  Omit<
+    ChatEngineOptions,
+    | 'unsafeTestHooks'
+    | 'backoff'
+    | 'history'
+    | 'roster'
+    | 'relay'
+    | 'prekeyStore'
+    | 'prekeyRotationMs'
+    | 'prekeyRetentionMs'
+  >
 > & {
   /** At least one. */
   relays: readonly RelayAddress[];

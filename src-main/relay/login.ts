@@ -19,8 +19,12 @@ import type { Membership } from './membership.js';
 import { refusalCode, type Refusals } from './refusals.js';
 import type { RelayFrames } from './relay-frames.js';
 import type { RosterGate } from './roster-gate.js';
+import type { PrekeyGate } from './prekey-gate.js';
 
 export class Login {
+  /** Sends PREKEYS after the ROSTER at login (prekey-gate.ts); set by the server. */
+  prekeys: PrekeyGate | undefined;
+
   constructor(
     private readonly identity: LocalIdentity,
     private readonly limits: RelayLimits,
@@ -166,6 +170,7 @@ export class Login {
     );
     // The roster before PRESENCE: a member knows who belongs before it hears who is here.
     this.roster.welcome(conn);
+    this.prekeys?.welcome(conn);
     this.membership.schedulePresence();
   }
 }

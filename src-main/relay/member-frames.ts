@@ -36,6 +36,8 @@ const LOGGED_TYPES: ReadonlySet<string> = new Set(['ENCRYPTED_TEXT', 'KEY_DISTRI
 export class MemberFrames {
   /** Where a member's ROSTER upload goes (roster-gate.ts); set by the server. */
   onRoster: ((conn: RelayConnection, payload: Buffer) => void) | undefined;
+  /** Where a member's PREKEY goes (prekey-gate.ts); set by the server. */
+  onPrekey: ((conn: RelayConnection, header: EnvelopeHeader, payload: Buffer) => void) | undefined;
 
   constructor(
     private readonly identity: LocalIdentity,
@@ -61,7 +63,8 @@ export class MemberFrames {
       this.refusals.refuseFrame(conn, refusalCode(err.code), err.message);
       return;
     }
-    const costly = header.type === 'CERT_REQUEST' || header.type === 'ROSTER';
+    // Each costs the relay RSA work (a PREKEY: two verifications and a store write).
+    const costly = header.type === 'CERT_REQUEST' || header.type === 'ROSTER' || header.type === 'PREKEY';
     conn.charge(payload.length, costly ? this.limits.certRequestCost : 1, now);
     if (header.type === 'ROSTER' && this.onRoster) {
       // The CA-signed envelope as it is (sender: the CA certificate), not a frame of this member.
@@ -94,6 +97,10 @@ export class MemberFrames {
           return;
         case 'cert-request':
           this.answerCertRequest(conn, header);
+          return;
+        case 'prekey':
+          if (!this.onPrekey) throw new RelayRefusal('NotAllowed', 'this relay takes no prekeys');
+          this.onPrekey(conn, header, payload);
           return;
         case 'heartbeat': {
           const { session } = decodeBody('HEARTBEAT', header.body);

@@ -118,6 +118,15 @@ export class RelayFrames {
     return this.sealAsync('CERT_RESPONSE', this.byFingerprint, { session, certificates, unknown });
   }
 
+  /**
+   * The held prekeys, at login (before PRESENCE, signed at once so it cannot come after it): a
+   * member can seal to anyone's prekey from the first round on. Each prekey carries its member's
+   * own signature; the relay's binds the list to the session.
+   */
+  prekeys(session: Buffer, prekeys: BodyOf<'PREKEYS'>['prekeys']): Buffer {
+    return this.seal('PREKEYS', this.byFingerprint, { session, prekeys });
+  }
+
   /** Signed once per session, at login: the relay's heartbeats cost no RSA work after that. */
   heartbeat(session: Buffer): Buffer {
     return this.seal('HEARTBEAT', this.byFingerprint, { session });

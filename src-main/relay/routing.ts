@@ -20,6 +20,8 @@ export type Route =
   | { kind: 'heartbeat' }
   /** For the relay alone (protocol v2): replay the log, then go live. */
   | { kind: 'sync' }
+  /** Verified and stored by the relay, then forwarded to every other member. */
+  | { kind: 'prekey' }
   /**
    * Store in the log for this member (a relay with a store, KEY_DISTRIBUTION), and forward once
    * stored if it is connected (`to`).
@@ -88,6 +90,8 @@ export function route(
       return { kind: 'heartbeat' };
     case 'SYNC':
       return { kind: 'sync' };
+    case 'PREKEY':
+      return { kind: 'prekey' };
     default:
       throw new RelayRefusal('NotAllowed', `${type} is not routed by the relay`);
   }

@@ -39,6 +39,8 @@ import { refusalCode, Refusals } from './refusals.js';
 import { SyncSessions, type SyncCounters } from './sync-session.js';
 import { RosterGate } from './roster-gate.js';
 import { RosterKeeper } from './roster-keeper.js';
+import { PrekeyGate } from './prekey-gate.js';
+import { PrekeyKeeper } from './prekey-keeper.js';
 
 export interface RelayServerOptions {
   /** The relay's identity (a relay / serverAuth bundle); its CA is the group's. */
@@ -82,6 +84,8 @@ export interface RelayStats {
   log?: LogFanoutCounters & SyncCounters & RetentionCounters;
   /** The version of the roster the relay holds (undefined: none yet). */
   rosterVersion: number | undefined;
+  /** Members whose latest prekey the relay holds. */
+  prekeys: number;
 }
 
 export interface RelayEvents {
@@ -119,6 +123,7 @@ export class RelayServer extends EventEmitter<RelayEvents> {
   private readonly logging: (LoggedFrames & { retention: RetentionKeeper }) | undefined;
   private readonly rosterKeeper: RosterKeeper;
   private readonly rosterGate: RosterGate;
+  private readonly prekeyKeeper: PrekeyKeeper;
 
   constructor(options: RelayServerOptions) {
     super();
@@ -153,6 +158,7 @@ export class RelayServer extends EventEmitter<RelayEvents> {
     );
     this.liveness = new LivenessSweep(this.limits, this.log, this.membership, control);
     this.logging = options.store ? this.openLogging(options.store, control) : undefined;
+    const forwarder = new Forwarder(this.membership, this.output, this.counters);
     this.memberFrames = new MemberFrames(
       this.identity,
       this.limits,
@@ -160,11 +166,22 @@ export class RelayServer extends EventEmitter<RelayEvents> {
       this.frames,
       this.membership,
       this.refusals,
-      new Forwarder(this.membership, this.output, this.counters),
+      forwarder,
       control,
       this.logging,
     );
     this.memberFrames.onRoster = (conn, payload) => this.rosterGate.upload(conn, payload);
+    this.prekeyKeeper = new PrekeyKeeper(options.store, this.log);
+    const prekeys = new PrekeyGate(
+      this.prekeyKeeper,
+      this.rosterKeeper,
+      this.frames,
+      this.refusals,
+      forwarder,
+      control,
+      this.log,
+    );
+    this.memberFrames.onPrekey = (conn, header, payload) => prekeys.onPrekey(conn, header, payload);
     this.gate = new AdmissionGate(
       this.identity,
       this.limits,
@@ -193,6 +210,7 @@ export class RelayServer extends EventEmitter<RelayEvents> {
       control,
       this.rosterGate,
     );
+    this.login.prekeys = prekeys;
   }
 
   /** The store's parts: frames through the log, SYNC sessions, retention. */
@@ -231,6 +249,7 @@ export class RelayServer extends EventEmitter<RelayEvents> {
     this.listening = true;
     try {
       await this.rosterKeeper.load();
+      await this.prekeyKeeper.load();
     } catch (err) {
       this.listening = false;
       throw err;
@@ -296,6 +315,7 @@ export class RelayServer extends EventEmitter<RelayEvents> {
           }
         : {}),
       rosterVersion: this.rosterKeeper.current?.version,
+      prekeys: this.prekeyKeeper.size,
     };
   }
 

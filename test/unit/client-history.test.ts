@@ -162,4 +162,91 @@ describe('message history', () => {
     expect(store.history.search('catch-up 17 ', 10).map((e) => e.seq)).toEqual([17]);
     store.close();
   });
+
+  it('a replay batch (catchingUp) is stored unindexed however small, and searches still see it', () => {
+    const store = MemberStateStore.open(join(tmp(), 'h.db'), randomBytes(32), owner);
+    for (let i = 0; i < 40; i += 4) {
+      const batch = Array.from({ length: 4 }, (_, k) =>
+        msg('bob', 1, i + k + 1, `replayed ${i + k + 1} zebra`),
+      );
+      store.history.recordBatch(batch, { streamId: 'aa'.repeat(16), offset: i + 4 }, { catchingUp: true });
+    }
+    expect(store.history.unindexed()).toBe(40);
+    expect(store.history.position()).toEqual({ streamId: 'aa'.repeat(16), offset: 40 });
+    // The first live batch after the replay indexes itself and the backlog (65 rows at most).
+    store.history.recordBatch([msg('alice', 1, 1, 'live zebra')]);
+    expect(store.history.unindexed()).toBe(0);
+    expect(store.history.search('zebra', 100)).toHaveLength(41);
+    store.close();
+  });
+
+  it('a live message is indexed once 32 rows wait; until then a search indexes it first', () => {
+    const store = MemberStateStore.open(join(tmp(), 'h.db'), randomBytes(32), owner);
+    for (let seq = 1; seq <= 31; seq++) store.history.record(msg('bob', 1, seq, `live ${seq} okapi`));
+    expect(store.history.unindexed()).toBe(31);
+    store.history.record(msg('bob', 1, 32, 'live 32 okapi'));
+    expect(store.history.unindexed()).toBe(0);
+    store.history.record(msg('bob', 1, 33, 'live 33 okapi'));
+    expect(store.history.unindexed()).toBe(1);
+    expect(store.history.search('33 okapi', 10).map((e) => e.seq)).toEqual([33]);
+    expect(store.history.unindexed()).toBe(0);
+    store.close();
+  });
+
+  it('has() answers as the table does, whatever the order of inserts, lookups and failed batches', () => {
+    const triple = fc.tuple(
+      fc.constantFrom('alice', 'bob'),
+      fc.integer({ min: 1, max: 2 }),
+      fc.integer({ min: 1, max: 4 }),
+    );
+    const step = fc.oneof(
+      fc.record({ kind: fc.constant('has' as const), t: triple }),
+      fc.record({ kind: fc.constant('insert' as const), ts: fc.array(triple, { maxLength: 4 }) }),
+      fc.record({
+        kind: fc.constant('failed' as const),
+        ts: fc.array(triple, { minLength: 1, maxLength: 3 }),
+      }),
+      fc.record({ kind: fc.constant('reopen' as const) }),
+    );
+    fc.assert(
+      fc.property(fc.array(step, { maxLength: 40 }), (steps) => {
+        const path = join(tmp(), 'has.db');
+        const key = randomBytes(32);
+        let store = MemberStateStore.open(path, key, owner);
+        const held = new Set<string>();
+        const id = ([f, e, q]: [string, number, number]) => `${f} ${e}.${q}`;
+        for (const s of steps) {
+          if (s.kind === 'has') {
+            expect(store.history.has(...s.t), id(s.t)).toBe(held.has(id(s.t)));
+          } else if (s.kind === 'insert') {
+            store.history.recordBatch(s.ts.map((t) => msg(...t)));
+            for (const t of s.ts) held.add(id(t));
+          } else if (s.kind === 'failed') {
+            // The batch's last message breaks a constraint: the whole batch rolls back.
+            const bad = { ...msg('zed', 9, 1), text: null as unknown as string };
+            expect(() => store.history.recordBatch([...s.ts.map((t) => msg(...t)), bad])).toThrow();
+          } else {
+            store.close();
+            store = MemberStateStore.open(path, key, owner);
+          }
+        }
+        store.close();
+      }),
+      { numRuns: 150 },
+    );
+  });
+
+  it('has() sees rows another connection wrote before it first looked at that sender and epoch', () => {
+    const path = join(tmp(), 'two.db');
+    const key = randomBytes(32);
+    const a = MemberStateStore.open(path, key, owner);
+    const b = MemberStateStore.open(path, key, owner);
+    b.history.record(msg('bob', 1, 5));
+    expect(a.history.has('bob', 1, 5)).toBe(true);
+    expect(a.history.has('bob', 1, 6)).toBe(false);
+    a.history.record(msg('bob', 1, 6));
+    expect(a.history.has('bob', 1, 6)).toBe(true);
+    a.close();
+    b.close();
+  });
 });

@@ -299,4 +299,33 @@ describe('LogFollower', () => {
     expect(h.follower.takeUnacknowledged().map((f) => f.frame.toString())).toEqual(['f3']);
     store.close();
   });
+
+  it('stores the replay as a catch-up (unindexed) and what comes after LIVE as live chat', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'scx-follow-'));
+    const store = openStore(dir, randomBytes(32));
+    const calls: [number, boolean | undefined][] = [];
+    const history: LogHistory = {
+      has: (from, epoch, seq) => store.history.has(from, epoch, seq),
+      recordBatch: (messages, position, options) => {
+        calls.push([messages.length, options?.catchingUp]);
+        return store.history.recordBatch(messages, position, options);
+      },
+      markStored: (from, epoch, seq, at) => store.history.markStored(from, epoch, seq, at),
+      position: () => store.history.position(),
+    };
+    const h = harness(history);
+    h.follower.begin(STREAM);
+    deliver(h, 1, chat('bob', 1));
+    deliver(h, 2, chat('bob', 2));
+    h.turn();
+    h.follower.live(2);
+    deliver(h, 3, chat('bob', 3));
+    h.turn();
+    expect(calls).toEqual([
+      [2, true],
+      [1, false],
+    ]);
+    expect(h.shown.map((m) => m.seq)).toEqual([1, 2, 3]);
+    store.close();
+  });
 });

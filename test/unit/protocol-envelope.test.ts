@@ -127,7 +127,20 @@ const BODY_ARBS: { [T in MessageType]: fc.Arbitrary<BodyOf<T>> } = {
     firstOffset: counterArb,
     lastOffset: counterArb,
   }),
+  PREKEY: fc.record({ prekey: prekeyArb() }),
+  PREKEYS: fc.record({ session: bytesArb(32, 32), prekeys: fc.array(prekeyArb(), { maxLength: 4 }) }),
 };
+
+function prekeyArb(): fc.Arbitrary<BodyOf<'PREKEY'>['prekey']> {
+  return fc.record({
+    member: nameArb,
+    serial: epochArb,
+    publicKey: bytesArb(32, 32),
+    notBefore: counterArb,
+    notAfter: counterArb,
+    signature: bytesArb(0, 512),
+  });
+}
 
 const ALL_TYPES = Object.keys(MESSAGE_TYPES) as MessageType[];
 

@@ -13,6 +13,15 @@ import {
 const b64 = (n: number, fill = 1): string => Buffer.alloc(n, fill).toString('base64');
 const hex64 = 'ab'.repeat(32);
 
+const PREKEY_WIRE = {
+  member: 'alice',
+  serial: 3,
+  publicKey: b64(32, 7),
+  notBefore: 1_700_000_000_000,
+  notAfter: 1_700_600_000_000,
+  signature: b64(256, 9),
+};
+
 /** A valid wire (JSON) body for each type, as a plain object to mutate in tests. */
 const VALID: Record<MessageType, Record<string, unknown>> = {
   HELLO: { challenge: b64(32), relay: 'relay', maxFrameBytes: 1048576 },
@@ -55,6 +64,8 @@ const VALID: Record<MessageType, Record<string, unknown>> = {
     firstOffset: 500,
     lastOffset: 900,
   },
+  PREKEY: { prekey: PREKEY_WIRE },
+  PREKEYS: { session: b64(32, 5), prekeys: [PREKEY_WIRE] },
 };
 const TYPES = Object.keys(VALID) as MessageType[];
 

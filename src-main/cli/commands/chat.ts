@@ -33,6 +33,11 @@ options:
   --reconnect-min-ms N       first reconnect delay (default 250)
   --reconnect-max-ms N       longest reconnect delay (default 10000)
   --drain-timeout-ms N       at end of input, how long to wait for queued messages (default 10000)
+  --prekey-rotation DURATION publish a new signed X25519 prekey this often (default 7d); a
+                             number with ms, s, m, h or d, e.g. 30s (tests, operators)
+  --prekey-retention DURATION how long the relay keeps stored frames (its --retention-days; default 30d):
+                             a retired private prekey or epoch key is erased this long after
+                             its successor was published or established
   --state-dir DIR            this member's encrypted local state (epochs, roster, history, log position);
                              default $XDG_DATA_HOME/securechat-x/<group id>/<name>
                              (~/.local/share/... when XDG_DATA_HOME is unset)
@@ -71,6 +76,19 @@ export function parseRelayAddresses(text: string): RelayAddress[] {
   return relays;
 }
 
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** "30s", "7d", "500ms": a whole number with a unit, as milliseconds (at least 1). */
+export function parseDuration(value: string | undefined, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  const m = /^(\d{1,12})(ms|s|m|h|d)$/.exec(value);
+  const ms = m ? Number(m[1]) * (DURATION_UNITS[m[2] as string] as number) : NaN;
+  if (!m || !Number.isSafeInteger(ms) || ms < 1) {
+    throw new CliError(`--${flag} must be a duration such as 500ms, 30s, 10m, 2h or 7d`, 2);
+  }
+  return ms;
+}
+
 function positiveInt(value: string | undefined, flag: string): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
@@ -92,6 +110,8 @@ export async function run(argv: string[]): Promise<number> {
       'reconnect-max-ms': { type: 'string' },
       'drain-timeout-ms': { type: 'string' },
       'state-dir': { type: 'string' },
+      'prekey-rotation': { type: 'string' },
+      'prekey-retention': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     allowPositionals: false,
@@ -109,6 +129,8 @@ export async function run(argv: string[]): Promise<number> {
   const maxMs = positiveInt(values['reconnect-max-ms'], 'reconnect-max-ms') ?? Math.max(10_000, minMs);
   if (maxMs < minMs) throw new CliError('--reconnect-max-ms must not be below --reconnect-min-ms', 2);
   const drainMs = positiveInt(values['drain-timeout-ms'], 'drain-timeout-ms') ?? 10_000;
+  const prekeyRotationMs = parseDuration(values['prekey-rotation'], 'prekey-rotation');
+  const prekeyRetentionMs = parseDuration(values['prekey-retention'], 'prekey-retention');
 
   const { identity, password, owner, stateDir } = await openMemberBundle('chat', {
     bundle: values.bundle,
@@ -126,6 +148,13 @@ export async function run(argv: string[]): Promise<number> {
     epochStore: store,
     history: store.history,
     rosterStore: store,
+    prekeyStore: store,
+    ...(prekeyRotationMs !== undefined ? { prekeyRotationMs } : {}),
+    ...(prekeyRetentionMs !== undefined ? { prekeyRetentionMs } : {}),
+    // The prekey schedule is checked with rotation: often enough for a short period.
+    ...(prekeyRotationMs !== undefined || prekeyRetentionMs !== undefined
+      ? { rotationCheckMs: checkEvery(prekeyRotationMs, prekeyRetentionMs) }
+      : {}),
   });
   const json = values.json === true;
   const print = (line: string) => process.stdout.write(`${line}\n`);
@@ -146,6 +175,12 @@ export async function run(argv: string[]): Promise<number> {
   } finally {
     store.close();
   }
+}
+
+/** A quarter of the shortest prekey period, between 50 ms and the default 60 s. */
+function checkEvery(...periods: (number | undefined)[]): number {
+  const shortest = Math.min(...periods.filter((p): p is number => p !== undefined));
+  return Math.max(50, Math.min(60_000, Math.floor(shortest / 4)));
 }
 
 /** Runs one chat session to its end; resolves with the exit code. */

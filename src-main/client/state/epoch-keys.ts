@@ -87,10 +87,32 @@ function names(path: string, json: string, what: string): string[] {
 }
 
 export class EpochKeyTable {
+  // Prepared once: preparing is a parse and plan of the SQL each time (a key set-up saves a key
+  // and the message counts on every member).
+  private readonly insert;
+  private readonly markOlderReadOnly;
+  private readonly dropBeyondNewest;
+  private readonly raiseSentSeq;
+  private readonly setMessages;
+
   constructor(
     private readonly db: Db,
     private readonly path: string,
-  ) {}
+  ) {
+    this.insert = db.prepare(
+      `INSERT OR REPLACE INTO epoch_keys
+         (epoch, key, roster_version, members, contributors, initiator, safety_number, read_only, established_at, messages, sent_seq)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    this.markOlderReadOnly = db.prepare(
+      'UPDATE epoch_keys SET read_only = 1 WHERE epoch < ? AND read_only = 0',
+    );
+    this.dropBeyondNewest = db.prepare(
+      'DELETE FROM epoch_keys WHERE epoch NOT IN (SELECT epoch FROM epoch_keys ORDER BY epoch DESC LIMIT ?)',
+    );
+    this.raiseSentSeq = db.prepare('UPDATE epoch_keys SET sent_seq = max(sent_seq, ?) WHERE epoch = ?');
+    this.setMessages = db.prepare('UPDATE epoch_keys SET messages = ? WHERE epoch = ?');
+  }
 
   /** Every stored key, oldest epoch first. */
   load(): StoredEpochKey[] {
@@ -116,14 +138,9 @@ export class EpochKeyTable {
    */
   save(k: StoredEpochKey): void {
     if (k.key.length !== 32) throw new RangeError('an epoch key is 32 bytes');
-    const insert = this.db.prepare(
-      `INSERT OR REPLACE INTO epoch_keys
-         (epoch, key, roster_version, members, contributors, initiator, safety_number, read_only, established_at, messages, sent_seq)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    );
     try {
       this.db.transaction(() => {
-        insert.run(
+        this.insert.run(
           k.epoch,
           k.key,
           k.rosterVersion,
@@ -136,12 +153,8 @@ export class EpochKeyTable {
           k.messages,
           k.sentSeq,
         );
-        if (!k.readOnly) this.db.prepare('UPDATE epoch_keys SET read_only = 1 WHERE epoch < ?').run(k.epoch);
-        this.db
-          .prepare(
-            'DELETE FROM epoch_keys WHERE epoch NOT IN (SELECT epoch FROM epoch_keys ORDER BY epoch DESC LIMIT ?)',
-          )
-          .run(MAX_STORED_EPOCH_KEYS);
+        if (!k.readOnly) this.markOlderReadOnly.run(k.epoch);
+        this.dropBeyondNewest.run(MAX_STORED_EPOCH_KEYS);
       })();
     } catch (err) {
       throw new StateStoreError('StateStoreIo', `cannot write ${this.path}: ${(err as Error).message}`, {
@@ -153,7 +166,21 @@ export class EpochKeyTable {
   /** Reserves our own sequence numbers of an epoch up to `seq` (durable when it returns). */
   saveSentSeq(epoch: number, seq: number): void {
     try {
-      this.db.prepare('UPDATE epoch_keys SET sent_seq = max(sent_seq, ?) WHERE epoch = ?').run(seq, epoch);
+      this.raiseSentSeq.run(seq, epoch);
+    } catch (err) {
+      throw new StateStoreError('StateStoreIo', `cannot write ${this.path}: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+  }
+
+  /** Overwrites an epoch key, then deletes its row (secure_delete zeroes the freed page too). */
+  erase(epoch: number): void {
+    try {
+      this.db.transaction(() => {
+        this.db.prepare('UPDATE epoch_keys SET key = zeroblob(32) WHERE epoch = ?').run(epoch);
+        this.db.prepare('DELETE FROM epoch_keys WHERE epoch = ?').run(epoch);
+      })();
     } catch (err) {
       throw new StateStoreError('StateStoreIo', `cannot write ${this.path}: ${(err as Error).message}`, {
         cause: err,
@@ -164,7 +191,7 @@ export class EpochKeyTable {
   /** Records how many messages an epoch carried (rotation by count survives a restart). */
   saveMessages(epoch: number, messages: number): void {
     try {
-      this.db.prepare('UPDATE epoch_keys SET messages = ? WHERE epoch = ?').run(messages, epoch);
+      this.setMessages.run(messages, epoch);
     } catch (err) {
       throw new StateStoreError('StateStoreIo', `cannot write ${this.path}: ${(err as Error).message}`, {
         cause: err,

@@ -11,6 +11,7 @@
  *   history, history_text                                              messages shown (history.ts)
  *   roster(id = 1, version, bytes)                                     the highest roster seen
  *   epoch_keys                                      the newest 64 epoch keys (epoch-keys.ts)
+ *   own_prekeys, peer_prekeys                       X25519 prekeys: ours, the others' (prekeys.ts)
  * meta keys: `groupId`, `member` (whose store it is, checked on open), `highestEpoch`,
  * `logPosition` (history.ts).
  */
@@ -22,6 +23,9 @@ import type { RosterStore } from '../roster-tracker.js';
 import { EPOCH_KEYS_MIGRATION, EpochKeyTable, type StoredEpochKey } from './epoch-keys.js';
 import { StateStoreError } from './errors.js';
 import { HISTORY_MIGRATION, MessageHistory } from './history.js';
+import { PREKEYS_MIGRATION, PrekeyTable } from './prekeys.js';
+import type { OwnPrekey, PrekeyStore } from '../prekeys.js';
+import type { SignedPrekey } from '../../core/pki/prekey.js';
 
 export const STORE_KEY_BYTES = 32;
 
@@ -37,6 +41,8 @@ const MIGRATIONS: readonly string[] = [
    ) STRICT;`,
   // 4: epoch keys (epoch-keys.ts).
   EPOCH_KEYS_MIGRATION,
+  // 5: prekeys (prekeys.ts).
+  PREKEYS_MIGRATION,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -69,19 +75,34 @@ function wrap(err: unknown, path: string, doing: string): StateStoreError {
   return new StateStoreError('StateStoreIo', `${doing} ${path}: ${(err as Error).message}`, { cause: err });
 }
 
-export class MemberStateStore implements EpochStore, RosterStore {
+export class MemberStateStore implements EpochStore, RosterStore, PrekeyStore {
   private highest: number;
   /** What this member was shown, and where it is in the relay's log (history.ts). */
   readonly history: MessageHistory;
   private readonly epochKeys: EpochKeyTable;
+  // Prepared once, not per call (an epoch is saved by every member on every key set-up).
+  private readonly putMeta;
+  private readonly rosterBytes;
+  private readonly rosterVersionOf;
+  private readonly putRoster;
+  private readonly prekeys: PrekeyTable;
 
   private constructor(
     private readonly db: Db,
     readonly path: string,
   ) {
+    this.putMeta = db.prepare(PUT_META);
+    this.rosterBytes = db.prepare('SELECT bytes FROM roster WHERE id = 1');
+    this.rosterVersionOf = db.prepare('SELECT version FROM roster WHERE id = 1');
+    this.putRoster = db.prepare(
+      `INSERT INTO roster (id, version, bytes) VALUES (1, ?, ?)
+       ON CONFLICT (id) DO UPDATE SET version = excluded.version, bytes = excluded.bytes
+       WHERE excluded.version > roster.version`,
+    );
     this.highest = this.readHighest();
     this.history = new MessageHistory(db, path);
     this.epochKeys = new EpochKeyTable(db, path);
+    this.prekeys = new PrekeyTable(db, path);
   }
 
   /**
@@ -127,7 +148,7 @@ export class MemberStateStore implements EpochStore, RosterStore {
     if (!Number.isSafeInteger(epoch) || epoch < 0) throw new RangeError(`not an epoch: ${epoch}`);
     if (epoch <= this.highest) return;
     // An epoch is saved before it is used: this commit must survive a power cut.
-    this.durably(() => setMeta(this.db, 'highestEpoch', epoch));
+    this.durably(() => this.putMeta.run('highestEpoch', JSON.stringify(epoch)));
     this.highest = epoch;
   }
 
@@ -148,11 +169,33 @@ export class MemberStateStore implements EpochStore, RosterStore {
     }
   }
 
+  /**
+   * Overwrites a secret for good (an epoch key, a private prekey). secure_delete zeroes it in the
+   * database's pages, but the WAL still holds the page images written when it was stored, readable
+   * with the store key until they are overwritten: a stolen state directory would give it back. So
+   * the WAL is checkpointed into the file and truncated at once (test/unit/client-store-erasure).
+   */
+  private erase(write: () => void): void {
+    this.durably(write);
+    let done: { busy: number }[];
+    try {
+      done = this.db.pragma('wal_checkpoint(TRUNCATE)') as { busy: number }[];
+    } catch (err) {
+      throw wrap(err, this.path, 'cannot checkpoint');
+    }
+    // Busy: another connection reads the WAL (none should: this process owns the store).
+    if (done[0]?.busy !== 0) {
+      throw new StateStoreError(
+        'StateStoreIo',
+        `${this.path}: the WAL could not be truncated after an erasure`,
+      );
+    }
+  }
+
   /** RosterStore: the highest roster saved (its envelope bytes; verified by whoever reads it). */
   loadRoster(): Buffer | undefined {
     try {
-      const row = this.db.prepare('SELECT bytes FROM roster WHERE id = 1').get() as
-        { bytes: Buffer } | undefined;
+      const row = this.rosterBytes.get() as { bytes: Buffer } | undefined;
       return row?.bytes;
     } catch (err) {
       throw wrap(err, this.path, 'cannot read');
@@ -167,13 +210,7 @@ export class MemberStateStore implements EpochStore, RosterStore {
     if (!Number.isSafeInteger(version) || version < 1)
       throw new RangeError(`not a roster version: ${version}`);
     try {
-      this.db
-        .prepare(
-          `INSERT INTO roster (id, version, bytes) VALUES (1, ?, ?)
-           ON CONFLICT (id) DO UPDATE SET version = excluded.version, bytes = excluded.bytes
-           WHERE excluded.version > roster.version`,
-        )
-        .run(version, bytes);
+      this.putRoster.run(version, bytes);
     } catch (err) {
       throw wrap(err, this.path, 'cannot write');
     }
@@ -181,8 +218,7 @@ export class MemberStateStore implements EpochStore, RosterStore {
 
   /** The version of the saved roster (0 = none). */
   get rosterVersion(): number {
-    const row = this.db.prepare('SELECT version FROM roster WHERE id = 1').get() as
-      { version: number } | undefined;
+    const row = this.rosterVersionOf.get() as { version: number } | undefined;
     return row?.version ?? 0;
   }
 
@@ -207,9 +243,49 @@ export class MemberStateStore implements EpochStore, RosterStore {
     this.durably(() => this.epochKeys.saveSentSeq(epoch, seq));
   }
 
+  /** EpochStore: erases an epoch key for good (forward secrecy: durable at once). */
+  eraseKey(epoch: number): void {
+    this.erase(() => this.epochKeys.erase(epoch));
+  }
+
   /** EpochStore: how many messages an epoch carried so far. */
   saveMessages(epoch: number, messages: number): void {
     this.epochKeys.saveMessages(epoch, messages);
+  }
+
+  /** PrekeyStore: our prekeys still held (private keys are copies the caller owns). */
+  loadOwnPrekeys(): OwnPrekey[] {
+    return this.read(() => this.prekeys.loadOwn());
+  }
+
+  /** PrekeyStore: a new prekey, durable before it is published. */
+  saveOwnPrekey(prekey: OwnPrekey): void {
+    this.durably(() => this.prekeys.saveOwn(prekey));
+  }
+
+  markPrekeyPublished(serial: number, at: number): void {
+    this.durably(() => this.prekeys.markPublished(serial, at));
+  }
+
+  /** PrekeyStore: overwrites and deletes a private prekey (forward secrecy: durable at once). */
+  eraseOwnPrekey(serial: number): void {
+    this.erase(() => this.prekeys.eraseOwn(serial));
+  }
+
+  loadPeerPrekeys(): { prekey: SignedPrekey; fingerprint: string }[] {
+    return this.read(() => this.prekeys.loadPeers());
+  }
+
+  savePeerPrekey(prekey: SignedPrekey, fingerprint: string): void {
+    this.durably(() => this.prekeys.savePeer(prekey, fingerprint));
+  }
+
+  private read<T>(fn: () => T): T {
+    try {
+      return fn();
+    } catch (err) {
+      throw wrap(err, this.path, 'cannot read');
+    }
   }
 
   close(): void {
@@ -271,8 +347,9 @@ function getMeta(db: Db, key: string): unknown {
   }
 }
 
+const PUT_META =
+  'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value';
+
 function setMeta(db: Db, key: string, value: string | number): void {
-  db.prepare(
-    'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
-  ).run(key, JSON.stringify(value));
+  db.prepare(PUT_META).run(key, JSON.stringify(value));
 }

@@ -7,10 +7,9 @@
  * two clock rules (when to rotate, when the old private key may go). Whether the certificate is
  * one the group CA issued is the caller's CertificateValidator's job, as for every other frame.
  */
-import { z } from 'zod';
 import { X25519_KEY_BYTES, generatePrekeyPair } from '../crypto/hpke.js';
 import { verifyPss } from '../crypto/primitives.js';
-import { IdentityName, LIMITS, bytes } from '../protocol/schemas.js';
+import { SignedPrekeySchema } from '../protocol/schemas.js';
 import type { Certificate } from './certificate.js';
 import { isValidIdentityName } from './identity-name.js';
 
@@ -227,18 +226,6 @@ export function verifyPrekey(
     );
   }
 }
-
-const WireTime = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
-
-/** The wire form, binary fields base64, for a protocol frame to embed. */
-export const SignedPrekeySchema = z.strictObject({
-  member: IdentityName,
-  serial: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
-  publicKey: bytes({ exact: X25519_KEY_BYTES }),
-  notBefore: WireTime,
-  notAfter: WireTime,
-  signature: bytes({ max: LIMITS.rsaBlockBytes }),
-});
 
 export interface SignedPrekeyWire {
   member: string;

@@ -12,6 +12,7 @@ import type { KeyObject } from 'node:crypto';
 import { verifyPss } from '../crypto/primitives.js';
 import { isValidIdentityName } from '../pki/identity-name.js';
 import { ProtocolError } from './errors.js';
+import { fastEncryptedText } from './fast-bodies.js';
 import { decodeJsonBody, encodeJsonBody } from './json-body.js';
 import { MESSAGE_TYPES, messageTypeOf, type MessageType } from './message-types.js';
 import { BODY_SCHEMAS, LIMITS, type BodyOf } from './schemas.js';
@@ -106,6 +107,14 @@ export function verifyHeader(header: EnvelopeHeader, publicKey: KeyObject): void
 
 /** Schema-decodes a body. Call only after verifyHeader: verify before parse. */
 export function decodeBody<T extends MessageType>(type: T, body: Uint8Array): BodyOf<T> {
+  if (type === 'ENCRYPTED_TEXT') {
+    return decodeJsonBody(
+      BODY_SCHEMAS.ENCRYPTED_TEXT,
+      body,
+      'ENCRYPTED_TEXT body',
+      fastEncryptedText,
+    ) as BodyOf<T>;
+  }
   return decodeJsonBody(BODY_SCHEMAS[type], body, `${type} body`) as BodyOf<T>;
 }
 

@@ -19,6 +19,10 @@ export const MESSAGE_TYPES = {
   SYNC: 15,
   /** Relay → member: the log cannot serve the SYNC as asked (lost log, retention, lost tail). */
   GAP: 16,
+  /** Member → relay → other members: the sender's signed X25519 prekey (DESIGN.md §10.8). */
+  PREKEY: 17,
+  /** Relay → member, at login: the latest stored prekey of every member (session-bound). */
+  PREKEYS: 18,
 } as const;
 
 export type MessageType = keyof typeof MESSAGE_TYPES;
@@ -46,4 +50,5 @@ export const RELAY_TYPES: ReadonlySet<MessageType> = new Set([
   'CERT_RESPONSE',
   'ERROR',
   'GAP',
+  'PREKEYS',
 ]);

@@ -3,6 +3,7 @@
  * Every schema is strict (unknown fields rejected) and every string, array and byte field bounded.
  */
 import { z } from 'zod';
+import { X25519_KEY_BYTES } from '../crypto/x25519.js';
 import { IDENTITY_NAME_PATTERN } from '../pki/identity-name.js';
 import type { MessageType } from './message-types.js';
 
@@ -29,35 +30,47 @@ export const LIMITS = {
 
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
+export interface ByteBound {
+  exact?: number;
+  max?: number;
+  min?: number;
+}
+
+/** The longest base64 string `bound` allows (checked before decoding anything). */
+export function base64Chars(bound: ByteBound): number {
+  return Math.ceil((bound.exact ?? bound.max ?? 0) / 3) * 4;
+}
+
+/**
+ * Canonical base64 within `bound`: its bytes, or the words of the refusal. bytes() below and the
+ * chat bodies' fast path (fast-bodies.ts) share it, so both accept exactly the same strings.
+ */
+export function canonicalBytes(s: string, bound: ByteBound): Buffer | string {
+  const buf = Buffer.from(s, 'base64');
+  // Reject non-canonical base64 so each byte string has exactly one encoding. A string equal to
+  // its decoding's encoding is base64, so the alphabet is checked only to word a refusal: the
+  // regex over every chat ciphertext was a third of decoding its body (about 4 µs of 13).
+  if (buf.toString('base64') !== s) return BASE64.test(s) ? 'non-canonical base64' : 'must be base64';
+  if (bound.exact !== undefined && buf.length !== bound.exact) return `must be exactly ${bound.exact} bytes`;
+  // The string bound allows up to 2 bytes past `max` (base64 groups of 3): check exactly.
+  if (bound.max !== undefined && buf.length > bound.max) return `must be at most ${bound.max} bytes`;
+  if (bound.min !== undefined && buf.length < bound.min) return `must be at least ${bound.min} bytes`;
+  return buf;
+}
+
 /** Base64 on the wire, a Buffer in code; `exact` or `max` bound the decoded length. */
-export function bytes(bound: { exact?: number; max?: number; min?: number }) {
-  const maxBytes = bound.exact ?? bound.max ?? 0;
+export function bytes(bound: ByteBound) {
   // The transform is typed as plain Buffer (any backing store) so any Buffer can go into a body.
   return z
     .string()
-    .max(Math.ceil(maxBytes / 3) * 4)
-    .regex(BASE64, 'must be base64')
+    .max(base64Chars(bound))
     .transform((s, ctx): Buffer => {
-      const buf = Buffer.from(s, 'base64');
-      // Reject non-canonical base64 so each byte string has exactly one encoding.
-      if (buf.toString('base64') !== s) {
-        ctx.addIssue({ code: 'custom', message: 'non-canonical base64' });
+      const decoded = canonicalBytes(s, bound);
+      if (typeof decoded === 'string') {
+        ctx.addIssue({ code: 'custom', message: decoded });
         return z.NEVER;
       }
-      if (bound.exact !== undefined && buf.length !== bound.exact) {
-        ctx.addIssue({ code: 'custom', message: `must be exactly ${bound.exact} bytes` });
-        return z.NEVER;
-      }
-      // The string bound above allows up to 2 bytes past `max` (base64 groups of 3): check exactly.
-      if (bound.max !== undefined && buf.length > bound.max) {
-        ctx.addIssue({ code: 'custom', message: `must be at most ${bound.max} bytes` });
-        return z.NEVER;
-      }
-      if (bound.min !== undefined && buf.length < bound.min) {
-        ctx.addIssue({ code: 'custom', message: `must be at least ${bound.min} bytes` });
-        return z.NEVER;
-      }
-      return buf;
+      return decoded;
     });
 }
 
@@ -139,8 +152,34 @@ export const ERROR_CODES = [
   'Removed',
   /** An uploaded ROSTER was refused (bad signature, other group, or older than the relay's). */
   'RosterRejected',
+  /** A PREKEY was refused (malformed, bad signature, another identity, expired, rollback, conflict). */
+  'PrekeyRejected',
 ] as const;
 export type RelayErrorCode = (typeof ERROR_CODES)[number];
+
+const WireTime = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+
+/**
+ * A member's signed X25519 prekey on the wire (core/pki/prekey.ts verifies it). The signature is the
+ * member's RSA-PSS over prekeySigningBytes(), so anyone may carry it: the relay hands it out.
+ */
+export const SignedPrekeySchema = z.strictObject({
+  member: IdentityName,
+  serial: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
+  publicKey: bytes({ exact: X25519_KEY_BYTES }),
+  notBefore: WireTime,
+  notAfter: WireTime,
+  signature: bytes({ max: LIMITS.rsaBlockBytes }),
+});
+
+/**
+ * A secret sealed with HPKE to the receiver's prekey (docs/protocol.md "Sealing"): the serial of
+ * the prekey it was sealed to and HPKE's encapsulated key. Absent: RSA-OAEP to the certificate.
+ */
+export const HpkeTagSchema = z.strictObject({
+  serial: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
+  enc: bytes({ exact: X25519_KEY_BYTES }),
+});
 
 export const BODY_SCHEMAS = {
   HELLO: z.strictObject({
@@ -187,18 +226,29 @@ export const BODY_SCHEMAS = {
     rosterVersion: Counter,
     /** M: every roster member, online or not, sorted (an initiator and a target at least). */
     members: z.array(IdentityName).min(2).max(LIMITS.members),
+    /** RSA-OAEP to the target's certificate, or (with `hpke`) HPKE to its prekey. */
     challenge: bytes({ max: LIMITS.rsaBlockBytes, min: 1 }),
+    hpke: HpkeTagSchema.optional(),
   }),
   NONCE_RESPONSE: z.strictObject({
     epoch: Epoch,
     sealed: bytes({ max: LIMITS.rsaBlockBytes, min: 1 }),
+    hpke: HpkeTagSchema.optional(),
   }),
-  KEY_DISTRIBUTION: z.strictObject({
-    epoch: Epoch,
-    wrappedKey: bytes({ max: LIMITS.rsaBlockBytes, min: 1 }),
-    iv: bytes({ exact: 12 }),
-    ciphertext: bytes({ max: LIMITS.keyDistributionBytes, min: 16 }),
-  }),
+  KEY_DISTRIBUTION: z
+    .strictObject({
+      epoch: Epoch,
+      /** The RSA-OAEP digital envelope (wrappedKey, iv, ciphertext), or HPKE (hpke, ciphertext). */
+      wrappedKey: bytes({ max: LIMITS.rsaBlockBytes, min: 1 }).optional(),
+      iv: bytes({ exact: 12 }).optional(),
+      hpke: HpkeTagSchema.optional(),
+      ciphertext: bytes({ max: LIMITS.keyDistributionBytes, min: 16 }),
+    })
+    .refine(
+      (b) =>
+        b.hpke === undefined ? b.wrappedKey !== undefined && b.iv !== undefined : !b.wrappedKey && !b.iv,
+      'either wrappedKey and iv (RSA-OAEP) or hpke, not both',
+    ),
   ENCRYPTED_TEXT: z.strictObject({
     epoch: Epoch,
     seq: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
@@ -241,6 +291,12 @@ export const BODY_SCHEMAS = {
     /** What the log holds now; the relay replays from firstOffset - 1 right after the GAP. */
     firstOffset: Offset,
     lastOffset: Offset,
+  }),
+  PREKEY: z.strictObject({ prekey: SignedPrekeySchema }),
+  PREKEYS: z.strictObject({
+    session: Session,
+    /** At most one per member: the relay keeps the latest it verified of each. */
+    prekeys: z.array(SignedPrekeySchema).max(LIMITS.members),
   }),
 } satisfies Record<MessageType, z.ZodType>;
 
