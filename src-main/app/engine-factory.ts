@@ -11,7 +11,7 @@ import type { EngineFactory } from './ports.js';
  */
 export type EngineTuning = Omit<
   ChatEngineOptions,
-  'identity' | 'relay' | 'epochStore' | 'history' | 'rosterStore' | 'unsafeTestHooks'
+  'identity' | 'relay' | 'epochStore' | 'history' | 'rosterStore' | 'prekeyStore' | 'unsafeTestHooks'
 >;
 
 export function defaultEngineFactory(tuning: EngineTuning = {}): EngineFactory {
@@ -23,5 +23,6 @@ export function defaultEngineFactory(tuning: EngineTuning = {}): EngineFactory {
       epochStore: session.epochStore,
       ...(session.history ? { history: session.history } : {}),
       ...(session.rosterStore ? { rosterStore: session.rosterStore } : {}),
+      ...(session.prekeyStore ? { prekeyStore: session.prekeyStore } : {}),
     });
 }

@@ -11,6 +11,7 @@ import type { ChatEngineApi, RelayAddress } from '../client/engine-types.js';
 import type { LogHistory } from '../client/log-follower.js';
 import type { EpochStore } from '../client/options.js';
 import type { RosterStore } from '../client/roster-tracker.js';
+import type { PrekeyStore } from '../client/prekeys.js';
 
 /** Native dialogs. Paths never come from the renderer: only from here. */
 export interface DialogPort {
@@ -151,6 +152,11 @@ export interface EngineSession {
   history?: LogHistory;
   /** The same store's highest roster: never rolled back across restarts, uploaded to an older relay. */
   rosterStore?: RosterStore;
+  /**
+   * The same store's signed X25519 prekeys: challenges and key envelopes are sealed to them (HPKE)
+   * and erased on schedule (docs/protocol.md "Erasure"); without one the engine uses RSA-OAEP.
+   */
+  prekeyStore?: PrekeyStore;
 }
 
 /** `relays`: at least one; the engine fails over from each to the next when its link is lost. */

@@ -39,7 +39,7 @@ export class SessionState {
   /** What EngineFactory passes on to the engine. */
   engineSession(): EngineSession {
     const store = this.#store;
-    return { epochStore: store, history: store.history, rosterStore: store };
+    return { epochStore: store, history: store.history, rosterStore: store, prekeyStore: store };
   }
 
   /** The newest `limit` stored messages as timeline lines, oldest first (what the window starts with). */
