@@ -21,6 +21,9 @@ import type { RelayFrames } from './relay-frames.js';
 import type { RosterGate } from './roster-gate.js';
 
 export class Login {
+  /** On a cluster node: why it takes no members now (its NATS link is down), else undefined. */
+  unavailable: (() => string | undefined) | undefined;
+
   constructor(
     private readonly identity: LocalIdentity,
     private readonly limits: RelayLimits,
@@ -124,6 +127,11 @@ export class Login {
   }
 
   private admit(conn: RelayConnection, cert: Certificate): void {
+    const down = this.unavailable?.();
+    if (down !== undefined) {
+      this.control.drop(conn, 'unavailable', this.refusals.error(conn, 'Unavailable', down, true));
+      return;
+    }
     if (this.membership.full(cert.name)) {
       this.control.drop(
         conn,

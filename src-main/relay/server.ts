@@ -20,6 +20,8 @@ import { pino, type Logger } from 'pino';
 import type { LocalIdentity } from '../core/pki/local-identity.js';
 import { ProtocolError, type RelayErrorCode } from '../core/protocol/index.js';
 import { AdmissionGate } from './admission-gate.js';
+import type { ClusterNode, ClusterSide } from './cluster/node.js';
+import { wireCluster } from './cluster/wiring.js';
 import type { RelayConnection } from './connection.js';
 import type { ConnectionControl } from './control.js';
 import { Forwarder, type RelayCounters } from './forwarding.js';
@@ -58,6 +60,11 @@ export interface RelayServerOptions {
    * an older one is logged and ignored. Without a roster at all, nobody is admitted (NoRoster).
    */
   roster?: Buffer;
+  /**
+   * A cluster node (`--cluster`, cluster/node.ts) whose log is `store`: members on every node share
+   * the log's live frames, presence and the roster. Opened and stopped by whoever starts the relay.
+   */
+  cluster?: ClusterNode;
 }
 
 export interface RelayStats {
@@ -119,6 +126,7 @@ export class RelayServer extends EventEmitter<RelayEvents> {
   private readonly logging: (LoggedFrames & { retention: RetentionKeeper }) | undefined;
   private readonly rosterKeeper: RosterKeeper;
   private readonly rosterGate: RosterGate;
+  private readonly cluster: { node: ClusterNode; side: ClusterSide } | undefined;
 
   constructor(options: RelayServerOptions) {
     super();
@@ -193,6 +201,26 @@ export class RelayServer extends EventEmitter<RelayEvents> {
       control,
       this.rosterGate,
     );
+    this.cluster = options.cluster ? this.joinCluster(options.cluster, control) : undefined;
+  }
+
+  private joinCluster(
+    node: ClusterNode,
+    control: ConnectionControl,
+  ): { node: ClusterNode; side: ClusterSide } {
+    if (!this.logging) throw new TypeError('a cluster node needs its store (the shared log)');
+    const side = wireCluster(node, {
+      ...this.logging,
+      membership: this.membership,
+      memberFrames: this.memberFrames,
+      login: this.login,
+      rosterGate: this.rosterGate,
+      output: this.output,
+      counters: this.counters,
+      control,
+      dropAll: (reason) => this.dropAll('Unavailable', reason),
+    });
+    return { node, side };
   }
 
   /** The store's parts: frames through the log, SYNC sessions, retention. */
@@ -231,6 +259,7 @@ export class RelayServer extends EventEmitter<RelayEvents> {
     this.listening = true;
     try {
       await this.rosterKeeper.load();
+      await this.cluster?.node.start(this.cluster.side);
     } catch (err) {
       this.listening = false;
       throw err;
@@ -347,6 +376,7 @@ export class RelayServer extends EventEmitter<RelayEvents> {
       await this.logging.retention.stop();
       await this.logging.fanout.flush();
     }
+    await this.cluster?.node.stop();
     this.log.info({ event: 'closed' }, 'relay closed');
     this.emit('closed');
   }
@@ -377,6 +407,19 @@ export class RelayServer extends EventEmitter<RelayEvents> {
   }
 
   // ---- connection lifecycle ------------------------------------------------------------------
+
+  /** Closes every connection with a fatal `code` (members reconnect elsewhere or later). */
+  private dropAll(code: RelayErrorCode, reason: string): void {
+    for (const c of [...this.connections]) {
+      this.guard(c, () =>
+        this.drop(
+          c,
+          code,
+          c.state === 'hello' ? undefined : this.frames.error(this.refusals.sessionOf(c), code, reason, true),
+        ),
+      );
+    }
+  }
 
   /** Closes a connection (optionally after a final ERROR) and removes it from the members. */
   private drop(conn: RelayConnection, reason: string, last?: Buffer, destroyNow = false): void {

@@ -139,6 +139,11 @@ export const ERROR_CODES = [
   'Removed',
   /** An uploaded ROSTER was refused (bad signature, other group, or older than the relay's). */
   'RosterRejected',
+  /**
+   * This relay node cannot serve now (a cluster node that lost its NATS cluster): fatal, try again
+   * later or another node.
+   */
+  'Unavailable',
 ] as const;
 export type RelayErrorCode = (typeof ERROR_CODES)[number];
 
