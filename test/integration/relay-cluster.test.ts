@@ -53,7 +53,12 @@ async function nats(): Promise<NatsCluster> {
 }
 
 /** Node `i` of the relay cluster, connected to NATS server `i`. */
-async function node(g: LoadedGroup, cluster: NatsCluster, i: number): Promise<RelayProcess> {
+async function node(
+  g: LoadedGroup,
+  cluster: NatsCluster,
+  i: number,
+  extra: string[] = [],
+): Promise<RelayProcess> {
   const url = cluster.servers[i]?.url;
   if (url === undefined) throw new Error(`no NATS server ${i}`);
   const r = await startRelay(g.group.relayBundle, 0, [
@@ -63,11 +68,42 @@ async function node(g: LoadedGroup, cluster: NatsCluster, i: number): Promise<Re
     '--cluster',
     url,
     '--replicas',
-    '3',
+    String(cluster.servers.length),
+    ...extra,
   ]);
   running.push(r);
   return r;
 }
+
+/** Resolves once the relay has logged a line with `"event":"<event>"` on stderr. */
+function relayLogged(r: RelayProcess, event: string, timeoutMs = 60_000): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    let seen = '';
+    let buffered = '';
+    const timer = setTimeout(() => {
+      r.proc.stderr.off('data', onData);
+      reject(new Error(`the relay logged no ${event} within ${timeoutMs} ms: ${seen.slice(-4000)}`));
+    }, timeoutMs);
+    const onData = (d: Buffer): void => {
+      seen += d.toString();
+      buffered += d.toString();
+      const lines = buffered.split('\n');
+      buffered = lines.pop() ?? '';
+      for (const line of lines) {
+        if (!line.includes(`"event":"${event}"`)) continue;
+        clearTimeout(timer);
+        r.proc.stderr.off('data', onData);
+        resolve(JSON.parse(line) as Record<string, unknown>);
+        return;
+      }
+    };
+    r.proc.stderr.on('data', onData);
+    void r.exited.then((code) => reject(new Error(`relay exited (${code}) before logging ${event}`)));
+  });
+}
+
+const onlineOf = (p: ChatProcess): string[] =>
+  ((p.of('members').at(-1)?.members as { name: string }[] | undefined) ?? []).map((x) => x.name);
 
 async function streamNames(cluster: NatsCluster): Promise<string[]> {
   const jsm = await jetstreamManager(await cluster.connect());
@@ -145,6 +181,33 @@ describe('relay cluster on NATS JetStream', { timeout: 300_000 }, () => {
       );
     }
 
+    // Live across nodes while two nodes append at once: each frame once, in log order, to each.
+    for (let i = 1; i <= 50; i++) {
+      alice.send(`burst alice ${i}`);
+      bob.send(`burst bob ${i}`);
+    }
+    await carol.waitForMessage('alice', 'burst alice 50', 60_000);
+    await carol.waitForMessage('bob', 'burst bob 50', 60_000);
+    await alice.waitForMessage('bob', 'burst bob 50', 60_000);
+    await bob.waitForMessage('alice', 'burst alice 50', 60_000);
+    const burst = (p: ChatProcess) => messagesOf(p).filter((x) => x.text.startsWith('burst '));
+    const seen = burst(carol);
+    expect(seen).toHaveLength(100);
+    const live = seen.map((x) => x.offset as number);
+    expect(live.every((o, i) => i === 0 || o > (live[i - 1] as number))).toBe(true);
+    for (const [who, p] of [
+      ['alice', bob],
+      ['bob', alice],
+      ['alice', carol],
+      ['bob', carol],
+    ] as const) {
+      expect(
+        burst(p)
+          .filter((x) => x.from === who)
+          .map((x) => x.text),
+      ).toEqual(Array.from({ length: 50 }, (_, i) => `burst ${who} ${i + 1}`));
+    }
+
     await leave(carol);
     for (let i = 1; i <= 20; i++) {
       alice.send(`alice ${i}`);
@@ -184,6 +247,7 @@ describe('relay cluster on NATS JetStream', { timeout: 300_000 }, () => {
 
     const expected = [
       ...['alice', 'bob', 'carol'].map((n) => `hello from ${n}`),
+      ...Array.from({ length: 50 }, (_, i) => [`burst alice ${i + 1}`, `burst bob ${i + 1}`]).flat(),
       ...Array.from({ length: 20 }, (_, i) => [`alice ${i + 1}`, `bob ${i + 1}`]).flat(),
     ].sort();
     expect((await historyTexts(g, m.carol)).sort()).toEqual(expected);
@@ -214,5 +278,56 @@ describe('relay cluster on NATS JetStream', { timeout: 300_000 }, () => {
     const retry = chat(g, m.carol, nodes[2] as RelayProcess);
     expect(await retry.exited).toBe(4);
     expect(retry.of('error').some((e) => e.code === 'Removed')).toBe(true);
+  });
+
+  it('a node that dies is forgotten once the presence TTL passes: the others list its members no more', async () => {
+    const g = makeLoadedGroup(['alice', 'bob']);
+    const m = members(['alice', 'bob']);
+    const cluster = await nats();
+    const ttl = ['--presence-ttl-ms', '3000'];
+    const n1 = await node(g, cluster, 0, ttl);
+    const n2 = await node(g, cluster, 1, ttl);
+    const alice = chat(g, m.alice, n1);
+    const bob = chat(g, m.bob, n2);
+    await waitForAgreedKey([alice, bob], ['alice', 'bob'], 60_000);
+    expect(onlineOf(alice)).toEqual(['alice', 'bob']);
+
+    // No clean shutdown: nobody deletes bob's entry, only its TTL ends it.
+    await n2.kill('SIGKILL');
+    await alice.waitFor((p) => !onlineOf(p).includes('bob'), 'bob gone from PRESENCE', 60_000);
+    expect(onlineOf(alice)).toEqual(['alice']);
+    await bob.kill();
+  });
+
+  it('a node that loses NATS closes its members with Unavailable, refuses them until NATS is back, then takes them again', async () => {
+    const g = makeLoadedGroup(['alice']);
+    const m = members(['alice']);
+    const cluster = await startNats(1);
+    clusters.push(cluster);
+    const n1 = await node(g, cluster, 0, ['--log-level', 'info']);
+    const alice = chat(g, m.alice, n1);
+    await alice.waitFor((p) => p.state === 'Chatting', 'Chatting', 60_000);
+    const lost = relayLogged(n1, 'cluster-lost');
+
+    await cluster.kill9(0);
+    expect((await lost).reason).toMatch(/lost its NATS server/);
+    await alice.waitFor((p) => p.of('error').some((e) => e.code === 'Unavailable'), 'ERROR Unavailable');
+    // Her client tries again and is refused the same way until NATS is back.
+    await alice.waitFor(
+      (p) => p.of('error').filter((e) => e.code === 'Unavailable').length >= 2,
+      'Unavailable at a second login',
+      60_000,
+    );
+    const regained = relayLogged(n1, 'cluster-regained');
+    // Refused since the loss, so a Chatting from here on is a login after NATS came back.
+    const before = alice.events.length;
+    await cluster.restart(0);
+    await regained;
+    await alice.waitFor(
+      (p) => p.events.slice(before).some((e) => e.event === 'state' && e.state === 'Chatting'),
+      'Chatting again',
+      60_000,
+    );
+    await leave(alice);
   });
 });

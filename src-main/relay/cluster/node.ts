@@ -72,7 +72,20 @@ export class ClusterNode {
 
   /** Starts following the shared log, presence, the shared roster and the NATS link. */
   async start(side: ClusterSide): Promise<void> {
-    this.health.start({ lost: (r) => side.lost(r), regained: () => side.regained() });
+    this.health.start({
+      lost: (r) => side.lost(r),
+      regained: () => {
+        this.peers
+          .recover()
+          .catch((err: unknown) =>
+            this.logger.warn(
+              { event: 'cluster-presence-failed', err: err instanceof Error ? err.message : String(err) },
+              'presence after NATS came back: retried on the next beat',
+            ),
+          );
+        side.regained();
+      },
+    });
     this.follower = await StreamFollower.start({
       log: this.log,
       logger: this.logger,

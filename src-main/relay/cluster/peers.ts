@@ -44,6 +44,9 @@ export class ClusterPeers implements RemoteMembers {
   private watcher: { stop(): void } | undefined;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
+  /** The last beat failed: the next one recovers (reopen, watch again) instead of refreshing. */
+  private failed = false;
+  private hooks: PeersHooks | undefined;
 
   constructor(
     private readonly presence: JetStreamPresence,
@@ -75,18 +78,37 @@ export class ClusterPeers implements RemoteMembers {
         hooks.forwarded(member, Buffer.from(m.data));
       },
     });
-    this.watcher = await this.presence.watch((change) => {
-      if (this.apply(change)) hooks.changed();
-    });
-    await this.resync(hooks);
+    this.hooks = hooks;
+    await this.follow();
     const beat = Math.floor(this.presence.ttlMs / 3);
     this.timer = setInterval(() => {
-      this.presence
-        .refresh()
-        .then(() => this.resync(hooks))
-        .catch((err: unknown) => this.warn('cluster-presence-failed', err));
+      const next = this.failed ? this.recover() : this.presence.refresh().then(() => this.resync());
+      next.catch((err: unknown) => {
+        this.failed = true;
+        this.warn('cluster-presence-failed', err);
+      });
     }, beat);
     this.timer.unref();
+  }
+
+  /**
+   * After a NATS outage (or a failed beat): the bucket is opened again (made again if the servers
+   * lost it, it lives in memory), this node's members put again and the watch started again.
+   */
+  async recover(): Promise<void> {
+    if (this.stopped) return;
+    this.failed = true;
+    await this.presence.reopen();
+    await this.follow();
+    this.failed = false;
+  }
+
+  private async follow(): Promise<void> {
+    this.watcher?.stop();
+    this.watcher = await this.presence.watch((change) => {
+      if (this.apply(change)) this.hooks?.changed();
+    });
+    await this.resync();
   }
 
   list(): PresenceMember[] {
@@ -166,13 +188,13 @@ export class ClusterPeers implements RemoteMembers {
   }
 
   /** Rebuilds the map from the bucket (drops what the TTL expired); tells if it changed. */
-  private async resync(hooks: PeersHooks): Promise<void> {
+  private async resync(): Promise<void> {
     const entries = await this.presence.list();
     if (this.stopped) return;
     const before = signature(this.remote);
     this.remote.clear();
     for (const e of entries) if (e.node !== this.presence.node) this.put(e);
-    if (signature(this.remote) !== before) hooks.changed();
+    if (signature(this.remote) !== before) this.hooks?.changed();
   }
 
   private valid(member: string, fingerprint: string, der: Buffer): boolean {

@@ -93,7 +93,8 @@ export class JetStreamPresence {
   private closed = false;
 
   private constructor(
-    private readonly kv: KV,
+    private kv: KV,
+    private readonly reopenKv: () => Promise<KV>,
     readonly node: string,
     readonly ttlMs: number,
     private readonly now: () => number,
@@ -106,18 +107,31 @@ export class JetStreamPresence {
       throw new TypeError('node must be a non-empty string');
     }
     const bucket = groupNames(options.groupId).presenceBucket;
-    try {
-      const kv = await new Kvm(options.nc).create(bucket, {
-        history: 1,
-        ttl: ttlMs,
-        replicas: options.replicas ?? defaultReplicas(options.nc),
-        // Presence is rebuilt by the heartbeats: memory is enough and spares the disks.
-        storage: StorageType.Memory,
-      });
-      return new JetStreamPresence(kv, options.node, ttlMs, now);
-    } catch (err) {
-      throw wrapNatsError(err, `cannot open the presence bucket ${bucket}`);
-    }
+    const replicas = options.replicas ?? defaultReplicas(options.nc);
+    const create = async (): Promise<KV> => {
+      try {
+        return await new Kvm(options.nc).create(bucket, {
+          history: 1,
+          ttl: ttlMs,
+          replicas,
+          // Presence is rebuilt by the heartbeats: memory is enough and spares the disks.
+          storage: StorageType.Memory,
+        });
+      } catch (err) {
+        throw wrapNatsError(err, `cannot open the presence bucket ${bucket}`);
+      }
+    };
+    return new JetStreamPresence(await create(), create, options.node, ttlMs, now);
+  }
+
+  /**
+   * Opens the bucket again, creating it if it is gone: it lives in memory, so NATS servers that all
+   * restarted have lost it. Then puts this node's members again. A watch must be started again too.
+   */
+  async reopen(): Promise<void> {
+    this.checkOpen();
+    this.kv = await this.reopenKv();
+    await this.refresh();
   }
 
   /** `member` logged in on this node (with its certificate, for the other nodes). */
