@@ -9,7 +9,8 @@
  * (routing a member's frames), forwarding.ts (frames out, zero-copy), output.ts (once-per-turn
  * flush, SlowConsumer), liveness-sweep.ts (heartbeats), refusals.ts (ERROR frames); with a store,
  * log-fanout.ts (logged frames: to the log, then out), sync-session.ts (SYNC, GAP, replay, LIVE) and
- * log-retention.ts.
+ * log-retention.ts (built by logging-parts.ts); on a cluster node, cluster/ (wired by
+ * cluster/wiring.ts).
  *
  * Every event handler is wrapped: an exception while handling one connection closes that
  * connection and is logged; it cannot take the process down or touch other connections.
@@ -25,20 +26,20 @@ import { wireCluster } from './cluster/wiring.js';
 import type { RelayConnection } from './connection.js';
 import type { ConnectionControl } from './control.js';
 import { Forwarder, type RelayCounters } from './forwarding.js';
-import { LogFanout, type LogFanoutCounters } from './log-fanout.js';
-import { RetentionKeeper, type RetentionCounters } from './log-retention.js';
-import { LogWriter } from './log/writer.js';
+import type { LogFanoutCounters } from './log-fanout.js';
+import type { RetentionCounters } from './log-retention.js';
+import { openLogging, type LoggingParts } from './logging-parts.js';
 import type { RelayLog } from './log/types.js';
 import { resolveLimits, type RelayLimits } from './limits.js';
 import { LivenessSweep } from './liveness-sweep.js';
 import { Login } from './login.js';
 import { LoginBudgets } from './login-budgets.js';
-import { MemberFrames, type LoggedFrames } from './member-frames.js';
+import { MemberFrames } from './member-frames.js';
 import { Membership } from './membership.js';
 import { Output } from './output.js';
 import { RelayFrames, type PresenceMember } from './relay-frames.js';
 import { refusalCode, Refusals } from './refusals.js';
-import { SyncSessions, type SyncCounters } from './sync-session.js';
+import type { SyncCounters } from './sync-session.js';
 import { RosterGate } from './roster-gate.js';
 import { RosterKeeper } from './roster-keeper.js';
 
@@ -123,7 +124,7 @@ export class RelayServer extends EventEmitter<RelayEvents> {
   private readonly memberFrames: MemberFrames;
   private readonly gate: AdmissionGate;
   private readonly login: Login;
-  private readonly logging: (LoggedFrames & { retention: RetentionKeeper }) | undefined;
+  private readonly logging: LoggingParts | undefined;
   private readonly rosterKeeper: RosterKeeper;
   private readonly rosterGate: RosterGate;
   private readonly cluster: { node: ClusterNode; side: ClusterSide } | undefined;
@@ -160,7 +161,18 @@ export class RelayServer extends EventEmitter<RelayEvents> {
       { readmit: (conn) => this.login.readmit(conn) },
     );
     this.liveness = new LivenessSweep(this.limits, this.log, this.membership, control);
-    this.logging = options.store ? this.openLogging(options.store, control) : undefined;
+    this.logging = options.store
+      ? openLogging(options.store, {
+          membership: this.membership,
+          output: this.output,
+          counters: this.counters,
+          frames: this.frames,
+          refusals: this.refusals,
+          limits: this.limits,
+          log: this.log,
+          control,
+        })
+      : undefined;
     this.memberFrames = new MemberFrames(
       this.identity,
       this.limits,
@@ -201,53 +213,25 @@ export class RelayServer extends EventEmitter<RelayEvents> {
       control,
       this.rosterGate,
     );
-    this.cluster = options.cluster ? this.joinCluster(options.cluster, control) : undefined;
-  }
-
-  private joinCluster(
-    node: ClusterNode,
-    control: ConnectionControl,
-  ): { node: ClusterNode; side: ClusterSide } {
-    if (!this.logging) throw new TypeError('a cluster node needs its store (the shared log)');
-    const side = wireCluster(node, {
-      ...this.logging,
-      membership: this.membership,
-      memberFrames: this.memberFrames,
-      login: this.login,
-      rosterGate: this.rosterGate,
-      output: this.output,
-      counters: this.counters,
-      control,
-      dropAll: (reason) => this.dropAll('Unavailable', reason),
-    });
-    return { node, side };
-  }
-
-  /** The store's parts: frames through the log, SYNC sessions, retention. */
-  private openLogging(
-    store: RelayLog,
-    control: ConnectionControl,
-  ): LoggedFrames & { retention: RetentionKeeper } {
-    const fanout = new LogFanout(
-      new LogWriter(store),
-      this.membership,
-      this.output,
-      this.counters,
-      this.log,
-      control,
-    );
-    const syncs = new SyncSessions(
-      store,
-      this.frames,
-      this.refusals,
-      this.output,
-      control,
-      this.log,
-      this.limits,
-    );
-    const retention = new RetentionKeeper(store, this.limits, this.log);
-    fanout.onStored = () => retention.stored(fanout.takeStoredBytes());
-    return { fanout, syncs, retention };
+    const node = options.cluster;
+    if (node && !this.logging) throw new TypeError('a cluster node needs its store (the shared log)');
+    this.cluster =
+      node && this.logging
+        ? {
+            node,
+            side: wireCluster(node, {
+              ...this.logging,
+              membership: this.membership,
+              memberFrames: this.memberFrames,
+              login: this.login,
+              rosterGate: this.rosterGate,
+              output: this.output,
+              counters: this.counters,
+              control,
+              dropAll: (reason) => this.dropAll('Unavailable', reason),
+            }),
+          }
+        : undefined;
   }
 
   /**
