@@ -26,6 +26,7 @@ import {
   cleanup,
   FAST_RELAY_FLAGS,
   publishRoster,
+  runCli,
   startRelay,
   waitForAgreedKey,
   type ChatJsonEvent,
@@ -329,5 +330,23 @@ describe('relay cluster on NATS JetStream', { timeout: 300_000 }, () => {
       60_000,
     );
     await leave(alice);
+  });
+
+  it('cluster flags: usage errors exit 2 naming the flag', async () => {
+    const relay = (...flags: string[]) => runCli(['relay', '--bundle', 'no-such.p12', ...flags]);
+    expect(await relay('--presence-ttl-ms', '5000')).toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(/--presence-ttl-ms needs --cluster/) as unknown,
+    });
+    for (const bad of ['999', '3600001', '5s', '']) {
+      expect(await relay('--cluster', 'nats://127.0.0.1:4222', '--presence-ttl-ms', bad)).toMatchObject({
+        code: 2,
+        stderr: expect.stringMatching(/--presence-ttl-ms must be 1000-3600000/) as unknown,
+      });
+    }
+    expect(await relay('--replicas', '3')).toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(/--replicas needs --cluster/) as unknown,
+    });
   });
 });
