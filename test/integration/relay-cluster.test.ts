@@ -300,9 +300,9 @@ describe('relay cluster on NATS JetStream', { timeout: 300_000 }, () => {
     await bob.kill();
   });
 
-  it('a node that loses NATS closes its members with Unavailable, refuses them until NATS is back, then takes them again', async () => {
-    const g = makeLoadedGroup(['alice']);
-    const m = members(['alice']);
+  it('a node that loses NATS closes its members with Unavailable, refuses them until NATS is back, then takes them again and follows the log', async () => {
+    const g = makeLoadedGroup(['alice', 'bob']);
+    const m = members(['alice', 'bob']);
     const cluster = await startNats(1);
     clusters.push(cluster);
     const n1 = await node(g, cluster, 0, ['--log-level', 'info']);
@@ -329,6 +329,12 @@ describe('relay cluster on NATS JetStream', { timeout: 300_000 }, () => {
       'Chatting again',
       60_000,
     );
+    // The node follows the log again: a frame stored now reaches alice live.
+    const bob = chat(g, m.bob, n1);
+    await waitForAgreedKey([alice, bob], ['alice', 'bob'], 60_000);
+    bob.send('after the outage');
+    await alice.waitForMessage('bob', 'after the outage', 60_000);
+    await leave(bob);
     await leave(alice);
   });
 

@@ -108,8 +108,9 @@ export class StreamFollower {
     if (this.stopped || this.reading) return;
     this.options.log.bounds().then(
       (b) => {
-        if (this.failing) this.recovered();
         this.advance(b.lastOffset);
+        // Also when the target did not move: a read that failed left frames below it unsent.
+        void this.read();
       },
       (err: unknown) => this.failed(err),
     );
