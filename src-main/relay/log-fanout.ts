@@ -9,6 +9,10 @@
  * - to a receiver that never sent SYNC (v1), as the bare envelope exactly as without a log;
  * - not to a receiver whose replay is still running: the frame is in the log, the replay sends it.
  *
+ * On a cluster node (a log shared through JetStream) the fan-out only stores and acknowledges: the
+ * node's StreamFollower (cluster/follower.ts) reads every stored frame back in stream order, its
+ * own included, and hands each to deliverStored(), which sends it by the same rules as above.
+ *
  * The sender, if it sent SYNC, gets STORED acks, gathered per turn into one link frame. An append
  * that fails is not forwarded and not acknowledged (the member resends it after a reconnect);
  * the error is logged once per failed batch and the relay goes on.
@@ -25,6 +29,7 @@ import {
 import type { RelayConnection } from './connection.js';
 import type { ConnectionControl } from './control.js';
 import { wholeInChunk, type RelayCounters } from './forwarding.js';
+import type { LogEntry } from './log/types.js';
 import type { LogWriter } from './log/writer.js';
 import { logStateOf } from './member-log-state.js';
 import type { Membership } from './membership.js';
@@ -40,13 +45,17 @@ export interface LogFanoutCounters {
   logFailures: number;
 }
 
-interface LoggedFrame {
-  from: RelayConnection;
-  /** The sender's count for this frame (its n), 0 when it is past the u32 range. */
-  n: number;
+/** A frame to send on: its envelope bytes and whether they sit right after their prefix in a read. */
+interface OutFrame {
   payload: Buffer;
   /** The frame arrived whole in one read: [payload - 4, end) of its buffer is the frame as received. */
   whole: boolean;
+}
+
+interface LoggedFrame extends OutFrame {
+  from: RelayConnection;
+  /** The sender's count for this frame (its n), 0 when it is past the u32 range. */
+  n: number;
   /** Undefined: a broadcast; else the member it is for. */
   target: string | undefined;
 }
@@ -61,6 +70,11 @@ export class LogFanout {
   private storedBytes = 0;
   /** Called after each drain that stored something (retention checks the size cap). */
   onStored: (() => void) | undefined;
+  /**
+   * Set on a cluster node: stored frames are not sent from here but handed to this (the node's
+   * StreamFollower), which reads them back in stream order and sends them with deliverStored().
+   */
+  shared: { appended(offset: number): void } | undefined;
 
   constructor(
     private readonly writer: LogWriter,
@@ -116,6 +130,12 @@ export class LogFanout {
   private durable(f: LoggedFrame, offset: number): void {
     this.stats.framesLogged++;
     this.storedBytes += f.payload.length;
+    if (this.shared) {
+      this.shared.appended(offset);
+      this.ack(f, offset);
+      this.queueDrainEnd();
+      return;
+    }
     // One header for every SYNCed receiver of this frame: built on first use.
     let header: Buffer | undefined;
     const headerFor = (): Buffer => (header ??= deliveredChunk(offset, f.payload.length));
@@ -135,8 +155,30 @@ export class LogFanout {
     this.queueDrainEnd();
   }
 
+  /**
+   * A frame of the shared log (any node's), read back in stream order: to this node's members it
+   * is for, as durable() sends a local one (never back to its sender, not to a running replay).
+   */
+  deliverStored(e: LogEntry): void {
+    let header: Buffer | undefined;
+    const headerFor = (): Buffer => (header ??= deliveredChunk(e.offset, e.frame.length));
+    const f: OutFrame = { payload: e.frame, whole: false };
+    let receivers = 0;
+    if (e.audience.kind === 'all') {
+      for (const c of this.membership.all) {
+        if (c.name !== e.sender && this.deliver(c, f, e.offset, headerFor)) receivers++;
+      }
+    } else {
+      const to = this.membership.byName.get(e.audience.name);
+      if (to !== undefined && to.name !== e.sender && this.deliver(to, f, e.offset, headerFor)) receivers++;
+    }
+    this.counters.framesForwarded++;
+    this.counters.deliveries += receivers;
+    this.counters.bytesForwarded += (e.frame.length + LENGTH_PREFIX_BYTES) * receivers;
+  }
+
   /** Queues a durable frame for `c` if it is due one now; true if it was. */
-  private deliver(c: RelayConnection, f: LoggedFrame, offset: number, headerFor: () => Buffer): boolean {
+  private deliver(c: RelayConnection, f: OutFrame, offset: number, headerFor: () => Buffer): boolean {
     if (c.state !== 'member') return false;
     const sync = c.logState?.sync;
     if (sync === undefined) {

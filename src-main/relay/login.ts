@@ -24,6 +24,8 @@ import type { PrekeyGate } from './prekey-gate.js';
 export class Login {
   /** Sends PREKEYS after the ROSTER at login (prekey-gate.ts); set by the server. */
   prekeys: PrekeyGate | undefined;
+  /** On a cluster node: why it takes no members now (its NATS link is down), else undefined. */
+  unavailable: (() => string | undefined) | undefined;
 
   constructor(
     private readonly identity: LocalIdentity,
@@ -128,6 +130,11 @@ export class Login {
   }
 
   private admit(conn: RelayConnection, cert: Certificate): void {
+    const down = this.unavailable?.();
+    if (down !== undefined) {
+      this.control.drop(conn, 'unavailable', this.refusals.error(conn, 'Unavailable', down, true));
+      return;
+    }
     if (this.membership.full(cert.name)) {
       this.control.drop(
         conn,

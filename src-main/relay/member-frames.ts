@@ -38,6 +38,17 @@ export class MemberFrames {
   onRoster: ((conn: RelayConnection, payload: Buffer) => void) | undefined;
   /** Where a member's PREKEY goes (prekey-gate.ts); set by the server. */
   onPrekey: ((conn: RelayConnection, header: EnvelopeHeader, payload: Buffer) => void) | undefined;
+  /**
+   * On a cluster node (cluster/wiring.ts): members on other nodes, to route targeted frames and
+   * answer CERT_REQUEST for them.
+   */
+  remote:
+    | {
+        has(name: string): boolean;
+        forward(name: string, payload: Buffer): void;
+        certificate(name: string): Buffer | undefined;
+      }
+    | undefined;
 
   constructor(
     private readonly identity: LocalIdentity,
@@ -75,7 +86,11 @@ export class MemberFrames {
     // Counted before routing can refuse it: see MemberLogState.sent.
     const n = logged && LOGGED_TYPES.has(header.type) ? logged.fanout.count(conn) : 0;
     try {
-      const r = route(header, conn, this.membership.byName, { storeTargeted: logged !== undefined });
+      const remote = this.remote;
+      const r = route(header, conn, this.membership.byName, {
+        storeTargeted: logged !== undefined,
+        ...(remote ? { remote: (name: string) => remote.has(name) } : {}),
+      });
       switch (r.kind) {
         case 'broadcast':
           if (logged && header.type === 'ENCRYPTED_TEXT') logged.fanout.append(conn, n, payload, chunk);
@@ -94,6 +109,9 @@ export class MemberFrames {
         }
         case 'forward':
           this.forwarder.forward(r.to, payload, chunk);
+          return;
+        case 'remote':
+          this.remote?.forward(r.name, payload);
           return;
         case 'cert-request':
           this.answerCertRequest(conn, header);
@@ -141,7 +159,9 @@ export class MemberFrames {
     const unknown: string[] = [];
     for (const name of new Set(names)) {
       const member = this.membership.byName.get(name)?.certificate;
+      const remote = member ? undefined : this.remote?.certificate(name);
       if (member) certificates.push({ name, certificate: member.der });
+      else if (remote) certificates.push({ name, certificate: remote });
       else if (name === this.identity.name)
         certificates.push({ name, certificate: this.identity.certificate.der });
       else unknown.push(name);

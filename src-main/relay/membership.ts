@@ -18,6 +18,16 @@ export interface MembershipHooks {
   changed(members: PresenceMember[], version: number): void;
 }
 
+/** A cluster node's view of the members on the other nodes (cluster/peers.ts). */
+export interface RemoteMembers {
+  /** Members online on other nodes (a name also connected here is listed once, as this node's). */
+  list(): PresenceMember[];
+  /** `conn` became this node's member of its name. */
+  joined(conn: RelayConnection): void;
+  /** This node's member `name` left. */
+  left(name: string): void;
+}
+
 export class Membership {
   private readonly members = new Map<string, RelayConnection>();
   /** The members as an array, rebuilt on membership changes (broadcast iterates it per frame). */
@@ -25,6 +35,8 @@ export class Membership {
   private currentVersion = 0;
   private presenceTimer: NodeJS.Timeout | undefined;
   private lastPresenceAt = Number.NEGATIVE_INFINITY;
+  /** Set on a cluster node: PRESENCE lists every node's members. */
+  remote: RemoteMembers | undefined;
 
   constructor(
     private readonly limits: RelayLimits,
@@ -54,12 +66,13 @@ export class Membership {
     return this.memberArray;
   }
 
-  /** Current members, sorted by name. */
+  /** Current members (on a cluster node: of every node), sorted by name. */
   list(): PresenceMember[] {
     const list: PresenceMember[] = [];
     for (const c of this.members.values()) {
       if (c.certificate) list.push({ name: c.certificate.name, fingerprint: c.certificate.fingerprintHex });
     }
+    for (const m of this.remote?.list() ?? []) if (!this.members.has(m.name)) list.push(m);
     return list.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
@@ -77,6 +90,7 @@ export class Membership {
     const previous = this.members.get(name);
     this.members.set(name, conn);
     this.memberArray = [...this.members.values()];
+    this.remote?.joined(conn);
     return previous;
   }
 
@@ -86,6 +100,7 @@ export class Membership {
     if (name !== undefined && this.members.get(name) === conn) {
       this.members.delete(name);
       this.memberArray = [...this.members.values()];
+      this.remote?.left(name);
       this.log.info(
         { event: 'left', conn: conn.id, name, reason: conn.closeReason ?? 'closed' },
         'member left',

@@ -124,6 +124,35 @@ export class RosterGate {
     );
   }
 
+  /**
+   * A roster stored by another cluster node (the shared meta's watch): in force here at once,
+   * pushed to this node's members, who it no longer lists are dropped.
+   */
+  shared(bytes: Buffer): void {
+    this.keeper.adopt(bytes).then(
+      (offer) =>
+        this.control.guard(undefined, () => {
+          if (offer.kind === 'stored') {
+            this.log.info(
+              { event: 'roster-shared', version: offer.roster.version, previous: offer.previous?.version },
+              `roster v${offer.roster.version} from another node`,
+            );
+            this.applyNewRoster();
+          } else if (offer.kind === 'rejected') {
+            this.log.warn(
+              { event: 'roster-shared-ignored', code: offer.code, reason: offer.message },
+              'a shared roster was not taken',
+            );
+          }
+        }),
+      (err: unknown) =>
+        this.log.error(
+          { event: 'internal-error', err: err instanceof Error ? err.message : String(err) },
+          'handling a shared roster failed',
+        ),
+    );
+  }
+
   private settle(conn: RelayConnection, offer: RosterOffer): void {
     switch (offer.kind) {
       case 'same':

@@ -158,6 +158,43 @@ export class RosterKeeper {
     return next;
   }
 
+  /**
+   * A roster another cluster node stored in the shared meta (cluster/wiring.ts): held if newer,
+   * not stored again (it is stored). One that is older than the held one means two nodes wrote at
+   * once and the older write landed last: the held roster is written back, so the shared meta
+   * ends at the highest. Never throws.
+   */
+  adopt(bytes: Buffer): Promise<RosterOffer> {
+    const next = this.#queue.then(() => this.adoptNow(bytes));
+    this.#queue = next.catch(() => undefined);
+    return next;
+  }
+
+  private async adoptNow(bytes: Buffer): Promise<RosterOffer> {
+    const held = this.#current;
+    if (held && bytes.equals(held.bytes)) return { kind: 'same', roster: held };
+    let incoming: Roster;
+    try {
+      incoming = verifyRoster(bytes, this.ca);
+    } catch (err) {
+      if (!(err instanceof RosterError)) throw err;
+      return { kind: 'rejected', code: err.code, message: err.message };
+    }
+    const order = held ? compareRoster(held, incoming) : 'newer';
+    if (held && order !== 'newer') {
+      if (order !== 'same') await this.persist(held).catch(() => undefined);
+      return order === 'same'
+        ? { kind: 'same', roster: held }
+        : {
+            kind: 'rejected',
+            code: order === 'older' ? 'RosterRollback' : 'RosterConflict',
+            message: `shared roster v${incoming.version} is not newer than the held v${held.version}`,
+          };
+    }
+    this.hold(incoming, 'cluster');
+    return { kind: 'stored', roster: incoming, previous: held };
+  }
+
   private async offerNow(bytes: Buffer): Promise<RosterOffer> {
     const held = this.#current;
     // The held bytes again (every client uploads after a reconnect in the worst case): no RSA work.
@@ -205,7 +242,7 @@ export class RosterKeeper {
     if (this.store) await this.store.setMeta(ROSTER_META_KEY, roster.bytes);
   }
 
-  private hold(roster: Roster, source: 'file' | 'store' | 'upload'): void {
+  private hold(roster: Roster, source: 'file' | 'store' | 'upload' | 'cluster'): void {
     this.#current = roster;
     this.#frame = encodeFrame(roster.bytes, Number.MAX_SAFE_INTEGER);
     this.log.info(

@@ -26,7 +26,9 @@ export type Route =
    * Store in the log for this member (a relay with a store, KEY_DISTRIBUTION), and forward once
    * stored if it is connected (`to`).
    */
-  | { kind: 'store-for'; name: string; to: RelayConnection | undefined };
+  | { kind: 'store-for'; name: string; to: RelayConnection | undefined }
+  /** Forward the frame, as received, to this member on another relay node (a cluster). */
+  | { kind: 'remote'; name: string };
 
 export interface RouteOptions {
   /**
@@ -37,6 +39,8 @@ export interface RouteOptions {
    * roster work) narrows this to its members.
    */
   storeTargeted?: boolean;
+  /** On a cluster node: whether `name` is online on another node (a targeted frame goes there). */
+  remote?: (name: string) => boolean;
 }
 
 export function route(
@@ -68,6 +72,8 @@ export function route(
       return { kind: 'store-for', name: target, to: to && to.state === 'member' ? to : undefined };
     }
     const to = members.get(target);
+    if (!to && target !== own.name && options.remote?.(target) === true)
+      return { kind: 'remote', name: target };
     if (!to || to === from || to.state !== 'member') {
       throw new RelayRefusal(
         'UnknownTarget',

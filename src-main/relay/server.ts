@@ -9,7 +9,8 @@
  * (routing a member's frames), forwarding.ts (frames out, zero-copy), output.ts (once-per-turn
  * flush, SlowConsumer), liveness-sweep.ts (heartbeats), refusals.ts (ERROR frames); with a store,
  * log-fanout.ts (logged frames: to the log, then out), sync-session.ts (SYNC, GAP, replay, LIVE) and
- * log-retention.ts.
+ * log-retention.ts (built by logging-parts.ts); on a cluster node, cluster/ (wired by
+ * cluster/wiring.ts).
  *
  * Every event handler is wrapped: an exception while handling one connection closes that
  * connection and is logged; it cannot take the process down or touch other connections.
@@ -20,23 +21,25 @@ import { pino, type Logger } from 'pino';
 import type { LocalIdentity } from '../core/pki/local-identity.js';
 import { ProtocolError, type RelayErrorCode } from '../core/protocol/index.js';
 import { AdmissionGate } from './admission-gate.js';
+import type { ClusterNode, ClusterSide } from './cluster/node.js';
+import { wireCluster } from './cluster/wiring.js';
 import type { RelayConnection } from './connection.js';
 import type { ConnectionControl } from './control.js';
 import { Forwarder, type RelayCounters } from './forwarding.js';
-import { LogFanout, type LogFanoutCounters } from './log-fanout.js';
-import { RetentionKeeper, type RetentionCounters } from './log-retention.js';
-import { LogWriter } from './log/writer.js';
+import type { LogFanoutCounters } from './log-fanout.js';
+import type { RetentionCounters } from './log-retention.js';
+import { openLogging, type LoggingParts } from './logging-parts.js';
 import type { RelayLog } from './log/types.js';
 import { resolveLimits, type RelayLimits } from './limits.js';
 import { LivenessSweep } from './liveness-sweep.js';
 import { Login } from './login.js';
 import { LoginBudgets } from './login-budgets.js';
-import { MemberFrames, type LoggedFrames } from './member-frames.js';
+import { MemberFrames } from './member-frames.js';
 import { Membership } from './membership.js';
 import { Output } from './output.js';
 import { RelayFrames, type PresenceMember } from './relay-frames.js';
 import { refusalCode, Refusals } from './refusals.js';
-import { SyncSessions, type SyncCounters } from './sync-session.js';
+import type { SyncCounters } from './sync-session.js';
 import { RosterGate } from './roster-gate.js';
 import { RosterKeeper } from './roster-keeper.js';
 import { PrekeyGate } from './prekey-gate.js';
@@ -60,6 +63,11 @@ export interface RelayServerOptions {
    * an older one is logged and ignored. Without a roster at all, nobody is admitted (NoRoster).
    */
   roster?: Buffer;
+  /**
+   * A cluster node (`--cluster`, cluster/node.ts) whose log is `store`: members on every node share
+   * the log's live frames, presence and the roster. Opened and stopped by whoever starts the relay.
+   */
+  cluster?: ClusterNode;
 }
 
 export interface RelayStats {
@@ -120,10 +128,11 @@ export class RelayServer extends EventEmitter<RelayEvents> {
   private readonly memberFrames: MemberFrames;
   private readonly gate: AdmissionGate;
   private readonly login: Login;
-  private readonly logging: (LoggedFrames & { retention: RetentionKeeper }) | undefined;
+  private readonly logging: LoggingParts | undefined;
   private readonly rosterKeeper: RosterKeeper;
   private readonly rosterGate: RosterGate;
   private readonly prekeyKeeper: PrekeyKeeper;
+  private readonly cluster: { node: ClusterNode; side: ClusterSide } | undefined;
 
   constructor(options: RelayServerOptions) {
     super();
@@ -157,7 +166,18 @@ export class RelayServer extends EventEmitter<RelayEvents> {
       { readmit: (conn) => this.login.readmit(conn) },
     );
     this.liveness = new LivenessSweep(this.limits, this.log, this.membership, control);
-    this.logging = options.store ? this.openLogging(options.store, control) : undefined;
+    this.logging = options.store
+      ? openLogging(options.store, {
+          membership: this.membership,
+          output: this.output,
+          counters: this.counters,
+          frames: this.frames,
+          refusals: this.refusals,
+          limits: this.limits,
+          log: this.log,
+          control,
+        })
+      : undefined;
     const forwarder = new Forwarder(this.membership, this.output, this.counters);
     this.memberFrames = new MemberFrames(
       this.identity,
@@ -211,33 +231,25 @@ export class RelayServer extends EventEmitter<RelayEvents> {
       this.rosterGate,
     );
     this.login.prekeys = prekeys;
-  }
-
-  /** The store's parts: frames through the log, SYNC sessions, retention. */
-  private openLogging(
-    store: RelayLog,
-    control: ConnectionControl,
-  ): LoggedFrames & { retention: RetentionKeeper } {
-    const fanout = new LogFanout(
-      new LogWriter(store),
-      this.membership,
-      this.output,
-      this.counters,
-      this.log,
-      control,
-    );
-    const syncs = new SyncSessions(
-      store,
-      this.frames,
-      this.refusals,
-      this.output,
-      control,
-      this.log,
-      this.limits,
-    );
-    const retention = new RetentionKeeper(store, this.limits, this.log);
-    fanout.onStored = () => retention.stored(fanout.takeStoredBytes());
-    return { fanout, syncs, retention };
+    const node = options.cluster;
+    if (node && !this.logging) throw new TypeError('a cluster node needs its store (the shared log)');
+    this.cluster =
+      node && this.logging
+        ? {
+            node,
+            side: wireCluster(node, {
+              ...this.logging,
+              membership: this.membership,
+              memberFrames: this.memberFrames,
+              login: this.login,
+              rosterGate: this.rosterGate,
+              output: this.output,
+              counters: this.counters,
+              control,
+              dropAll: (reason) => this.dropAll('Unavailable', reason),
+            }),
+          }
+        : undefined;
   }
 
   /**
@@ -250,6 +262,7 @@ export class RelayServer extends EventEmitter<RelayEvents> {
     try {
       await this.rosterKeeper.load();
       await this.prekeyKeeper.load();
+      await this.cluster?.node.start(this.cluster.side);
     } catch (err) {
       this.listening = false;
       throw err;
@@ -367,6 +380,7 @@ export class RelayServer extends EventEmitter<RelayEvents> {
       await this.logging.retention.stop();
       await this.logging.fanout.flush();
     }
+    await this.cluster?.node.stop();
     this.log.info({ event: 'closed' }, 'relay closed');
     this.emit('closed');
   }
@@ -397,6 +411,19 @@ export class RelayServer extends EventEmitter<RelayEvents> {
   }
 
   // ---- connection lifecycle ------------------------------------------------------------------
+
+  /** Closes every connection with a fatal `code` (members reconnect elsewhere or later). */
+  private dropAll(code: RelayErrorCode, reason: string): void {
+    for (const c of [...this.connections]) {
+      this.guard(c, () =>
+        this.drop(
+          c,
+          code,
+          c.state === 'hello' ? undefined : this.frames.error(this.refusals.sessionOf(c), code, reason, true),
+        ),
+      );
+    }
+  }
 
   /** Closes a connection (optionally after a final ERROR) and removes it from the members. */
   private drop(conn: RelayConnection, reason: string, last?: Buffer, destroyNow = false): void {

@@ -51,6 +51,11 @@ export interface SyncCounters {
 
 export class SyncSessions {
   readonly stats: SyncCounters = { replaysActive: 0, replaysWaiting: 0, framesReplayed: 0, gaps: 0 };
+  /**
+   * On a cluster node: the offset up to which its follower has sent live frames. A replay goes
+   * live only once it has read that far (same microtask as the check, as below).
+   */
+  liveFloor: (() => number) | undefined;
   private readonly highWater: number;
 
   constructor(
@@ -132,26 +137,34 @@ export class SyncSessions {
       }
     }
     sync.position = after;
-    const replay = new LogReplay(this.store, {
-      afterOffset: after,
-      member,
-      ownBroadcasts: body.ownBroadcasts ?? false,
-      pageSize: REPLAY_PAGE_ENTRIES,
-      pageBytes: REPLAY_PAGE_BYTES,
-    });
+    const replayFrom = (afterOffset: number): LogReplay =>
+      new LogReplay(this.store, {
+        afterOffset,
+        member,
+        ownBroadcasts: body.ownBroadcasts ?? false,
+        pageSize: REPLAY_PAGE_ENTRIES,
+        pageBytes: REPLAY_PAGE_BYTES,
+      });
+    let replay = replayFrom(after);
     let sent = 0;
     this.stats.replaysActive++;
     try {
-      for await (const entry of replay) {
-        if (!conn.open) break;
-        this.output.send(conn, deliveredChunk(entry.offset, entry.frame.length));
-        this.output.send(conn, entry.frame);
-        sent++;
-        this.stats.framesReplayed++;
-        if (conn.queuedBytes > this.highWater) {
-          await this.writable(conn);
+      for (;;) {
+        for await (const entry of replay) {
           if (!conn.open) break;
+          this.output.send(conn, deliveredChunk(entry.offset, entry.frame.length));
+          this.output.send(conn, entry.frame);
+          sent++;
+          this.stats.framesReplayed++;
+          if (conn.queuedBytes > this.highWater) {
+            await this.writable(conn);
+            if (!conn.open) break;
+          }
         }
+        // A cluster node's follower may have sent past this replay's last read while the member
+        // was replaying (it skips replaying members): read on to there before going live.
+        if (!conn.open || (this.liveFloor?.() ?? 0) <= replay.position) break;
+        replay = replayFrom(replay.position);
       }
     } finally {
       this.stats.replaysActive--;
@@ -160,8 +173,9 @@ export class SyncSessions {
       this.log.info({ event: 'replay-stopped', conn: conn.id, name: member, sent }, 'member left mid-replay');
       return;
     }
-    // Same microtask as the replay's last read: no append can land in between (the writer
-    // commits from setImmediate), so the hand-off has no hole and no duplicate.
+    // Same microtask as the replay's last read (and the floor check): no append can land in between
+    // (the writer commits from setImmediate; a follower delivers after its own awaits), so the
+    // hand-off has no hole and no duplicate.
     sync.mode = 'live';
     sync.position = replay.position;
     const live = encodeLive(replay.position);

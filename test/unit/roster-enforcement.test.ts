@@ -163,6 +163,27 @@ describe('relay RosterKeeper', () => {
     expect([a.kind, b.kind, c.kind]).toEqual(['stored', 'rejected', 'same']);
     expect(k.current?.version).toBe(3);
   });
+
+  it('adopts a roster another cluster node stored: newer held without a write, older written over with the held one', async () => {
+    const store = memoryStore();
+    const k = new RosterKeeper(f.ca.certificate, store, silent, v1.bytes);
+    await k.load();
+    // Another node stored v2 in the shared meta: held here, not written again.
+    store.meta.set(ROSTER_META_KEY, v2.bytes);
+    store.failWrites = true;
+    expect(await k.adopt(v2.bytes)).toMatchObject({ kind: 'stored', previous: { version: 1 } });
+    expect(k.current?.version).toBe(2);
+    expect(await k.adopt(v2.bytes)).toMatchObject({ kind: 'same' });
+    expect(await k.adopt(Buffer.from('junk'))).toMatchObject({ kind: 'rejected', code: 'RosterEncoding' });
+    expect(k.current?.version).toBe(2);
+    // A slower node's older write landed last: the held v2 is written back over it.
+    store.failWrites = false;
+    store.meta.set(ROSTER_META_KEY, v1.bytes);
+    expect(await k.adopt(v1.bytes)).toMatchObject({ kind: 'rejected', code: 'RosterRollback' });
+    expect(store.meta.get(ROSTER_META_KEY)?.equals(v2.bytes)).toBe(true);
+    expect(await k.adopt(fork2.bytes)).toMatchObject({ kind: 'rejected', code: 'RosterConflict' });
+    expect(k.current?.version).toBe(2);
+  });
 });
 
 describe('member RosterTracker', () => {

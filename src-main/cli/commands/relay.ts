@@ -5,12 +5,13 @@
  */
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { LocalIdentity } from '../../core/pki/local-identity.js';
 import { DEFAULT_RELAY_LIMITS } from '../../relay/limits.js';
 import { LIMIT_FLAGS, limitsFromFlags } from '../../relay/limit-flags.js';
 import { prepareRelayDataDir } from '../../relay/data-dir.js';
 import { RelayLogError } from '../../relay/log/errors.js';
+import { ClusterNode } from '../../relay/cluster/node.js';
 import { JetStreamRelayLog } from '../../relay/log/jetstream-log.js';
 import { SqliteRelayLog } from '../../relay/log/sqlite-log.js';
 import type { RelayLog } from '../../relay/log/types.js';
@@ -45,6 +46,9 @@ options:
                          instead of the SQLite file in --data-dir (docs/relay.md, "Cluster")
   --replicas N           JetStream replicas of the group's stream and meta (1-5; default 3 when
                          the NATS cluster has 3 or more servers, else 1); only with --cluster
+  --presence-ttl-ms N    how long a cluster node's members stay listed after it stopped
+                         refreshing them, e.g. because it died (1000-3600000, default 30000);
+                         only with --cluster
   --roster FILE          the group's roster.scx: verified with the bundle's CA and kept if newer
                          than the stored one (an older one is logged and ignored); without any
                          roster members are refused (NoRoster) until one is published
@@ -77,6 +81,7 @@ export async function run(argv: string[]): Promise<number> {
       roster: { type: 'string' },
       cluster: { type: 'string' },
       replicas: { type: 'string' },
+      'presence-ttl-ms': { type: 'string' },
       'log-level': { type: 'string', default: 'info' },
       help: { type: 'boolean', short: 'h' },
       ...limitOptions,
@@ -94,7 +99,7 @@ export async function run(argv: string[]): Promise<number> {
   const level = String(values['log-level']);
   if (!LOG_LEVELS.includes(level))
     throw new CliError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`, 2);
-  const cluster = parseCluster(values.cluster, values.replicas);
+  const cluster = parseCluster(values.cluster, values.replicas, values['presence-ttl-ms']);
   let limits;
   try {
     limits = limitsFromFlags(values);
@@ -121,10 +126,22 @@ export async function run(argv: string[]): Promise<number> {
   const store: RelayLog = cluster
     ? await openClusterStore(cluster, identity.groupId)
     : openStore(values['data-dir']);
+  const node =
+    cluster && store instanceof JetStreamRelayLog
+      ? await openClusterNode(store, identity, logger, cluster.presenceTtlMs)
+      : undefined;
   let relay: RelayServer;
   try {
-    relay = new RelayServer({ identity, limits, logger, store, ...(roster ? { roster } : {}) });
+    relay = new RelayServer({
+      identity,
+      limits,
+      logger,
+      store,
+      ...(roster ? { roster } : {}),
+      ...(node ? { cluster: node } : {}),
+    });
   } catch (err) {
+    await node?.stop();
     await store.close();
     throw new CliError((err as Error).message, 2);
   }
@@ -137,6 +154,7 @@ export async function run(argv: string[]): Promise<number> {
     address = await relay.listen({ host: values.host, port });
   } catch (err) {
     stopSignal.dispose();
+    await node?.stop();
     await store.close();
     if (err instanceof RelayLogError) throw new CliError(`the store's roster: ${err.message} (${err.code})`);
     throw new CliError(`cannot listen on ${values.host}:${port}: ${(err as Error).message}`);
@@ -152,6 +170,7 @@ export async function run(argv: string[]): Promise<number> {
     logger.error({ event: 'internal-error', err: String(err) }, 'shutdown failed');
     return 1;
   } finally {
+    await node?.stop();
     await store.close();
   }
 }
@@ -189,13 +208,22 @@ function openStore(flag: string | undefined): SqliteRelayLog {
 interface ClusterFlags {
   servers: string[];
   replicas: number | undefined;
+  presenceTtlMs: number | undefined;
 }
 
-/** --cluster and --replicas, checked before anything is opened (usage errors exit 2). */
-function parseCluster(cluster: string | undefined, replicas: string | undefined): ClusterFlags | undefined {
+/** --cluster, --replicas and --presence-ttl-ms, checked before anything is opened (usage errors exit 2). */
+function parseCluster(
+  cluster: string | undefined,
+  replicas: string | undefined,
+  ttl: string | undefined,
+): ClusterFlags | undefined {
   if (cluster === undefined) {
     if (replicas !== undefined) throw new CliError('--replicas needs --cluster', 2);
+    if (ttl !== undefined) throw new CliError('--presence-ttl-ms needs --cluster', 2);
     return undefined;
+  }
+  if (ttl !== undefined && (!/^\d{4,7}$/.test(ttl) || Number(ttl) < 1000 || Number(ttl) > 3_600_000)) {
+    throw new CliError('--presence-ttl-ms must be 1000-3600000', 2);
   }
   const servers = cluster.split(',').map((s) => s.trim());
   for (const url of servers) {
@@ -207,7 +235,32 @@ function parseCluster(cluster: string | undefined, replicas: string | undefined)
     }
   }
   if (replicas !== undefined && !/^[1-5]$/.test(replicas)) throw new CliError('--replicas must be 1-5', 2);
-  return { servers, replicas: replicas === undefined ? undefined : Number(replicas) };
+  return {
+    servers,
+    replicas: replicas === undefined ? undefined : Number(replicas),
+    presenceTtlMs: ttl === undefined ? undefined : Number(ttl),
+  };
+}
+
+/** The node's presence and shared subjects on the log's connection (closes the log if that fails). */
+async function openClusterNode(
+  log: JetStreamRelayLog,
+  identity: LocalIdentity,
+  logger: Logger,
+  presenceTtlMs: number | undefined,
+): Promise<ClusterNode> {
+  try {
+    return await ClusterNode.open({
+      log,
+      identity,
+      logger,
+      ...(presenceTtlMs === undefined ? {} : { presenceTtlMs }),
+    });
+  } catch (err) {
+    await log.close();
+    if (err instanceof RelayLogError) throw new CliError(`--cluster presence: ${err.message} (${err.code})`);
+    throw err;
+  }
 }
 
 /** The group's log in JetStream, or a one-line reason why not (no server reachable, no quorum, …). */

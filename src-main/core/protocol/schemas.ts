@@ -154,6 +154,11 @@ export const ERROR_CODES = [
   'RosterRejected',
   /** A PREKEY was refused (malformed, bad signature, another identity, expired, rollback, conflict). */
   'PrekeyRejected',
+  /**
+   * This relay node cannot serve now (a cluster node that lost its NATS cluster): fatal, try again
+   * later or another node.
+   */
+  'Unavailable',
 ] as const;
 export type RelayErrorCode = (typeof ERROR_CODES)[number];
 

@@ -29,7 +29,7 @@ import {
   type SeqMsgRequest,
   type StreamInfo,
 } from '@nats-io/jetstream';
-import { Kvm, type KV } from '@nats-io/kv';
+import { Kvm, KvWatchInclude, type KV } from '@nats-io/kv';
 import { headers, nanos, type NatsConnection } from '@nats-io/transport-node';
 import { RelayLogError } from './errors.js';
 import { wrapNatsError } from './jetstream-errors.js';
@@ -41,7 +41,7 @@ import {
   metaKey,
   type GroupNames,
 } from './jetstream-names.js';
-import { readView } from './jetstream-read.js';
+import { readRange, readView } from './jetstream-read.js';
 import { MIN_MAX_AGE_MS, bindStreamId, ensureStream } from './jetstream-setup.js';
 import {
   DEFAULT_RETENTION,
@@ -52,6 +52,7 @@ import {
   invalidLogEntry,
   type LogAppend,
   type LogBounds,
+  type LogEntry,
   type LogPage,
   type LogReadRequest,
   type RelayLog,
@@ -207,6 +208,46 @@ export class JetStreamRelayLog implements RelayLog {
       });
     } catch (err) {
       throw wrapNatsError(err, `cannot read ${this.names.stream}`);
+    }
+  }
+
+  /** The NATS connection the log uses (a cluster node shares it for presence and its subjects). */
+  get connection(): NatsConnection {
+    return this.nc;
+  }
+
+  /**
+   * Every frame, whatever its audience, after `afterOffset` up to `upTo` (at most `max` sequences
+   * looked at): what a node following the stream reads (cluster/follower.ts).
+   */
+  async readRange(
+    afterOffset: number,
+    upTo: number,
+    max: number,
+  ): Promise<{ entries: LogEntry[]; next: number }> {
+    this.checkOpen();
+    try {
+      return await readRange(this.jsm, this.names, afterOffset, upTo, max);
+    } catch (err) {
+      throw wrapNatsError(err, `cannot read ${this.names.stream}`);
+    }
+  }
+
+  /**
+   * Calls `onValue` with every value later put under meta `key` by any node (not the current one):
+   * how a roster stored on one node reaches the others. Deletes are not reported.
+   */
+  async watchMeta(key: string, onValue: (value: Buffer) => void): Promise<{ stop(): void }> {
+    if (!validKey(key)) throw new TypeError('a meta key is a string of 1 to 256 characters');
+    this.checkOpen();
+    try {
+      const updates = await this.kv.watch({ key: metaKey(key), include: KvWatchInclude.UpdatesOnly });
+      void (async () => {
+        for await (const e of updates) if (e.operation === 'PUT') onValue(Buffer.from(e.value));
+      })();
+      return { stop: () => updates.stop() };
+    } catch (err) {
+      throw wrapNatsError(err, `cannot watch ${this.names.metaBucket}`);
     }
   }
 

@@ -47,6 +47,13 @@ export interface GroupNames {
   metaBucket: string;
   /** The KV bucket with presence (who is on which node). */
   presenceBucket: string;
+  /**
+   * Core NATS subjects between the group's relay nodes, outside the stream's filter (never stored):
+   * `tick` carries the last offset a node stored (it wakes the other nodes' readers), and
+   * `${forwardPrefix}${memberToken(name)}` a frame that is not logged for a member on another node.
+   */
+  tick: string;
+  forwardPrefix: string;
 }
 
 export function groupNames(groupId: string): GroupNames {
@@ -58,6 +65,8 @@ export function groupNames(groupId: string): GroupNames {
     memberPrefix: `scx.${token}.m.`,
     metaBucket: `scx_meta_${token}`,
     presenceBucket: `scx_presence_${token}`,
+    tick: `scxn.${token}.tick`,
+    forwardPrefix: `scxn.${token}.fwd.`,
   };
 }
 

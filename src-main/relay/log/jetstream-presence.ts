@@ -12,6 +12,7 @@
 import { StorageType } from '@nats-io/jetstream';
 import { Kvm, KvWatchInclude, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { z } from 'zod';
 import { RelayLogError } from './errors.js';
 import { wrapNatsError } from './jetstream-errors.js';
 import { groupNames, memberFromToken, memberToken } from './jetstream-names.js';
@@ -28,11 +29,21 @@ export interface PresenceOptions {
   replicas?: number;
 }
 
+/** What a node says about a member it holds, beyond the name (another node answers CERT_REQUEST with it). */
+export interface PresenceDetail {
+  /** SHA-256 of the certificate's DER, hex. */
+  fingerprint: string;
+  /** The member certificate's DER. */
+  certificate: Buffer;
+}
+
 export interface PresenceEntry {
   member: string;
   node: string;
   /** When the node last put or refreshed it (its clock, ms since the Unix epoch). */
   at: number;
+  /** Absent in entries put without one (join(member) alone). */
+  detail?: PresenceDetail;
 }
 
 export type PresenceChange =
@@ -52,19 +63,38 @@ function parseKey(key: string): { member: string; node: string } {
   return { member: memberFromToken(member), node: memberFromToken(node) };
 }
 
-function parseAt(value: Uint8Array): number {
-  const at = (JSON.parse(Buffer.from(value).toString('utf8')) as { at?: unknown }).at;
-  return typeof at === 'number' ? at : 0;
+/** A presence value as written by put(); another node's bytes, so checked. */
+const PresenceValue = z.object({
+  at: z.number().finite(),
+  fingerprint: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/)
+    .optional(),
+  certificate: z.string().max(16_384).base64().optional(),
+});
+
+/** The entry's time and detail; a value that does not parse counts as no detail, time 0. */
+function parseValue(value: Uint8Array): { at: number; detail?: PresenceDetail } {
+  let parsed: z.infer<typeof PresenceValue>;
+  try {
+    parsed = PresenceValue.parse(JSON.parse(Buffer.from(value).toString('utf8')));
+  } catch {
+    return { at: 0 };
+  }
+  const { at, fingerprint, certificate } = parsed;
+  if (fingerprint === undefined || certificate === undefined) return { at };
+  return { at, detail: { fingerprint, certificate: Buffer.from(certificate, 'base64') } };
 }
 
 export class JetStreamPresence {
-  /** Members this node holds (and refreshes). */
-  private readonly here = new Set<string>();
+  /** Members this node holds (and refreshes), with what it says about them. */
+  private readonly here = new Map<string, PresenceDetail | undefined>();
   private heartbeat: NodeJS.Timeout | undefined;
   private closed = false;
 
   private constructor(
-    private readonly kv: KV,
+    private kv: KV,
+    private readonly reopenKv: () => Promise<KV>,
     readonly node: string,
     readonly ttlMs: number,
     private readonly now: () => number,
@@ -77,25 +107,38 @@ export class JetStreamPresence {
       throw new TypeError('node must be a non-empty string');
     }
     const bucket = groupNames(options.groupId).presenceBucket;
-    try {
-      const kv = await new Kvm(options.nc).create(bucket, {
-        history: 1,
-        ttl: ttlMs,
-        replicas: options.replicas ?? defaultReplicas(options.nc),
-        // Presence is rebuilt by the heartbeats: memory is enough and spares the disks.
-        storage: StorageType.Memory,
-      });
-      return new JetStreamPresence(kv, options.node, ttlMs, now);
-    } catch (err) {
-      throw wrapNatsError(err, `cannot open the presence bucket ${bucket}`);
-    }
+    const replicas = options.replicas ?? defaultReplicas(options.nc);
+    const create = async (): Promise<KV> => {
+      try {
+        return await new Kvm(options.nc).create(bucket, {
+          history: 1,
+          ttl: ttlMs,
+          replicas,
+          // Presence is rebuilt by the heartbeats: memory is enough and spares the disks.
+          storage: StorageType.Memory,
+        });
+      } catch (err) {
+        throw wrapNatsError(err, `cannot open the presence bucket ${bucket}`);
+      }
+    };
+    return new JetStreamPresence(await create(), create, options.node, ttlMs, now);
   }
 
-  /** `member` logged in on this node. */
-  async join(member: string): Promise<void> {
+  /**
+   * Opens the bucket again, creating it if it is gone: it lives in memory, so NATS servers that all
+   * restarted have lost it. Then puts this node's members again. A watch must be started again too.
+   */
+  async reopen(): Promise<void> {
     this.checkOpen();
-    this.here.add(member);
-    await this.put(member);
+    this.kv = await this.reopenKv();
+    await this.refresh();
+  }
+
+  /** `member` logged in on this node (with its certificate, for the other nodes). */
+  async join(member: string, detail?: PresenceDetail): Promise<void> {
+    this.checkOpen();
+    this.here.set(member, detail);
+    await this.put(member, detail);
   }
 
   /** `member` left this node (logout, dropped link). */
@@ -112,7 +155,7 @@ export class JetStreamPresence {
   /** Re-puts every member this node holds, so none expires while it is here. */
   async refresh(): Promise<void> {
     this.checkOpen();
-    await Promise.all([...this.here].map((member) => this.put(member)));
+    await Promise.all([...this.here].map(([member, detail]) => this.put(member, detail)));
   }
 
   /**
@@ -138,7 +181,7 @@ export class JetStreamPresence {
       for await (const key of await this.kv.keys()) keys.push(key);
       const entries = await Promise.all(keys.map((key) => this.kv.get(key)));
       return entries.flatMap((e) =>
-        e === null || e.operation !== 'PUT' ? [] : [{ ...parseKey(e.key), at: parseAt(e.value) }],
+        e === null || e.operation !== 'PUT' ? [] : [{ ...parseKey(e.key), ...parseValue(e.value) }],
       );
     } catch (err) {
       throw wrapNatsError(err, 'cannot list presence');
@@ -157,7 +200,7 @@ export class JetStreamPresence {
             const who = parseKey(e.key);
             change =
               e.operation === 'PUT'
-                ? { kind: 'here', ...who, at: parseAt(e.value) }
+                ? { kind: 'here', ...who, ...parseValue(e.value) }
                 : { kind: 'gone', ...who };
           } catch {
             continue; // Not a key this code writes: nothing to report.
@@ -175,13 +218,20 @@ export class JetStreamPresence {
   async close(options: { leave?: boolean } = {}): Promise<void> {
     if (this.closed) return;
     this.stopHeartbeat();
-    if (options.leave === true) await Promise.all([...this.here].map((m) => this.leave(m)));
+    if (options.leave === true) await Promise.all([...this.here.keys()].map((m) => this.leave(m)));
     this.closed = true;
   }
 
-  private async put(member: string): Promise<void> {
+  private async put(member: string, detail: PresenceDetail | undefined): Promise<void> {
+    const value = detail
+      ? {
+          at: this.now(),
+          fingerprint: detail.fingerprint,
+          certificate: detail.certificate.toString('base64'),
+        }
+      : { at: this.now() };
     try {
-      await this.kv.put(keyOf(member, this.node), JSON.stringify({ at: this.now() }));
+      await this.kv.put(keyOf(member, this.node), JSON.stringify(value));
     } catch (err) {
       throw wrapNatsError(err, `cannot put ${member} in presence`);
     }

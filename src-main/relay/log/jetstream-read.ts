@@ -94,3 +94,38 @@ export function toEntry(names: GroupNames, m: StoredMsg): LogEntry {
     frame: Buffer.from(m.data),
   };
 }
+
+/**
+ * Every stored frame after `afterOffset` up to `upTo` (at most `max` sequences looked at), for a
+ * node following the whole stream (cluster/follower.ts): every audience, in stream order, read
+ * through the stream leader like readView. `next` is the last sequence looked at; sequences that
+ * retention dropped are skipped (none below the stream's first sequence is asked for).
+ */
+export async function readRange(
+  jsm: JetStreamManager,
+  names: GroupNames,
+  afterOffset: number,
+  upTo: number,
+  max: number,
+): Promise<{ entries: LogEntry[]; next: number }> {
+  if (upTo <= afterOffset) return { entries: [], next: afterOffset };
+  let from = afterOffset + 1;
+  const first = await jsm.streams.getMessage(names.stream, { seq: from });
+  if (first === null) {
+    // Dropped by retention (or never stored past a purge): start at what the stream still holds.
+    const { state } = await jsm.streams.info(names.stream);
+    from = Math.max(from, state.first_seq);
+    if (from > upTo) return { entries: [], next: upTo };
+  }
+  const last = Math.min(upTo, from + max - 1);
+  const seqs = Array.from({ length: last - from + 1 }, (_, i) => from + i);
+  const messages = await Promise.all(
+    seqs.map((seq) =>
+      seq === afterOffset + 1 && first !== null
+        ? Promise.resolve(first)
+        : jsm.streams.getMessage(names.stream, { seq }),
+    ),
+  );
+  const entries = messages.flatMap((m) => (m === null ? [] : [toEntry(names, m)]));
+  return { entries, next: last };
+}
