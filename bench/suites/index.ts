@@ -1,6 +1,7 @@
 import type { BenchSuite } from '../harness.js';
 import { appHistorySuite } from './app-history.js';
 import { clientSuite } from './client.js';
+import { clusterSuite } from './cluster.js';
 import { clusterRawSuite } from './cluster-raw.js';
 import { cryptoSuite } from './crypto.js';
 import { durableSuite } from './durable.js';
@@ -18,4 +19,5 @@ export const SUITES: BenchSuite[] = [
   clientSuite,
   durableSuite,
   clusterRawSuite,
+  clusterSuite,
 ];

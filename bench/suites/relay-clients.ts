@@ -345,10 +345,13 @@ export function chatFrame(sender: BenchMember, bytes: number): Buffer {
   return encodeFrame(build(size));
 }
 
+/** What the drivers read of the server side: one process, or several (a cluster's nodes and NATS). */
+export type Measured = Pick<Child, 'cpu' | 'rssMiB'>;
+
 /** A fan-out set-up: a server, one sender and the receivers, ready to measure. */
 export interface FanOut {
   name: string;
-  server: Child;
+  server: Measured;
   link: Link;
   state: { sent: number };
   close(): Promise<void>;
