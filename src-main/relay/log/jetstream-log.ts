@@ -41,7 +41,7 @@ import {
   metaKey,
   type GroupNames,
 } from './jetstream-names.js';
-import { readRange, readView } from './jetstream-read.js';
+import { RecentAppends, readRange, readView } from './jetstream-read.js';
 import { MIN_MAX_AGE_MS, bindStreamId, ensureStream } from './jetstream-setup.js';
 import {
   DEFAULT_RETENTION,
@@ -84,6 +84,8 @@ export function defaultReplicas(nc: NatsConnection): number {
 
 export class JetStreamRelayLog implements RelayLog {
   private closed = false;
+  /** This node's appends, for its follower (readRange) to take instead of fetching them back. */
+  private readonly recent = new RecentAppends();
 
   private constructor(
     readonly streamId: string,
@@ -183,6 +185,18 @@ export class JetStreamRelayLog implements RelayLog {
       }
       offsets.push(r.value.seq);
     }
+    const now = Date.now();
+    batch.forEach((e, i) => {
+      const offset = offsets[i] as number;
+      // A copy: the relay hands frames over as views into its read buffers.
+      this.recent.add({
+        offset,
+        storedAt: now,
+        audience: e.audience,
+        sender: e.sender,
+        frame: Buffer.from(e.frame),
+      });
+    });
     return offsets;
   }
 
@@ -230,7 +244,7 @@ export class JetStreamRelayLog implements RelayLog {
   ): Promise<{ entries: LogEntry[]; next: number }> {
     this.checkOpen();
     try {
-      return await readRange(this.jsm, this.names, afterOffset, upTo, max);
+      return await readRange(this.jsm, this.names, afterOffset, upTo, max, this.recent);
     } catch (err) {
       throw wrapNatsError(err, `cannot read ${this.names.stream}`);
     }

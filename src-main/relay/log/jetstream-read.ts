@@ -96,10 +96,61 @@ export function toEntry(names: GroupNames, m: StoredMsg): LogEntry {
 }
 
 /**
+ * Frames this node appended, by the sequence JetStream acknowledged for them, so that its own
+ * follower need not fetch them back from the leader (one STREAM.MSG.GET per frame saved). What
+ * the stream acknowledged at a sequence is what was published, so an entry taken from here is the
+ * stored one (but for `storedAt`, this node's clock at the ack: the follower does not use it).
+ * Bounded: the oldest go first, and a sequence not found here is read from the stream as before.
+ */
+export class RecentAppends {
+  private readonly entries = new Map<number, LogEntry>();
+  private bytes = 0;
+
+  constructor(
+    private readonly maxEntries = 4096,
+    private readonly maxBytes = 8 * 1024 * 1024,
+  ) {}
+
+  add(entry: LogEntry): void {
+    this.entries.set(entry.offset, entry);
+    this.bytes += entry.frame.length;
+    while (this.entries.size > this.maxEntries || this.bytes > this.maxBytes) this.dropOldest();
+  }
+
+  /** The entry at `seq`, removed (the follower reads each sequence once). */
+  take(seq: number): LogEntry | undefined {
+    const entry = this.entries.get(seq);
+    if (entry !== undefined) this.remove(entry);
+    return entry;
+  }
+
+  /** The follower is past `seq`: what is left up to it (read back from the stream meanwhile) goes. */
+  dropThrough(seq: number): void {
+    // Insertion order is about sequence order (acks come in order on one connection); one out of
+    // order stops this early and is left to the caps: it costs memory, never a frame.
+    for (const entry of this.entries.values()) {
+      if (entry.offset > seq) return;
+      this.remove(entry);
+    }
+  }
+
+  private dropOldest(): void {
+    const oldest = this.entries.values().next();
+    if (oldest.done !== true) this.remove(oldest.value);
+  }
+
+  private remove(entry: LogEntry): void {
+    this.entries.delete(entry.offset);
+    this.bytes -= entry.frame.length;
+  }
+}
+
+/**
  * Every stored frame after `afterOffset` up to `upTo` (at most `max` sequences looked at), for a
  * node following the whole stream (cluster/follower.ts): every audience, in stream order, read
- * through the stream leader like readView. `next` is the last sequence looked at; sequences that
- * retention dropped are skipped (none below the stream's first sequence is asked for).
+ * through the stream leader like readView, but for the ones `recent` holds (this node's own
+ * appends). `next` is the last sequence looked at; sequences that retention dropped are skipped
+ * (none below the stream's first sequence is asked for).
  */
 export async function readRange(
   jsm: JetStreamManager,
@@ -107,25 +158,37 @@ export async function readRange(
   afterOffset: number,
   upTo: number,
   max: number,
+  recent?: RecentAppends,
 ): Promise<{ entries: LogEntry[]; next: number }> {
   if (upTo <= afterOffset) return { entries: [], next: afterOffset };
   let from = afterOffset + 1;
-  const first = await jsm.streams.getMessage(names.stream, { seq: from });
+  const own = recent?.take(from);
+  const first = own ?? (await getEntry(jsm, names, from));
   if (first === null) {
     // Dropped by retention (or never stored past a purge): start at what the stream still holds.
     const { state } = await jsm.streams.info(names.stream);
     from = Math.max(from, state.first_seq);
-    if (from > upTo) return { entries: [], next: upTo };
+    if (from > upTo) {
+      recent?.dropThrough(upTo);
+      return { entries: [], next: upTo };
+    }
   }
   const last = Math.min(upTo, from + max - 1);
   const seqs = Array.from({ length: last - from + 1 }, (_, i) => from + i);
-  const messages = await Promise.all(
+  const found = await Promise.all(
     seqs.map((seq) =>
       seq === afterOffset + 1 && first !== null
         ? Promise.resolve(first)
-        : jsm.streams.getMessage(names.stream, { seq }),
+        : (recent?.take(seq) ?? getEntry(jsm, names, seq)),
     ),
   );
-  const entries = messages.flatMap((m) => (m === null ? [] : [toEntry(names, m)]));
+  const entries = found.filter((e): e is LogEntry => e !== null);
+  recent?.dropThrough(last);
   return { entries, next: last };
+}
+
+/** The entry at `seq` read through the stream leader; null if the stream no longer holds it. */
+async function getEntry(jsm: JetStreamManager, names: GroupNames, seq: number): Promise<LogEntry | null> {
+  const m = await jsm.streams.getMessage(names.stream, { seq });
+  return m === null ? null : toEntry(names, m);
 }
