@@ -243,6 +243,7 @@ export class RelayServer extends EventEmitter<RelayEvents> {
               memberFrames: this.memberFrames,
               login: this.login,
               rosterGate: this.rosterGate,
+              prekeyGate: prekeys,
               output: this.output,
               counters: this.counters,
               control,
