@@ -11,6 +11,7 @@ import {
   type EnvelopeHeader,
   type MessageType,
 } from '../../core/protocol/index.js';
+import type { RelayConnection } from '../connection.js';
 import type { ConnectionControl } from '../control.js';
 import type { RelayCounters } from '../forwarding.js';
 import type { LogFanout } from '../log-fanout.js';
@@ -39,11 +40,15 @@ export interface ClusterParts {
   control: ConnectionControl;
   /** Closes every connection with a fatal Unavailable (the node lost NATS). */
   dropAll(reason: string): void;
+  /** Closes these connections with a fatal Unavailable. */
+  drop(conns: readonly RelayConnection[], reason: string): void;
 }
 
 export function wireCluster(node: ClusterNode, parts: ClusterParts): ClusterSide {
   const peers = node.peers;
   parts.fanout.shared = { appended: (offset) => node.appended(offset) };
+  // They reconnect (to the next node of their list), SYNC and resend what was not acknowledged.
+  parts.fanout.onAppendFailed = (senders, reason) => parts.drop(senders, reason);
   parts.syncs.liveFloor = () => node.position;
   parts.membership.remote = peers;
   parts.memberFrames.remote = {
