@@ -66,6 +66,8 @@ export class LogFanout {
   private readonly acking = new Set<RelayConnection>();
   private ackFlushQueued = false;
   private failedBatch: { frames: number; err: unknown } | undefined;
+  /** Senders of the frames that failed during this drain. */
+  private readonly failedSenders = new Set<RelayConnection>();
   /** Bytes stored since the last call to takeStoredBytes (retention watches the size with it). */
   private storedBytes = 0;
   /** Called after each drain that stored something (retention checks the size cap). */
@@ -75,6 +77,12 @@ export class LogFanout {
    * StreamFollower), which reads them back in stream order and sends them with deliverStored().
    */
   shared: { appended(offset: number): void } | undefined;
+  /**
+   * Set on a cluster node: the senders of frames whose append failed. A member resends what was
+   * not acknowledged only in its next session, so one that stays connected would wait forever
+   * after a failure that passes (a JetStream leader election): the node closes it instead.
+   */
+  onAppendFailed: ((senders: RelayConnection[], reason: string) => void) | undefined;
 
   constructor(
     private readonly writer: LogWriter,
@@ -118,7 +126,7 @@ export class LogFanout {
       })
       .then(
         (offset) => this.control.guard(undefined, () => this.durable(frame, offset)),
-        (err: unknown) => this.failed(err),
+        (err: unknown) => this.failed(err, from),
       );
   }
 
@@ -213,8 +221,9 @@ export class LogFanout {
     this.acking.add(from);
   }
 
-  private failed(err: unknown): void {
+  private failed(err: unknown, from: RelayConnection): void {
     this.stats.logFailures++;
+    this.failedSenders.add(from);
     // Every frame of a failed batch rejects in the same drain: log once for the batch.
     if (this.failedBatch) {
       this.failedBatch.frames++;
@@ -261,6 +270,9 @@ export class LogFanout {
         'storing frames failed: they were not forwarded nor acknowledged (senders resend them)',
       );
     }
+    const senders = [...this.failedSenders].filter((c) => c.open);
+    this.failedSenders.clear();
+    if (senders.length > 0) this.onAppendFailed?.(senders, 'the shared log did not store your frames');
     if (this.storedBytes > 0) this.onStored?.();
   }
 

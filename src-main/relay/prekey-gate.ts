@@ -39,6 +39,43 @@ export class PrekeyGate {
     this.control.send(conn, this.frames.prekeys(this.refusals.sessionOf(conn), prekeys));
   }
 
+  /**
+   * Prekeys another cluster node stored (the shared meta's watch): held here from now on, and the
+   * changed ones sent to this node's members in a PREKEYS of their session, as the PREKEY itself
+   * went to the storing node's members.
+   */
+  shared(bytes: Buffer, members: readonly RelayConnection[]): void {
+    const roster = this.rosters.current;
+    const certificateOf = (name: string): string | undefined =>
+      roster?.members.find((m) => m.name === name)?.certificate.fingerprintHex;
+    this.keeper.adopt(bytes, certificateOf).then(
+      (adoption) =>
+        this.control.guard(undefined, () => {
+          if (adoption.kind === 'rejected') {
+            this.log.warn(
+              { event: 'prekeys-shared-ignored', reason: adoption.message },
+              'shared prekeys not taken',
+            );
+            return;
+          }
+          if (!roster || adoption.changed.length === 0) return;
+          const changed = new Set(adoption.changed);
+          const prekeys = this.keeper.validFor(
+            roster.members
+              .filter((m) => changed.has(m.name))
+              .map((m) => ({ name: m.name, fingerprintHex: m.certificate.fingerprintHex })),
+          );
+          if (prekeys.length === 0) return;
+          for (const conn of members) {
+            if (conn.state !== 'member' || !conn.open) continue;
+            this.control.send(conn, this.frames.prekeys(this.refusals.sessionOf(conn), prekeys));
+          }
+        }),
+      (err: unknown) =>
+        this.log.error({ event: 'internal-error', err: String(err) }, 'handling shared prekeys failed'),
+    );
+  }
+
   /** A member's PREKEY (routing.ts checked the sender fingerprint is the connection's). */
   onPrekey(conn: RelayConnection, header: EnvelopeHeader, payload: Buffer): void {
     const certificate = conn.certificate;

@@ -41,6 +41,11 @@ export type PrekeyOffer =
   | { kind: 'same' }
   | { kind: 'rejected'; code: PrekeyError['code'] | 'PrekeyStoreFailed'; message: string };
 
+/** What became of the prekeys another cluster node stored in the shared meta. */
+export type PrekeyAdoption =
+  /** `changed`: the members whose held prekey is now another one (maybe none). */
+  { kind: 'merged'; changed: string[] } | { kind: 'rejected'; message: string };
+
 export class PrekeyKeeper {
   readonly #held = new Map<string, HeldPrekey>();
   #queue: Promise<unknown> = Promise.resolve();
@@ -55,20 +60,87 @@ export class PrekeyKeeper {
   async load(): Promise<void> {
     const bytes = this.store ? await this.store.getMeta(PREKEYS_META_KEY) : undefined;
     if (!bytes) return;
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(bytes.toString('utf8'));
-    } catch {
-      this.log.warn({ event: 'prekeys-store-invalid' }, 'stored prekeys are not JSON: ignored');
+    const parsed = parseStored(bytes);
+    if (typeof parsed === 'string') {
+      this.log.warn({ event: 'prekeys-store-invalid' }, `stored prekeys ${parsed}: ignored`);
       return;
     }
-    const result = StoredPrekeys.safeParse(parsed);
-    if (!result.success) {
-      this.log.warn({ event: 'prekeys-store-invalid' }, 'stored prekeys do not pass the schema: ignored');
-      return;
-    }
-    for (const p of result.data) this.#held.set(p.prekey.member, p);
+    for (const p of parsed) this.#held.set(p.prekey.member, p);
     this.log.info({ event: 'prekeys', count: this.#held.size }, 'prekeys loaded');
+  }
+
+  /**
+   * The prekeys another cluster node stored in the shared meta (cluster/wiring.ts), merged into the
+   * held ones member by member: of two prekeys of one certificate the higher serial, of two
+   * certificates of one name the one `certificateOf` (the held roster) lists, else the shared
+   * one. Each node writes its whole set, so two nodes storing at once can lose one's write; a
+   * node that held something the shared value lacks writes the merge back, and the meta ends
+   * with every node's latest. Never throws: a failed write-back is logged.
+   */
+  adopt(bytes: Buffer, certificateOf: (name: string) => string | undefined): Promise<PrekeyAdoption> {
+    const run = this.#queue.then(() => this.#adopt(bytes, certificateOf));
+    this.#queue = run.catch(() => undefined);
+    return run;
+  }
+
+  async #adopt(bytes: Buffer, certificateOf: (name: string) => string | undefined): Promise<PrekeyAdoption> {
+    const parsed = parseStored(bytes);
+    if (typeof parsed === 'string') return { kind: 'rejected', message: `shared prekeys ${parsed}` };
+    const next = new Map(this.#held);
+    const changed: string[] = [];
+    const incoming = new Set<string>();
+    let writeBack = false;
+    for (const e of parsed) {
+      const name = e.prekey.member;
+      incoming.add(name);
+      const h = next.get(name);
+      if (!h) {
+        next.set(name, e);
+        changed.push(name);
+        continue;
+      }
+      if (sameEntry(h, e)) continue;
+      const sameCertificate = h.fingerprint === e.fingerprint;
+      const keepHeld = sameCertificate
+        ? h.prekey.serial >= e.prekey.serial
+        : certificateOf(name) === h.fingerprint;
+      if (keepHeld) {
+        // One serial signed twice is the member's doing: kept, but not fought over between nodes.
+        if (!sameCertificate || h.prekey.serial > e.prekey.serial) writeBack = true;
+      } else {
+        next.set(name, e);
+        changed.push(name);
+      }
+    }
+    for (const name of next.keys()) if (!incoming.has(name)) writeBack = true;
+    if (next.size > LIMITS.members) return { kind: 'rejected', message: 'too many shared prekeys' };
+    this.#held.clear();
+    for (const [name, e] of next) this.#held.set(name, e);
+    if (writeBack && this.store) {
+      await this.store.setMeta(PREKEYS_META_KEY, this.#serialised()).catch((err: unknown) => {
+        this.log.warn(
+          { event: 'prekey-store-failed', err: String(err) },
+          'writing the merged prekeys back failed: the next change writes them',
+        );
+      });
+    }
+    for (const name of changed) {
+      const p = this.#held.get(name)?.prekey;
+      if (p) {
+        this.log.info(
+          { event: 'prekey-shared', name, serial: p.serial, notAfter: p.notAfter },
+          'prekey from another node',
+        );
+      }
+    }
+    return { kind: 'merged', changed };
+  }
+
+  #serialised(from: Iterable<HeldPrekey> = this.#held.values()): Buffer {
+    const json = JSON.stringify(
+      [...from].map((e) => ({ fingerprint: e.fingerprint, prekey: prekeyToWire(e.prekey) })),
+    );
+    return Buffer.from(json, 'utf8');
   }
 
   /**
@@ -124,12 +196,7 @@ export class PrekeyKeeper {
     const entry = { fingerprint: certificate.fingerprintHex, prekey: signed };
     next.set(signed.member, entry);
     try {
-      if (this.store) {
-        const json = JSON.stringify(
-          [...next.values()].map((e) => ({ fingerprint: e.fingerprint, prekey: prekeyToWire(e.prekey) })),
-        );
-        await this.store.setMeta(PREKEYS_META_KEY, Buffer.from(json, 'utf8'));
-      }
+      if (this.store) await this.store.setMeta(PREKEYS_META_KEY, this.#serialised(next.values()));
     } catch (err) {
       this.log.error({ event: 'prekey-store-failed', err: String(err) }, 'storing a prekey failed');
       return { kind: 'rejected', code: 'PrekeyStoreFailed', message: 'the relay could not store the prekey' };
@@ -142,4 +209,24 @@ export class PrekeyKeeper {
     );
     return { kind: 'stored', prekey: signed };
   }
+}
+
+/** The stored prekeys, or what is wrong with them. */
+function parseStored(bytes: Buffer): HeldPrekey[] | string {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(bytes.toString('utf8'));
+  } catch {
+    return 'are not JSON';
+  }
+  const result = StoredPrekeys.safeParse(parsed);
+  return result.success ? result.data : 'do not pass the schema';
+}
+
+function sameEntry(a: HeldPrekey, b: HeldPrekey): boolean {
+  return (
+    a.fingerprint === b.fingerprint &&
+    a.prekey.serial === b.prekey.serial &&
+    a.prekey.signature.equals(b.prekey.signature)
+  );
 }

@@ -243,10 +243,12 @@ export class RelayServer extends EventEmitter<RelayEvents> {
               memberFrames: this.memberFrames,
               login: this.login,
               rosterGate: this.rosterGate,
+              prekeyGate: prekeys,
               output: this.output,
               counters: this.counters,
               control,
               dropAll: (reason) => this.dropAll('Unavailable', reason),
+              drop: (conns, reason) => this.dropAll('Unavailable', reason, conns),
             }),
           }
         : undefined;
@@ -412,9 +414,9 @@ export class RelayServer extends EventEmitter<RelayEvents> {
 
   // ---- connection lifecycle ------------------------------------------------------------------
 
-  /** Closes every connection with a fatal `code` (members reconnect elsewhere or later). */
-  private dropAll(code: RelayErrorCode, reason: string): void {
-    for (const c of [...this.connections]) {
+  /** Closes every connection (or these) with a fatal `code` (members reconnect elsewhere or later). */
+  private dropAll(code: RelayErrorCode, reason: string, only?: readonly RelayConnection[]): void {
+    for (const c of only ?? [...this.connections]) {
       this.guard(c, () =>
         this.drop(
           c,

@@ -2,8 +2,8 @@
  * One relay node of a cluster (DESIGN §10.7, docs/relay.md "Cluster"): its group's log is a
  * JetStream stream shared with the other nodes (log/jetstream-log.ts), and this holds the rest of
  * what the nodes share through NATS: the follower that brings every stored frame to this node's
- * members (follower.ts), the other nodes' members (peers.ts), the roster kept in the shared meta
- * and watched, and the node's health (health.ts). The relay wires it in (wiring.ts); the CLI opens
+ * members (follower.ts), the other nodes' members (peers.ts), the roster and the prekeys kept in
+ * the shared meta and watched, and the node's health (health.ts). The relay wires it in (wiring.ts); the CLI opens
  * it with the log (`securechat-x relay --cluster`) and closes it after the relay.
  */
 import { randomBytes } from 'node:crypto';
@@ -12,6 +12,7 @@ import type { LocalIdentity } from '../../core/pki/local-identity.js';
 import type { JetStreamRelayLog } from '../log/jetstream-log.js';
 import { JetStreamPresence } from '../log/jetstream-presence.js';
 import type { LogEntry } from '../log/types.js';
+import { PREKEYS_META_KEY } from '../prekey-keeper.js';
 import { ROSTER_META_KEY } from '../roster-keeper.js';
 import { StreamFollower } from './follower.js';
 import { ClusterHealth } from './health.js';
@@ -37,6 +38,8 @@ export interface ClusterSide {
   membersChanged(): void;
   /** A roster was stored in the shared meta (by any node). */
   sharedRoster(bytes: Buffer): void;
+  /** Prekeys were stored in the shared meta (by any node). */
+  sharedPrekeys(bytes: Buffer): void;
   /** The node lost NATS (`reason`) / has it back. */
   lost(reason: string): void;
   regained(): void;
@@ -44,7 +47,7 @@ export interface ClusterSide {
 
 export class ClusterNode {
   private follower: StreamFollower | undefined;
-  private rosterWatch: { stop(): void } | undefined;
+  private readonly watches: { stop(): void }[] = [];
   private readonly health: ClusterHealth;
   private stopped = false;
 
@@ -95,14 +98,20 @@ export class ClusterNode {
       changed: () => side.membersChanged(),
       forwarded: (member, payload) => side.deliverForwarded(member, payload),
     });
-    this.rosterWatch = await this.log.watchMeta(ROSTER_META_KEY, (bytes) => side.sharedRoster(bytes));
-    // One stored between the relay's load and the watch: the watch reports only later ones.
-    const stored = await this.log.getMeta(ROSTER_META_KEY);
-    if (stored !== undefined) side.sharedRoster(stored);
+    await this.watchShared(ROSTER_META_KEY, (bytes) => side.sharedRoster(bytes));
+    await this.watchShared(PREKEYS_META_KEY, (bytes) => side.sharedPrekeys(bytes));
     this.logger.info(
       { event: 'cluster-node', node: this.peers.node, stream: this.log.names.stream, from: this.position },
       'following the shared log',
     );
+  }
+
+  /** Reports every value stored under meta `key` from now on, and the one stored now. */
+  private async watchShared(key: string, onValue: (bytes: Buffer) => void): Promise<void> {
+    this.watches.push(await this.log.watchMeta(key, onValue));
+    // One stored between the relay's load and the watch: the watch reports only later ones.
+    const stored = await this.log.getMeta(key);
+    if (stored !== undefined) onValue(stored);
   }
 
   /** Offsets up to this one have been sent to this node's live members. */
@@ -126,7 +135,7 @@ export class ClusterNode {
     this.stopped = true;
     this.health.stop();
     this.follower?.stop();
-    this.rosterWatch?.stop();
+    for (const w of this.watches.splice(0)) w.stop();
     await this.peers.stop(true);
   }
 }

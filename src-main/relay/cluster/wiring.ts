@@ -2,8 +2,8 @@
  * Plugs a ClusterNode into the relay's parts (server.ts calls this once, with a node): logged
  * frames are only stored and acknowledged by the fan-out and reach members through the node's
  * follower; replays go live no earlier than the follower's position; PRESENCE and CERT_RESPONSE
- * include the other nodes' members; targeted frames for them go over NATS; a roster stored by any
- * node is in force here; logins are refused while NATS is lost.
+ * include the other nodes' members; targeted frames for them go over NATS; a roster or a prekey
+ * stored by any node is in force here (and a prekey reaches the members here); logins are refused while NATS is lost.
  */
 import {
   lengthPrefix,
@@ -11,6 +11,7 @@ import {
   type EnvelopeHeader,
   type MessageType,
 } from '../../core/protocol/index.js';
+import type { RelayConnection } from '../connection.js';
 import type { ConnectionControl } from '../control.js';
 import type { RelayCounters } from '../forwarding.js';
 import type { LogFanout } from '../log-fanout.js';
@@ -18,6 +19,7 @@ import type { Login } from '../login.js';
 import type { MemberFrames } from '../member-frames.js';
 import type { Membership } from '../membership.js';
 import type { Output } from '../output.js';
+import type { PrekeyGate } from '../prekey-gate.js';
 import type { RosterGate } from '../roster-gate.js';
 import type { SyncSessions } from '../sync-session.js';
 import type { ClusterNode, ClusterSide } from './node.js';
@@ -32,16 +34,21 @@ export interface ClusterParts {
   memberFrames: MemberFrames;
   login: Login;
   rosterGate: RosterGate;
+  prekeyGate: PrekeyGate;
   output: Output;
   counters: RelayCounters;
   control: ConnectionControl;
   /** Closes every connection with a fatal Unavailable (the node lost NATS). */
   dropAll(reason: string): void;
+  /** Closes these connections with a fatal Unavailable. */
+  drop(conns: readonly RelayConnection[], reason: string): void;
 }
 
 export function wireCluster(node: ClusterNode, parts: ClusterParts): ClusterSide {
   const peers = node.peers;
   parts.fanout.shared = { appended: (offset) => node.appended(offset) };
+  // They reconnect (to the next node of their list), SYNC and resend what was not acknowledged.
+  parts.fanout.onAppendFailed = (senders, reason) => parts.drop(senders, reason);
   parts.syncs.liveFloor = () => node.position;
   parts.membership.remote = peers;
   parts.memberFrames.remote = {
@@ -56,6 +63,7 @@ export function wireCluster(node: ClusterNode, parts: ClusterParts): ClusterSide
       parts.control.guard(undefined, () => deliverForwarded(parts, member, payload)),
     membersChanged: () => parts.membership.schedulePresence(),
     sharedRoster: (bytes) => parts.rosterGate.shared(bytes),
+    sharedPrekeys: (bytes) => parts.prekeyGate.shared(bytes, parts.membership.all),
     lost: (reason) => parts.dropAll(reason),
     // Nothing to undo: logins are admitted again as soon as `unavailable` is undefined.
     regained: () => undefined,
