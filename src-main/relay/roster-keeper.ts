@@ -170,16 +170,26 @@ export class RosterKeeper {
     return next;
   }
 
-  private async adoptNow(bytes: Buffer): Promise<RosterOffer> {
+  /**
+   * The held roster's bytes again (no RSA work: every client may upload after a reconnect), or the
+   * incoming roster verified, or why it is refused.
+   */
+  private verified(bytes: Buffer): { incoming: Roster } | { answer: RosterOffer } {
     const held = this.#current;
-    if (held && bytes.equals(held.bytes)) return { kind: 'same', roster: held };
-    let incoming: Roster;
+    if (held && bytes.equals(held.bytes)) return { answer: { kind: 'same', roster: held } };
     try {
-      incoming = verifyRoster(bytes, this.ca);
+      return { incoming: verifyRoster(bytes, this.ca) };
     } catch (err) {
       if (!(err instanceof RosterError)) throw err;
-      return { kind: 'rejected', code: err.code, message: err.message };
+      return { answer: { kind: 'rejected', code: err.code, message: err.message } };
     }
+  }
+
+  private async adoptNow(bytes: Buffer): Promise<RosterOffer> {
+    const held = this.#current;
+    const checked = this.verified(bytes);
+    if ('answer' in checked) return checked.answer;
+    const { incoming } = checked;
     const order = held ? compareRoster(held, incoming) : 'newer';
     if (held && order !== 'newer') {
       if (order !== 'same') await this.persist(held).catch(() => undefined);
@@ -197,15 +207,9 @@ export class RosterKeeper {
 
   private async offerNow(bytes: Buffer): Promise<RosterOffer> {
     const held = this.#current;
-    // The held bytes again (every client uploads after a reconnect in the worst case): no RSA work.
-    if (held && bytes.equals(held.bytes)) return { kind: 'same', roster: held };
-    let incoming: Roster;
-    try {
-      incoming = verifyRoster(bytes, this.ca);
-    } catch (err) {
-      if (!(err instanceof RosterError)) throw err;
-      return { kind: 'rejected', code: err.code, message: err.message };
-    }
+    const checked = this.verified(bytes);
+    if ('answer' in checked) return checked.answer;
+    const { incoming } = checked;
     if (held) {
       const order = compareRoster(held, incoming);
       if (order === 'same') return { kind: 'same', roster: held };
