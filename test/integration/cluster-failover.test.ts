@@ -24,6 +24,7 @@ import {
   waitForAgreedKey,
   type RelayProcess,
 } from '../helpers/client-processes.js';
+import { FAST_ISSUE, id, messagesOf, sentOf, triedRelays } from '../helpers/chat-json-views.js';
 import { startNats, type NatsCluster } from '../helpers/nats-servers.js';
 
 let running: { kill(): Promise<unknown> }[] = [];
@@ -35,8 +36,6 @@ afterEach(async () => {
   await nats?.stop();
   nats = undefined;
 });
-
-const FAST_ISSUE = ['--kdf-iterations', '10000'];
 
 interface Group {
   dir: string;
@@ -86,19 +85,6 @@ function member(g: Group, name: string, relays: string, stateDir?: string): Chat
   running.push(p);
   return p;
 }
-
-interface Shown {
-  from: string;
-  text: string;
-  epoch: number;
-  seq: number;
-}
-const messagesOf = (p: ChatProcess) => p.of('message') as unknown as Shown[];
-const sentOf = (p: ChatProcess) => p.of('sent') as unknown as { epoch: number; seq: number }[];
-const id = (m: { epoch: number; seq: number }) => `${m.epoch}.${m.seq}`;
-/** The Connecting events of a member with several addresses name the relay tried, last. */
-const triedRelays = (p: ChatProcess) =>
-  p.of('state').flatMap((s) => (s.state === 'Connecting' ? [s.relay] : []));
 
 describe('members fail over between relay nodes on one JetStream cluster', () => {
   it('node 1 killed -9 during a 2,000-message burst: every message alice saw sent reaches bob and carol once, in order', async () => {

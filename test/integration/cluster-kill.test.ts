@@ -25,6 +25,7 @@ import {
   waitForAgreedKey,
   type RelayProcess,
 } from '../helpers/client-processes.js';
+import { FAST_ISSUE, id, messagesOf, sentOf, triedRelays } from '../helpers/chat-json-views.js';
 import { startNats, type NatsCluster } from '../helpers/nats-servers.js';
 
 let running: { kill(): Promise<unknown> }[] = [];
@@ -37,21 +38,8 @@ afterEach(async () => {
   nats = undefined;
 });
 
-const FAST_ISSUE = ['--kdf-iterations', '10000'];
 const NAMES = ['alice', 'bob', 'carol'] as const;
 const TOTAL = 2000;
-
-interface Shown {
-  from: string;
-  text: string;
-  epoch: number;
-  seq: number;
-}
-const messagesOf = (p: ChatProcess) => p.of('message') as unknown as Shown[];
-const sentOf = (p: ChatProcess) => p.of('sent') as unknown as { epoch: number; seq: number }[];
-const id = (m: { epoch: number; seq: number }) => `${m.epoch}.${m.seq}`;
-const triedRelays = (p: ChatProcess) =>
-  p.of('state').flatMap((s) => (s.state === 'Connecting' ? [s.relay] : []));
 
 interface Cluster {
   nodes: RelayProcess[];
