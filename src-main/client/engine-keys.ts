@@ -1,8 +1,13 @@
 /**
  * The engine's epoch keys across restarts: restoring the stored keys into the keyring at start,
- * saving each key as it is installed, and the message counts rotation looks at. Kept out of
+ * saving and installing each key as it is established, erasing keys past their time, and the
+ * message counts rotation looks at. Kept out of
  * engine.ts so the driver only says when, not how.
  */
+import type { EngineParts } from './engine-core.js';
+import type { HeldFrames } from './engine-held.js';
+import type { GroupView } from './engine-presence.js';
+import type { SendPipeline } from './engine-send.js';
 import type { EpochKeyring } from './epoch-keyring.js';
 import type { EstablishedKey } from './key-establishment.js';
 import type { EpochStore } from './options.js';
@@ -110,4 +115,53 @@ export function eraseRetiredKeys(
     erased.push(k.epoch);
   }
   return erased;
+}
+
+/** What a new key releases in the driver: what was held or queued for it, the group's view. */
+export interface KeyInstallSteps {
+  sender: Pick<SendPipeline, 'saveMessageCount' | 'requeueUnwritten'>;
+  held: Pick<HeldFrames, 'releaseForKey'>;
+  group: Pick<GroupView, 'changed'>;
+}
+
+/**
+ * A key the handshake established: saved (a failure is reported, the key still serves this
+ * session), then installed, current or read-only (an older roster's, or below the current epoch:
+ * it may decrypt, it never sends).
+ */
+export function installKey(k: EstablishedKey, parts: EngineParts, steps: KeyInstallSteps): void {
+  const { keyring, o, host } = parts;
+  if (keyring.lookup(k.epoch)) return; // held already (the handshake compared them)
+  const hook = o.unsafeTestHooks?.onGroupKey;
+  if (hook) hook(k.epoch, Buffer.from(k.derived.key));
+  const establishedAt = o.now();
+  const facts = { contributors: k.contributors, rosterVersion: k.rosterVersion, establishedAt };
+  const readOnly = k.readOnly || k.epoch <= keyring.highestEpoch;
+  try {
+    persistKey(o.epochStore, k, readOnly, establishedAt);
+  } catch (err) {
+    // The key is still good for this session; a restart would have to re-key.
+    host.emitError('StateStoreFailed', `epoch ${k.epoch}'s key not stored: ${(err as Error).message}`);
+  }
+  if (readOnly) {
+    keyring.installReadOnly(k.epoch, k.derived, k.members, k.initiator, facts);
+    steps.held.releaseForKey(false);
+    return;
+  }
+  steps.sender.saveMessageCount();
+  const view = keyring.install(k.epoch, k.derived, k.members, k.initiator, facts);
+  // Anything signed under an older epoch but not yet written goes out again under this one.
+  steps.sender.requeueUnwritten((m) => m.kind === 'chat' && m.epoch < k.epoch);
+  host.emit({ event: 'key', ...view });
+  steps.held.releaseForKey(false);
+  steps.group.changed();
+}
+
+/** Forward secrecy: epoch keys whose erasure time came go (with a prekey store only). */
+export function eraseDueKeys(parts: EngineParts, retentionMs: number): void {
+  try {
+    eraseRetiredKeys(parts.keyring, parts.o.epochStore, parts.o.now(), retentionMs);
+  } catch (err) {
+    parts.host.emitError('StateStoreFailed', `an epoch key could not be erased: ${(err as Error).message}`);
+  }
 }

@@ -21,7 +21,7 @@ import { checkOutgoingText } from './chat-codec.js';
 import type { Clock, TimerHandle } from './clock.js';
 import type { EngineHost, EngineParts, Session } from './engine-core.js';
 import { HeldFrames } from './engine-held.js';
-import { eraseRetiredKeys, persistKey, restoreKeys } from './engine-keys.js';
+import { eraseDueKeys, installKey, restoreKeys } from './engine-keys.js';
 import { GroupView } from './engine-presence.js';
 import { FrameReceiver, relayNotListed } from './engine-receive.js';
 import { SendPipeline } from './engine-send.js';
@@ -43,7 +43,7 @@ import {
 } from './engine-types.js';
 import { EpochKeyring } from './epoch-keyring.js';
 import { ClientError } from './errors.js';
-import { KeyEstablishment, type EstablishedKey } from './key-establishment.js';
+import { KeyEstablishment } from './key-establishment.js';
 import { createFollower } from './engine-follower.js';
 import { resolveOptions, type ChatEngineOptions, type ResolvedOptions } from './options.js';
 import { Outbox, type OutgoingMessage } from './outbox.js';
@@ -108,7 +108,8 @@ export class ChatEngine implements ChatEngineApi, EngineHost {
       heldEpoch: () => keyring.highestEpoch,
       currentKey: () => keyring.currentInfo,
       heldKey: (epoch) => keyring.lookup(epoch),
-      onKey: (key) => this.installKey(key),
+      onKey: (key) =>
+        installKey(key, this.parts, { sender: this.sender, held: this.held, group: this.group }),
       wantsToSend: () => this.pending > 0,
       replayingBacklog: () => this.current?.synced === true && !this.current.caughtUp,
       followsLog: () => this.current?.synced === true,
@@ -287,15 +288,6 @@ export class ChatEngine implements ChatEngineApi, EngineHost {
     return () => this.listeners.delete(listener);
   }
 
-  /** Forward secrecy: epoch keys whose erasure time came go (with a prekey store only). */
-  private eraseKeys(retentionMs: number): void {
-    try {
-      eraseRetiredKeys(this.parts.keyring, this.o.epochStore, this.o.now(), retentionMs);
-    } catch (err) {
-      this.emitError('StateStoreFailed', `an epoch key could not be erased: ${(err as Error).message}`);
-    }
-  }
-
   // ---- the machine ------------------------------------------------------------------------------
 
   dispatch(event: MachineEvent): void {
@@ -391,7 +383,7 @@ export class ChatEngine implements ChatEngineApi, EngineHost {
         return;
       case 'maybe-rotate':
         this.parts.prekeys?.tick();
-        if (this.parts.prekeys) this.eraseKeys(this.parts.prekeys.retentionMs);
+        if (this.parts.prekeys) eraseDueKeys(this.parts, this.parts.prekeys.retentionMs);
         handshake.maybeRotate();
         return;
       case 'say-goodbye':
@@ -474,37 +466,6 @@ export class ChatEngine implements ChatEngineApi, EngineHost {
     this.group.resetSession();
     this.held.dropSession();
     this.sender.requeueUnwritten();
-  }
-
-  // ---- keys -------------------------------------------------------------------------------------
-
-  private installKey(k: EstablishedKey): void {
-    const { keyring, o } = this.parts;
-    if (keyring.lookup(k.epoch)) return; // held already (the handshake compared them)
-    const hook = o.unsafeTestHooks?.onGroupKey;
-    if (hook) hook(k.epoch, Buffer.from(k.derived.key));
-    const establishedAt = o.now();
-    const facts = { contributors: k.contributors, rosterVersion: k.rosterVersion, establishedAt };
-    // Historic (older roster) or below the current epoch: it may decrypt, it never sends.
-    const readOnly = k.readOnly || k.epoch <= keyring.highestEpoch;
-    try {
-      persistKey(o.epochStore, k, readOnly, establishedAt);
-    } catch (err) {
-      // The key is still good for this session; a restart would have to re-key.
-      this.emitError('StateStoreFailed', `epoch ${k.epoch}'s key not stored: ${(err as Error).message}`);
-    }
-    if (readOnly) {
-      keyring.installReadOnly(k.epoch, k.derived, k.members, k.initiator, facts);
-      this.held.releaseForKey(false);
-      return;
-    }
-    this.sender.saveMessageCount();
-    const view = keyring.install(k.epoch, k.derived, k.members, k.initiator, facts);
-    // Anything signed under an older epoch but not yet written goes out again under this one.
-    this.sender.requeueUnwritten((m) => m.kind === 'chat' && m.epoch < k.epoch);
-    this.emit({ event: 'key', ...view });
-    this.held.releaseForKey(false);
-    this.group.changed();
   }
 
   // ---- events -----------------------------------------------------------------------------------
